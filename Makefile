@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# bunscope build.  `make` builds build/bunscope; `make help` lists the rest.
+
+VERSION    := 0.1.0
+BUILD      := build
+ARCH       := x86
+CLANG      ?= clang
+LLVM_STRIP ?= llvm-strip
+BPFTOOL    ?= bpftool
+CC         ?= gcc
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+WARN       := -Wall -Wextra -Werror
+CFLAGS     ?= -O2 -g
+USER_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD) \
+	      -DBUNSCOPE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
+LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lpthread
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
+	      $(WARN) -Wno-unused-function
+
+USER_SRCS  := $(wildcard user/*.c)
+USER_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+HEADERS    := $(wildcard include/*.h) $(wildcard user/*.h)
+
+UNIT_TESTS := test_http_parse test_http_parse_win16 test_routes test_expo
+UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+
+.PHONY: all deps test unit integration bench demo clean help check-root
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/bunscope
+
+help:
+	@echo "make            build build/bunscope"
+	@echo "make deps       install missing Debian packages and Bun (into .deps/)"
+	@echo "make test       deps + build + unit tests + privileged integration tests"
+	@echo "make unit       unit tests only (no root needed)"
+	@echo "make demo       deps + build + example Bun app + traffic + metrics"
+	@echo "make bench      deps + build + throughput/overhead benchmark"
+	@echo "V=1             show commands"
+
+$(BUILD) $(BUILD)/user $(BUILD)/tests:
+	$(Q)mkdir -p $@
+
+# ---- BPF ---------------------------------------------------------------------
+$(BUILD)/bunscope.bpf.o: bpf/bunscope.bpf.c $(wildcard bpf/*.h) $(wildcard include/*.h) | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(BUILD)/bunscope.skel.h: $(BUILD)/bunscope.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name bunscope_bpf > $@
+
+# ---- daemon ------------------------------------------------------------------
+$(BUILD)/user/%.o: user/%.c $(HEADERS) | $(BUILD)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
+
+# only the loader includes the generated skeleton
+$(BUILD)/user/loader.o: $(BUILD)/bunscope.skel.h
+
+$(BUILD)/bunscope: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- unit tests (cmocka, no root) ----------------------------------------
+$(BUILD)/tests/test_http_parse: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< -o $@ -lcmocka
+
+# the same tests with a 16-byte window: every line crosses windows
+$(BUILD)/tests/test_http_parse_win16: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -DHP_WIN=16 $< -o $@ -lcmocka
+
+$(BUILD)/tests/test_routes: tests/unit/test_routes.c $(BUILD)/user/routes.o | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
+
+$(BUILD)/tests/test_expo: tests/unit/test_expo.c $(BUILD)/user/expo.o | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka -lz
+
+unit: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do echo "  UNIT     $$t"; $$t; done
+
+# ---- the commands that matter ----------------------------------------------
+deps:
+	$(Q)scripts/deps.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)scripts/run-integration.sh
+
+integration: all
+	$(Q)scripts/run-integration.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/bench.sh
+
+clean:
+	$(Q)rm -rf $(BUILD)

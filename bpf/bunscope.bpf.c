@@ -1,0 +1,807 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * bunscope BPF side: follow the server connections of the target processes
+ * through their syscalls and aggregate HTTP requests in maps.
+ *
+ *   accept/accept4 exit  -> a connection (tgid, fd) with its listening port
+ *   read-family exit     -> request bytes  -> http_parse.h (request side)
+ *   write-family exit    -> response bytes -> http_parse.h (response side)
+ *   shutdown/close enter -> until-close bodies end, pending requests abort
+ *
+ * Completed requests land in a per-CPU histogram map keyed by route id; the
+ * daemon maps path hashes to route ids and reads the maps when scraped.  Only
+ * paths the routes map does not know yet cost a ring buffer record.
+ *
+ * Two ways in, chosen by the daemon: per-syscall tracepoints (syscalls:*,
+ * needs tracefs) or the raw sys_enter/sys_exit tracepoints.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "bunscope.h"
+
+struct bs_conn;
+#define HP_RUN_EXTRA			\
+	struct bs_server_stats *st;	\
+	struct bs_conn *bc;		\
+	__u32 tgid;			\
+	__u16 port;			\
+	__u16 pad_;
+#include "bs_conn.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_UNIX		1
+#define AF_INET		2
+#define AF_INET6	10
+#define SHUT_WR		1
+#define SHUT_RDWR	2
+
+#define MAX_IOV		64		/* iovecs read per syscall */
+
+/* Set by the daemon before load. */
+const volatile __u64 hash_seed = 0;
+/* Target processes; the daemon updates them through the mmaped .bss. */
+volatile __u32 targets[BUNSCOPE_MAX_TARGETS];
+
+enum sys_kind {
+	K_NONE = 0,
+	K_READ,
+	K_RECVFROM,
+	K_READV,
+	K_RECVMSG,
+	K_WRITE,
+	K_SENDTO,
+	K_WRITEV,
+	K_SENDMSG,
+	K_SENDFILE,
+};
+
+/* Per-CPU working memory of one syscall's walk (see struct hp_pos). */
+struct bs_scratch {
+	struct hp_pos pos;
+	__u64 iov;		/* next struct iovec to read */
+	__u32 iov_left;		/* iovecs not read yet */
+	__u32 left;		/* bytes of the syscall not assigned to a segment */
+	__u8 b[HP_SCR_ALLOC];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);	/* --max-connections */
+	__type(key, struct bs_conn_key);
+	__type(value, struct bs_conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_scratch);
+} scratch SEC(".maps");
+
+/* All-zero values to insert from; never written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_conn);
+} conn_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_agg_val);
+} agg_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct bs_server_key);
+	__type(value, struct bs_server_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);	/* --max-series */
+	__type(key, struct bs_agg_key);
+	__type(value, struct bs_agg_val);
+} agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BS_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		(*v)++;
+}
+
+static __always_inline int is_target(__u32 tgid)
+{
+	if (!tgid)
+		return 0;
+	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++) {
+		if (targets[i] == tgid)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline struct bs_server_stats *stats_of(__u32 tgid, __u16 port)
+{
+	struct bs_server_key k = { .tgid = tgid, .port = port };
+	struct bs_server_stats *s;
+	static const struct bs_server_stats zero;
+
+	s = bpf_map_lookup_elem(&stats, &k);
+	if (s)
+		return s;
+	bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&stats, &k);
+}
+
+/* ---- hooks of http_parse.h ------------------------------------------------ */
+
+HP_INLINE int hp_src_read(struct hp_run *r, __u8 *dst, __u32 len, __u32 off)
+{
+	if (len > HP_WIN)
+		return -1;
+	return bpf_probe_read_user(dst, len, (const void *)(r->v->src + off));
+}
+
+HP_INLINE __u64 hp_seed(void)
+{
+	return hash_seed;
+}
+
+HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
+			   int truncated)
+{
+	struct bs_ev_path *ev;
+	__u32 *id;
+
+	/* keep-alive clients tend to repeat themselves */
+	if (r->bc->last_hash == hash && r->bc->last_route)
+		return r->bc->last_route;
+	id = bpf_map_lookup_elem(&routes, &hash);
+	if (id) {
+		r->bc->last_hash = hash;
+		r->bc->last_route = *id;
+		return *id;
+	}
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		r->st->events_lost++;
+		count(BS_CNT_EV_LOST);
+		return BS_ROUTE_UNRESOLVED;
+	}
+	len = hp_clamp(r, len, BS_PATH_MAX);
+	ev->type = BS_EV_PATH;
+	ev->len = len;
+	ev->truncated = truncated;
+	ev->pad = 0;
+	ev->hash = hash;
+	bpf_probe_read_kernel(ev->path, len, r->scr + (start & HP_SCR_MASK));
+	bpf_ringbuf_submit(ev, 0);
+	return BS_ROUTE_UNRESOLVED;
+}
+
+static __always_inline __u32 dur_slot(__u64 ns)
+{
+	static const __u64 bounds[BS_DUR_BOUNDS] = {
+		5000000ULL, 10000000ULL, 25000000ULL, 50000000ULL, 75000000ULL,
+		100000000ULL, 250000000ULL, 500000000ULL, 750000000ULL,
+		1000000000ULL, 2500000000ULL, 5000000000ULL, 7500000000ULL,
+		10000000000ULL,
+	};
+
+	for (int i = 0; i < BS_DUR_BOUNDS; i++) {
+		if (ns <= bounds[i])
+			return i;
+	}
+	return BS_DUR_BOUNDS;
+}
+
+static __always_inline __u32 size_slot(__u64 n)
+{
+	/* 0, 64, 256, 1 KiB .. 16 MiB: powers of 4 */
+	if (!n)
+		return 0;
+	for (int i = 1; i < BS_SIZE_BOUNDS; i++) {
+		if (n <= (16ULL << (2 * i)))
+			return i;
+	}
+	return BS_SIZE_BOUNDS;
+}
+
+HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
+			      __u64 req_body, __u64 resp_body)
+{
+	struct bs_agg_key k = {};
+	struct bs_agg_val *v;
+	__u64 dur = r->now - s->start_ns;
+	__u32 route = s->route_id, zk = 0, i;
+
+	r->st->completed++;
+	if (route == BS_ROUTE_UNRESOLVED) {
+		__u32 *id = bpf_map_lookup_elem(&routes, &s->path_hash);
+
+		if (id) {
+			route = *id;
+			s->route_id = route;	/* for the slot's pipelined twins */
+		}
+	}
+	if (route == BS_ROUTE_UNRESOLVED) {
+		struct bs_ev_complete *ev;
+
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (!ev) {
+			r->st->events_lost++;
+			count(BS_CNT_EV_LOST);
+			return;
+		}
+		ev->type = BS_EV_COMPLETE;
+		ev->tgid = r->tgid;
+		ev->hash = s->path_hash;
+		ev->dur_ns = dur;
+		ev->req_body = req_body;
+		ev->resp_body = resp_body;
+		ev->port = r->port;
+		ev->status = status;
+		ev->method = s->method;
+		ev->pad[0] = ev->pad[1] = ev->pad[2] = 0;
+		bpf_ringbuf_submit(ev, 0);
+		count(BS_CNT_ROUTE_MISS);
+		return;
+	}
+
+	k.tgid = r->tgid;
+	k.route_id = route;
+	k.port = r->port;
+	k.status = status;
+	k.method = s->method;
+	v = bpf_map_lookup_elem(&agg, &k);
+	if (!v) {
+		struct bs_agg_val *zero = bpf_map_lookup_elem(&agg_zero, &zk);
+
+		if (!zero)
+			return;
+		bpf_map_update_elem(&agg, &k, zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&agg, &k);
+		if (!v) {
+			r->st->agg_full++;
+			return;
+		}
+	}
+	i = dur_slot(dur);
+	if (i < BS_DUR_SLOTS)
+		v->dur[i]++;
+	v->dur_sum_ns += dur;
+	i = size_slot(req_body);
+	if (i < BS_SIZE_SLOTS)
+		v->req_size[i]++;
+	v->req_size_sum += req_body;
+	i = size_slot(resp_body);
+	if (i < BS_SIZE_SLOTS)
+		v->resp_size[i]++;
+	v->resp_size_sum += resp_body;
+	v->count++;
+}
+
+HP_INLINE void hp_on_start(struct hp_run *r)
+{
+	r->st->started++;
+}
+
+HP_INLINE void hp_on_abort(struct hp_run *r, __u32 n)
+{
+	r->st->aborted += n;
+}
+
+HP_INLINE void hp_on_unstart(struct hp_run *r)
+{
+	r->st->unstarted++;
+}
+
+HP_INLINE void hp_on_reject(struct hp_run *r, int reason)
+{
+	if (reason >= 0 && reason < BS_REJ_MAX)
+		r->st->rejected[reason]++;
+}
+
+HP_INLINE void hp_on_timeout(struct hp_run *r)
+{
+	r->st->timeouts++;
+}
+
+HP_INLINE void hp_on_desync(struct hp_run *r, int reason)
+{
+	(void)reason;
+	r->st->desync++;
+}
+
+HP_INLINE void hp_on_overflow(struct hp_run *r)
+{
+	r->st->fifo_overflow++;
+}
+
+/* ---- syscall plumbing ----------------------------------------------------- */
+
+struct loop_ctx {
+	struct hp_run r;
+	struct bs_scratch *s;
+};
+
+/* Move to the next iovec (or the unreadable rest); 0 when nothing is left. */
+static __always_inline int next_segment(struct loop_ctx *x)
+{
+	struct bs_scratch *s = x->s;
+	struct iovec iov;
+	__u32 len;
+
+	if (!s->left)
+		return 0;
+	if (!s->iov_left ||
+	    bpf_probe_read_user(&iov, sizeof(iov), (const void *)s->iov)) {
+		/* more bytes than the iovecs we may read: count them only */
+		hp_run_segment(&x->r, 0, s->left, 0);
+		s->left = 0;
+		return 1;
+	}
+	s->iov += sizeof(iov);
+	s->iov_left--;
+	len = iov.iov_len < s->left ? (__u32)iov.iov_len : s->left;
+	s->left -= len;
+	hp_run_segment(&x->r, (__u64)iov.iov_base, len, 1);
+	return 1;
+}
+
+static long step_req_cb(__u32 i __attribute__((unused)), void *data)
+{
+	struct loop_ctx *x = data;
+
+	if (x->r.v->off >= x->r.v->n && !next_segment(x))
+		return 1;
+	hp_step_req(&x->r);
+	return 0;
+}
+
+static long step_resp_cb(__u32 i __attribute__((unused)), void *data)
+{
+	struct loop_ctx *x = data;
+
+	if (x->r.v->off >= x->r.v->n && !next_segment(x))
+		return 1;
+	hp_step_resp(&x->r);
+	return 0;
+}
+
+static __always_inline int is_read_kind(__u32 kind)
+{
+	return kind >= K_READ && kind <= K_RECVMSG;
+}
+
+/* The arguments of the current syscall, still in its saved registers. */
+struct sys_args {
+	__u64 a0, a1, a2;
+};
+
+static __always_inline int sys_args(struct pt_regs *regs, struct sys_args *a)
+{
+	__u64 w[3];
+
+	/* x86_64: dx, si, di are adjacent; one read for the three */
+	if (bpf_probe_read_kernel(w, sizeof(w),
+				  (void *)regs + bpf_core_field_offset(struct pt_regs, dx)))
+		return -1;
+	a->a0 = w[2];
+	a->a1 = w[1];
+	a->a2 = w[0];
+	return 0;
+}
+
+static __always_inline struct pt_regs *current_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+static __always_inline void process(struct bs_conn *conn, struct bs_server_stats *st,
+				    const struct sys_args *a, __u32 tgid, __u32 kind,
+				    const int dir, long ret)
+{
+	struct loop_ctx x = {};
+	__u32 zk = 0, nr;
+	struct bs_scratch *scr;
+	__u8 state = dir ? conn->hp.resp.state : conn->hp.req.state;
+
+	if (state == HS_DEAD)
+		return;
+	scr = bpf_map_lookup_elem(&scratch, &zk);
+	if (!scr)
+		return;
+	x.s = scr;
+	scr->iov = 0;
+	scr->iov_left = 0;
+	scr->left = 0;
+	x.r.c = &conn->hp;
+	x.r.scr = scr->b;
+	x.r.v = &scr->pos;
+	x.r.st = st;
+	x.r.bc = conn;
+	x.r.tgid = tgid;
+	x.r.port = conn->port;
+	x.r.now = bpf_ktime_get_ns();
+
+	switch (kind) {
+	case K_READ:
+	case K_RECVFROM:
+	case K_WRITE:
+	case K_SENDTO:
+		hp_run_segment(&x.r, a->a1, (__u32)ret, 1);
+		break;
+	case K_SENDFILE:
+		hp_run_segment(&x.r, 0, (__u32)ret, 0);
+		break;
+	case K_RECVMSG:
+	case K_SENDMSG: {
+		struct user_msghdr mh;
+
+		if (bpf_probe_read_user(&mh, sizeof(mh), (const void *)a->a1)) {
+			hp_run_segment(&x.r, 0, (__u32)ret, 0);
+			break;
+		}
+		scr->iov = (__u64)mh.msg_iov;
+		scr->iov_left = mh.msg_iovlen < MAX_IOV ? (__u32)mh.msg_iovlen : MAX_IOV;
+		scr->left = (__u32)ret;
+		hp_run_segment(&x.r, 0, 0, 1);
+		break;
+	}
+	default:	/* K_READV, K_WRITEV */
+		scr->iov = a->a1;
+		scr->iov_left = a->a2 < MAX_IOV ? (__u32)a->a2 : MAX_IOV;
+		scr->left = (__u32)ret;
+		hp_run_segment(&x.r, 0, 0, 1);
+		break;
+	}
+
+	/* every step consumes at least a byte; segment switches are extra */
+	nr = (__u32)ret + MAX_IOV + 8;
+	if (nr > (1U << 23))
+		nr = 1U << 23;
+	if (dir)
+		bpf_loop(nr, step_resp_cb, &x, 0);
+	else
+		bpf_loop(nr, step_req_cb, &x, 0);
+	if (scr->pos.off < scr->pos.n || scr->left)
+		hp_on_desync(&x.r, HP_DS_STEPS);
+}
+
+/* Exit of a data syscall of direction dir (0: the target read, 1: it wrote). */
+static __always_inline void sys_exit(const int dir, __u32 kind, struct pt_regs *regs, long ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct bs_conn_key key = { .tgid = tgid };
+	struct bs_server_stats *st;
+	struct bs_conn *conn;
+	struct sys_args a;
+
+	if (ret <= 0 || !is_target(tgid) || kind == K_NONE || sys_args(regs, &a))
+		return;
+	key.fd = (__u32)a.a0;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return;
+	st = stats_of(tgid, conn->port);
+	if (!st)
+		return;
+	if (dir)
+		st->bytes_out += ret;
+	else
+		st->bytes_in += ret;
+	process(conn, st, &a, tgid, kind, dir, ret);
+}
+
+/* A walk context for connection events that carry no data. */
+static __always_inline int conn_ctx(struct loop_ctx *x, struct bs_conn *conn, __u32 tgid)
+{
+	__u32 zk = 0;
+
+	x->s = bpf_map_lookup_elem(&scratch, &zk);
+	if (!x->s)
+		return -1;
+	x->r.v = &x->s->pos;
+	x->r.scr = x->s->b;
+	x->r.c = &conn->hp;
+	x->r.bc = conn;
+	x->r.tgid = tgid;
+	x->r.port = conn->port;
+	x->r.st = stats_of(tgid, conn->port);
+	if (!x->r.st)
+		return -1;
+	x->r.now = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* End of a connection: until-close answers complete, the rest aborts. */
+static __always_inline void conn_end(struct bs_conn *conn, __u32 tgid)
+{
+	struct loop_ctx x = {};
+
+	if (conn_ctx(&x, conn, tgid))
+		return;
+	hp_close(&x.r);
+	x.r.st->conns_closed++;
+}
+
+static __always_inline void on_accept(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, zk = 0;
+	struct bs_conn_key key = { .tgid = tgid };
+	struct task_struct *task;
+	struct bs_server_stats *st;
+	struct bs_conn *conn, *zero;
+	struct file **fds, *f;
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if (!is_target(tgid) || ret < 0)
+		return;
+	task = (struct task_struct *)bpf_get_current_task();
+	if ((__u32)ret >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[ret]) || !f)
+		return;
+	sock = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+		return;
+
+	key.fd = (__u32)ret;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (conn) {
+		/* the fd was reused without a close we saw (close_range, exit) */
+		conn_end(conn, tgid);
+		bpf_map_delete_elem(&conns, &key);
+		count(BS_CNT_CONN_DELETE);
+	}
+	zero = bpf_map_lookup_elem(&conn_zero, &zk);
+	if (!zero)
+		return;
+	if (bpf_map_update_elem(&conns, &key, zero, BPF_NOEXIST)) {
+		count(BS_CNT_CONN_FULL);
+		return;
+	}
+	count(BS_CNT_CONN_INSERT);
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return;
+	conn->opened_ns = bpf_ktime_get_ns();
+	conn->family = (__u8)family;
+	if (family != AF_UNIX) {
+		conn->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		conn->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (family == AF_INET)
+			BPF_CORE_READ_INTO(conn->peer, sk, __sk_common.skc_daddr);
+		else
+			BPF_CORE_READ_INTO(conn->peer, sk, __sk_common.skc_v6_daddr);
+	}
+	st = stats_of(tgid, conn->port);
+	if (st)
+		st->conns_opened++;
+}
+
+static __always_inline void on_close(long fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct bs_conn_key key = { .tgid = tgid, .fd = (__u32)fd };
+	struct bs_conn *conn;
+
+	if (!is_target(tgid))
+		return;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return;
+	conn_end(conn, tgid);
+	if (!bpf_map_delete_elem(&conns, &key))
+		count(BS_CNT_CONN_DELETE);
+}
+
+static __always_inline void on_shutdown(long fd, long how)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct bs_conn_key key = { .tgid = tgid, .fd = (__u32)fd };
+	struct loop_ctx x = {};
+	struct bs_conn *conn;
+
+	if (!is_target(tgid) || (how != SHUT_WR && how != SHUT_RDWR))
+		return;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (conn && !conn_ctx(&x, conn, tgid))
+		hp_shutdown_wr(&x.r);
+}
+
+/* ---- entry points --------------------------------------------------------- */
+
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
+#define NR_READ		0
+#define NR_WRITE	1
+#define NR_CLOSE	3
+#define NR_READV	19
+#define NR_WRITEV	20
+#define NR_SENDFILE	40
+#define NR_ACCEPT	43
+#define NR_SENDTO	44
+#define NR_RECVFROM	45
+#define NR_SENDMSG	46
+#define NR_RECVMSG	47
+#define NR_SHUTDOWN	48
+#define NR_ACCEPT4	288
+
+static __always_inline __u32 kind_of(long nr)
+{
+	switch (nr) {
+	case NR_READ:		return K_READ;
+	case NR_RECVFROM:	return K_RECVFROM;
+	case NR_READV:		return K_READV;
+	case NR_RECVMSG:	return K_RECVMSG;
+	case NR_WRITE:		return K_WRITE;
+	case NR_SENDTO:		return K_SENDTO;
+	case NR_WRITEV:		return K_WRITEV;
+	case NR_SENDMSG:	return K_SENDMSG;
+	case NR_SENDFILE:	return K_SENDFILE;
+	}
+	return K_NONE;
+}
+
+/*
+ * Syscall tracepoints: exits only.  The arguments are read back from the
+ * syscall's saved registers, so no enter hook (and no per-thread map) is
+ * needed: every other process's reads and writes cost one target check.
+ */
+static __always_inline int nr_of(struct trace_event_raw_sys_exit *ctx)
+{
+	/* the record holds an int __syscall_nr and 4 bytes of padding where
+	 * vmlinux.h says long id: only the low 32 bits mean anything */
+	return (int)ctx->id;
+}
+
+SEC("tracepoint")
+int bs_tp_exit_read(struct trace_event_raw_sys_exit *ctx)
+{
+	if (is_target(bpf_get_current_pid_tgid() >> 32))
+		sys_exit(0, kind_of(nr_of(ctx)), current_regs(), ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint")
+int bs_tp_exit_write(struct trace_event_raw_sys_exit *ctx)
+{
+	if (is_target(bpf_get_current_pid_tgid() >> 32))
+		sys_exit(1, kind_of(nr_of(ctx)), current_regs(), ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint")
+int bs_tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	on_accept(ctx->ret);
+	return 0;
+}
+
+/* close and shutdown: after the fact (only the fd number is needed) */
+SEC("tracepoint")
+int bs_tp_exit_close(struct trace_event_raw_sys_exit *ctx)
+{
+	struct sys_args a;
+
+	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
+	    !sys_args(current_regs(), &a))
+		on_close((long)(int)a.a0);
+	return 0;
+}
+
+SEC("tracepoint")
+int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
+{
+	struct sys_args a;
+
+	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
+	    !sys_args(current_regs(), &a))
+		on_shutdown((long)(int)a.a0, (long)(int)a.a1);
+	return 0;
+}
+
+/*
+ * Raw sys_exit: for kernels without syscall tracepoints.  It runs for every
+ * syscall of every process, so the target check comes first; the data
+ * handlers of the two directions are separate programs (tail calls) to keep
+ * each within the verifier's limits.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+} raw_exit_progs SEC(".maps");
+
+SEC("raw_tracepoint/sys_exit")
+int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long ret = (long)ctx->args[1];
+	struct sys_args a;
+	__u32 kind;
+	long nr;
+
+	if (!is_target(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	nr = BPF_CORE_READ(regs, orig_ax);
+	switch (nr) {
+	case NR_ACCEPT:
+	case NR_ACCEPT4:
+		on_accept(ret);
+		return 0;
+	case NR_CLOSE:
+		if (!ret && !sys_args(regs, &a))
+			on_close((long)(int)a.a0);
+		return 0;
+	case NR_SHUTDOWN:
+		if (!ret && !sys_args(regs, &a))
+			on_shutdown((long)(int)a.a0, (long)(int)a.a1);
+		return 0;
+	}
+	kind = kind_of(nr);
+	if (kind != K_NONE && ret > 0)
+		bpf_tail_call(ctx, &raw_exit_progs, is_read_kind(kind) ? 0 : 1);
+	return 0;
+}
+
+SEC("raw_tracepoint")
+int bs_raw_exit_read(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+
+	sys_exit(0, kind_of(BPF_CORE_READ(regs, orig_ax)), regs, (long)ctx->args[1]);
+	return 0;
+}
+
+SEC("raw_tracepoint")
+int bs_raw_exit_write(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+
+	sys_exit(1, kind_of(BPF_CORE_READ(regs, orig_ax)), regs, (long)ctx->args[1]);
+	return 0;
+}

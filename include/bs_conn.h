@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The connection map's key and value, shared by the BPF programs (which own
+ * the entries) and the daemon (which seeds connections that were open before
+ * it attached, and removes those of exited targets).
+ */
+#ifndef BUNSCOPE_BS_CONN_H
+#define BUNSCOPE_BS_CONN_H
+
+#ifndef __bpf__
+#define HP_TYPES_ONLY	/* the daemon only needs the layout */
+#endif
+#include "http_parse.h"
+
+struct bs_conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+struct bs_conn {
+	struct hp_conn hp;
+	__u64 opened_ns;
+	__u16 port;		/* local (listening) port, host order */
+	__u16 peer_port;	/* host order */
+	__u8  family;		/* AF_INET, AF_INET6, AF_UNIX */
+	__u8  pad[3];
+	__u8  peer[16];		/* IPv4 in the first 4 bytes, network order */
+	__u64 last_hash;	/* the last path seen on this connection ... */
+	__u32 last_route;	/* ... and its route id (0: none yet) */
+	__u32 pad2;
+};
+
+#endif /* BUNSCOPE_BS_CONN_H */

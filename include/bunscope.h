@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * bunscope: types shared by the BPF programs and the daemon.
+ *
+ * Self-contained on purpose: fixed-size types, explicit padding, sizes as
+ * #defines.  Include it after vmlinux.h (BPF) or <linux/types.h> (userspace).
+ */
+#ifndef BUNSCOPE_H
+#define BUNSCOPE_H
+
+#define BUNSCOPE_MAX_TARGETS	16	/* processes observed at once */
+
+/* Histogram layouts.  Bucket i counts values <= bound i; the last slot is +Inf. */
+#define BS_DUR_BOUNDS		14	/* 5ms .. 10s, the OTel/Beyla HTTP buckets */
+#define BS_DUR_SLOTS		(BS_DUR_BOUNDS + 1)
+#define BS_SIZE_BOUNDS		11	/* 0, 64, 256, .. 16 MiB (powers of 4) */
+#define BS_SIZE_SLOTS		(BS_SIZE_BOUNDS + 1)
+
+/* Normalised HTTP request methods (OTel semconv set; anything else is _OTHER). */
+enum bs_method {
+	BS_M_OTHER = 0,
+	BS_M_GET,
+	BS_M_HEAD,
+	BS_M_POST,
+	BS_M_PUT,
+	BS_M_DELETE,
+	BS_M_CONNECT,
+	BS_M_OPTIONS,
+	BS_M_TRACE,
+	BS_M_PATCH,
+	BS_M_QUERY,
+	BS_M_MAX,
+};
+
+/*
+ * Why a request or a connection's byte stream was not counted as a request.
+ * The first group mirrors the checks of Bun's uWS HttpParser (those requests
+ * never reach server.pendingRequests); the rest are bunscope's own.
+ */
+enum bs_reject {
+	BS_REJ_METHOD = 0,	/* method not in Bun's list (Bun closes silently) */
+	BS_REJ_TARGET,		/* request-target not origin/absolute form (400) */
+	BS_REJ_VERSION,		/* not " HTTP/1.1" or " HTTP/1.0" (505) */
+	BS_REJ_HEADER,		/* malformed field name/value, bare LF (400) */
+	BS_REJ_TOO_LARGE,	/* head > 16 KiB or too many fields (431) */
+	BS_REJ_HOST,		/* HTTP/1.1 without a valid Host (400) */
+	BS_REJ_CONTENT_LENGTH,	/* empty/invalid/conflicting Content-Length (400) */
+	BS_REJ_TRANSFER_ENCODING, /* TE with CL, chunked not last, repeated (400) */
+	BS_REJ_CHUNKED,		/* invalid chunk size line (400, request was pending) */
+	BS_REJ_TLS,		/* a TLS record on the plain-HTTP port */
+	BS_REJ_GARBAGE,		/* other bytes that are not HTTP */
+	BS_REJ_LATE,		/* bunscope accepted, Bun answered with its canned error */
+	BS_REJ_MAX,
+};
+
+/* Per (target, listening port) counters, BPF_MAP_TYPE_PERCPU_HASH values. */
+struct bs_server_key {
+	__u32 tgid;
+	__u16 port;		/* host byte order */
+	__u16 pad;
+};
+
+struct bs_server_stats {
+	__u64 started;		/* heads parsed and accepted */
+	__u64 completed;	/* last response byte handed to the kernel */
+	__u64 aborted;		/* connection died while the request was pending */
+	__u64 unstarted;	/* started, then taken back (Bun rejected it: BS_REJ_LATE) */
+	__u64 rejected[BS_REJ_MAX];
+	__u64 timeouts;		/* Bun's canned 408 */
+	__u64 conns_opened;
+	__u64 conns_closed;
+	__u64 bytes_in;		/* bytes read on server connections */
+	__u64 bytes_out;	/* bytes written on server connections */
+	__u64 desync;		/* streams given up on (see bs_desync); never silent */
+	__u64 fifo_overflow;	/* pipelined requests beyond BS_FIFO_SLOTS shared a slot */
+	__u64 agg_full;		/* completions not aggregated: series map full */
+	__u64 events_lost;	/* ring buffer full */
+};
+/* pending == started - completed - aborted - unstarted */
+
+/* Aggregated completed requests: BPF_MAP_TYPE_PERCPU_HASH. */
+struct bs_agg_key {
+	__u32 tgid;
+	__u32 route_id;		/* from the routes map; see BS_ROUTE_* */
+	__u16 port;
+	__u16 status;
+	__u8  method;		/* enum bs_method */
+	__u8  pad[3];
+};
+
+struct bs_agg_val {
+	__u64 dur[BS_DUR_SLOTS];
+	__u64 dur_sum_ns;
+	__u64 req_size[BS_SIZE_SLOTS];
+	__u64 req_size_sum;
+	__u64 resp_size[BS_SIZE_SLOTS];
+	__u64 resp_size_sum;
+	__u64 count;
+};
+
+/* Route ids: the daemon owns the mapping path hash -> id -> label. */
+#define BS_ROUTE_UNRESOLVED	0	/* kernel has not been told yet */
+#define BS_ROUTE_OTHER		1	/* overflow of --max-routes */
+#define BS_ROUTE_FIRST		2
+
+#define BS_PATH_MAX		128	/* bytes of the path (before '?') captured */
+
+/* Ring buffer records. */
+enum bs_event_type {
+	BS_EV_PATH = 1,		/* a path hash the routes map did not know */
+	BS_EV_COMPLETE = 2,	/* a completed request whose route was still unknown */
+};
+
+struct bs_ev_path {
+	__u32 type;		/* BS_EV_PATH */
+	__u16 len;		/* bytes in path[] */
+	__u8  truncated;	/* the path was longer than BS_PATH_MAX */
+	__u8  pad;
+	__u64 hash;
+	char  path[BS_PATH_MAX];
+};
+
+struct bs_ev_complete {
+	__u32 type;		/* BS_EV_COMPLETE */
+	__u32 tgid;
+	__u64 hash;		/* path hash; the matching BS_EV_PATH came first */
+	__u64 dur_ns;
+	__u64 req_body;
+	__u64 resp_body;
+	__u16 port;
+	__u16 status;
+	__u8  method;
+	__u8  pad[3];
+};
+
+/* Connection-map occupancy is tracked with these per-CPU counters (index). */
+enum bs_counter {
+	BS_CNT_CONN_INSERT = 0,
+	BS_CNT_CONN_DELETE,
+	BS_CNT_CONN_FULL,	/* accept not tracked: connection map full */
+	BS_CNT_SYSARG_CLASH,	/* two target threads shared a syscall-args slot */
+	BS_CNT_EV_LOST,		/* ring buffer reservations that failed */
+	BS_CNT_ROUTE_MISS,	/* completions aggregated by the daemon */
+	BS_CNT_MAX,
+};
+
+#endif /* BUNSCOPE_H */

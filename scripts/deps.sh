@@ -1,0 +1,59 @@
+#!/bin/sh
+# Install what bunscope needs to build, test, benchmark and demo on a Debian
+# machine: build dependencies from Debian, Bun from the npm registry into the
+# tree (.deps/).  Idempotent: only what is missing is installed.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUN_VERSION=${BUN_VERSION:-1.4.5}
+
+# Build: clang/llvm (BPF objects), bpftool (skeletons), libbpf/libelf/zlib,
+# libmicrohttpd (HTTP endpoints).  Tests: cmocka, curl, wrk, prometheus
+# (promtool and a real scraper), python3 (integration tests), iproute2.
+# nodejs/npm only fetch Bun.
+PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev
+      libcmocka-dev pkg-config make gcc curl wrk prometheus python3 iproute2
+      procps nodejs npm"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+# npm may come from elsewhere (nodesource, nvm): do not fight it.
+if command -v npm >/dev/null 2>&1; then
+	missing=$(echo "$missing" | tr ' ' '\n' | grep -v -x -e nodejs -e npm | tr '\n' ' ')
+fi
+missing=$(echo "$missing" | xargs)
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: missing Debian packages: $missing" >&2
+		echo "deps: run as root (or: sudo apt-get install $missing)" >&2
+		exit 1
+	fi
+	echo "deps: installing $missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# The prometheus package starts a service where systemd runs; we only
+	# want the binaries, so keep service starts out of it.
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	rm -f /usr/sbin/policy-rc.d
+fi
+
+bun="$ROOT/.deps/node_modules/bun/bin/bun.exe"
+have=""
+[ -x "$bun" ] && have=$("$bun" --version 2>/dev/null || true)
+if [ "$have" != "$BUN_VERSION" ]; then
+	echo "deps: installing bun@$BUN_VERSION from the npm registry into .deps/"
+	mkdir -p "$ROOT/.deps"
+	[ -f "$ROOT/.deps/package.json" ] || echo '{"private":true}' > "$ROOT/.deps/package.json"
+	(cd "$ROOT/.deps" && npm install --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION" >/dev/null)
+	have=$("$bun" --version)
+fi
+mkdir -p "$ROOT/.deps/bin"
+ln -sf "$bun" "$ROOT/.deps/bin/bun"
+echo "deps: ok (bun $have at .deps/bin/bun)"

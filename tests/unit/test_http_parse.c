@@ -1,0 +1,927 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Unit tests of the HTTP/1.x framing that the BPF programs run
+ * (include/http_parse.h), driven here exactly as the kernel drives it:
+ * segment by segment, step by step.  Built twice: with the real window and
+ * with HP_WIN=16 so that every line crosses window boundaries.
+ */
+#include <linux/types.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+struct rec;
+#define HP_RUN_EXTRA struct rec *rec;
+#include "http_parse.h"
+
+#define MAX_DONE 4096
+
+struct done {
+	__u16 status;
+	__u8 method;
+	__u64 req_body;
+	__u64 resp_body;
+	__u64 dur;
+	__u64 hash;
+};
+
+struct rec {
+	int started, completed, aborted, unstarted, timeouts, overflow;
+	int rejects[BS_REJ_MAX];
+	int desync[HP_DS_MAX];
+	int ndone;
+	struct done done[MAX_DONE];
+	/* the last paths seen, by hash */
+	int npaths;
+	__u64 path_hash[64];
+	char path[64][BS_PATH_MAX + 1];
+	int path_trunc[64];
+	unsigned long max_steps_over;	/* steps beyond n + 2 for a segment */
+};
+
+HP_INLINE int hp_src_read(struct hp_run *r, __u8 *dst, __u32 len, __u32 off)
+{
+	memcpy(dst, (const __u8 *)(uintptr_t)r->v->src + off, len);
+	return 0;
+}
+
+HP_INLINE __u64 hp_seed(void)
+{
+	return 0x5eed5eed5eed5eedULL;
+}
+
+HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
+			   int truncated)
+{
+	struct rec *rec = r->rec;
+	int i = rec->npaths++ % 64;
+
+	rec->path_hash[i] = hash;
+	for (__u32 k = 0; k < len; k++)
+		rec->path[i][k] = (char)hp_b(r, start + k);
+	rec->path[i][len] = 0;
+	rec->path_trunc[i] = truncated;
+	return BS_ROUTE_UNRESOLVED;
+}
+
+HP_INLINE void hp_on_start(struct hp_run *r)
+{
+	r->rec->started++;
+}
+
+HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
+			      __u64 req_body, __u64 resp_body)
+{
+	struct rec *rec = r->rec;
+
+	rec->completed++;
+	if (rec->ndone < MAX_DONE) {
+		struct done *d = &rec->done[rec->ndone++];
+
+		d->status = status;
+		d->method = s->method;
+		d->req_body = req_body;
+		d->resp_body = resp_body;
+		d->dur = r->now - s->start_ns;
+		d->hash = s->path_hash;
+	}
+}
+
+HP_INLINE void hp_on_abort(struct hp_run *r, __u32 count)
+{
+	r->rec->aborted += count;
+}
+
+HP_INLINE void hp_on_unstart(struct hp_run *r)
+{
+	r->rec->unstarted++;
+}
+
+HP_INLINE void hp_on_reject(struct hp_run *r, int reason)
+{
+	r->rec->rejects[reason]++;
+}
+
+HP_INLINE void hp_on_timeout(struct hp_run *r)
+{
+	r->rec->timeouts++;
+}
+
+HP_INLINE void hp_on_desync(struct hp_run *r, int reason)
+{
+	r->rec->desync[reason]++;
+}
+
+HP_INLINE void hp_on_overflow(struct hp_run *r)
+{
+	r->rec->overflow++;
+}
+
+/* ---- driver ---------------------------------------------------------------- */
+
+struct tconn {
+	struct hp_conn c;
+	struct rec rec;
+	__u8 scr[HP_SCR_ALLOC];
+	__u64 now;
+};
+
+static struct tconn *tc_new(void)
+{
+	struct tconn *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	/* stale scratch must never matter */
+	memset(t->scr, 0xA5, sizeof(t->scr));
+	t->now = 1000;
+	return t;
+}
+
+static void feed_ex(struct tconn *t, int dir, const void *buf, size_t n, int readable)
+{
+	struct hp_pos pos = {};
+	struct hp_run r = { .c = &t->c, .scr = t->scr, .v = &pos, .rec = &t->rec };
+	unsigned long steps = 0;
+
+	t->now += 1000;
+	r.now = t->now;
+	hp_run_segment(&r, (__u64)(uintptr_t)buf, (__u32)n, readable);
+	for (;;) {
+		int done = dir ? hp_step_resp(&r) : hp_step_req(&r);
+
+		steps++;
+		if (done)
+			break;
+		assert_true(steps <= n + 2);
+	}
+	if (steps > n + 2)
+		t->rec.max_steps_over++;
+	assert_int_equal(pos.off, n);
+}
+
+static void feed(struct tconn *t, int dir, const char *s)
+{
+	feed_ex(t, dir, s, strlen(s), 1);
+}
+
+/* feed s split into pieces of at most `piece` bytes (separate syscalls) */
+static void feed_split(struct tconn *t, int dir, const char *s, size_t len, size_t piece)
+{
+	for (size_t off = 0; off < len; off += piece) {
+		size_t n = len - off < piece ? len - off : piece;
+
+		feed_ex(t, dir, s + off, n, 1);
+	}
+}
+
+static void tc_close(struct tconn *t)
+{
+	struct hp_pos pos = {};
+	struct hp_run r = { .c = &t->c, .scr = t->scr, .v = &pos, .rec = &t->rec };
+
+	t->now += 1000;
+	r.now = t->now;
+	hp_close(&r);
+}
+
+static int pending(const struct tconn *t)
+{
+	return t->rec.started - t->rec.completed - t->rec.aborted - t->rec.unstarted;
+}
+
+static const char *last_path(const struct tconn *t)
+{
+	return t->rec.path[(t->rec.npaths - 1) % 64];
+}
+
+#define REQ 0
+#define RESP 1
+
+#define RESP_HI "HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=utf-8\r\n" \
+		"Date: Sun, 22 Nov 2026 09:54:49 GMT\r\nContent-Length: 2\r\n\r\nhi"
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: localhost:3000\r\nUser-Agent: t\r\n\r\n"
+
+/* ---- tests -------------------------------------------------------------------- */
+
+static void test_simple_get(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed(t, REQ, GET("/hello?x=1"));
+	assert_int_equal(t->rec.started, 1);
+	assert_int_equal(pending(t), 1);
+	assert_string_equal(last_path(t), "/hello");
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(pending(t), 0);
+	assert_int_equal(t->rec.done[0].status, 200);
+	assert_int_equal(t->rec.done[0].method, BS_M_GET);
+	assert_int_equal(t->rec.done[0].resp_body, 2);
+	assert_int_equal(t->rec.done[0].req_body, 0);
+	assert_int_equal(t->rec.done[0].dur, 1000);
+	free(t);
+}
+
+static void test_keepalive(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	for (int i = 0; i < 50; i++) {
+		feed(t, REQ, GET("/"));
+		assert_int_equal(pending(t), 1);
+		feed(t, RESP, RESP_HI);
+		assert_int_equal(pending(t), 0);
+	}
+	assert_int_equal(t->rec.completed, 50);
+	tc_close(t);
+	assert_int_equal(t->rec.aborted, 0);
+	free(t);
+}
+
+static void test_pipelined(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed(t, REQ, GET("/a") GET("/a") GET("/a") GET("/b") GET("/a"));
+	assert_int_equal(t->rec.started, 5);
+	assert_int_equal(pending(t), 5);
+	/* Bun corks all answers into one send */
+	feed(t, RESP, RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI);
+	assert_int_equal(t->rec.completed, 5);
+	assert_int_equal(pending(t), 0);
+	assert_int_equal(t->rec.overflow, 0);
+	/* order preserved: the 4th completion is /b */
+	assert_int_not_equal(t->rec.done[3].hash, t->rec.done[0].hash);
+	assert_int_equal(t->rec.done[4].hash, t->rec.done[0].hash);
+	free(t);
+}
+
+static void test_pipeline_overflow(void **state)
+{
+	struct tconn *t = tc_new();
+	char buf[8192] = "";
+
+	(void)state;
+	/* 12 distinct paths in one read: more than HP_FIFO slots */
+	for (int i = 0; i < 12; i++) {
+		char one[128];
+
+		snprintf(one, sizeof(one), GET("/p%d"), i);
+		strcat(buf, one);
+	}
+	feed(t, REQ, buf);
+	assert_int_equal(t->rec.started, 12);
+	assert_true(t->rec.overflow > 0);
+	buf[0] = 0;
+	for (int i = 0; i < 12; i++)
+		strcat(buf, RESP_HI);
+	feed(t, RESP, buf);
+	assert_int_equal(t->rec.completed, 12);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+/* The same exchange split at every byte must give the same result. */
+static void test_split_everywhere(void **state)
+{
+	const char *req = "POST /api/items/42?q=z HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+			  "X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+			  "\r\nhello world"
+			  "GET /two HTTP/1.1\r\nHost: x\r\n\r\n";
+	const char *resp = "HTTP/1.1 201 Created\r\nContent-Length: 5\r\nDate: x\r\n\r\nabcde"
+			   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n"
+			   "0123456789abcdef\r\n0\r\n\r\n";
+	size_t rl = strlen(req), pl = strlen(resp);
+
+	(void)state;
+	for (size_t a = 1; a < rl; a++) {
+		struct tconn *t = tc_new();
+
+		feed_ex(t, REQ, req, a, 1);
+		feed_ex(t, REQ, req + a, rl - a, 1);
+		assert_int_equal(t->rec.started, 2);
+		for (size_t b = 0; b < 3; b++) {
+			/* responses split in three places too */
+			size_t cut = (a * (b + 1) * 7) % pl;
+
+			if (b)
+				continue;
+			feed_ex(t, RESP, resp, cut, 1);
+			feed_ex(t, RESP, resp + cut, pl - cut, 1);
+		}
+		assert_int_equal(t->rec.completed, 2);
+		assert_int_equal(t->rec.done[0].status, 201);
+		assert_int_equal(t->rec.done[0].req_body, 11);
+		assert_int_equal(t->rec.done[0].resp_body, 5);
+		assert_int_equal(t->rec.done[0].method, BS_M_POST);
+		assert_int_equal(t->rec.done[1].status, 200);
+		assert_int_equal(t->rec.done[1].resp_body, 19);
+		assert_int_equal(pending(t), 0);
+		for (int k = 0; k < BS_REJ_MAX; k++)
+			assert_int_equal(t->rec.rejects[k], 0);
+		free(t);
+	}
+}
+
+/* Byte-by-byte delivery of everything. */
+static void test_bytewise(void **state)
+{
+	const char *req = GET("/users/7") "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+			  "5\r\nhello\r\n0\r\n\r\n";
+	const char *resp = RESP_HI "HTTP/1.1 204 No Content\r\nDate: x\r\n\r\n";
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed_split(t, REQ, req, strlen(req), 1);
+	assert_int_equal(t->rec.started, 2);
+	assert_string_equal(t->rec.path[0], "/users/7");
+	feed_split(t, RESP, resp, strlen(resp), 1);
+	assert_int_equal(t->rec.completed, 2);
+	assert_int_equal(t->rec.done[1].status, 204);
+	assert_int_equal(t->rec.done[1].req_body, 5);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+static void test_large_bodies(void **state)
+{
+	size_t blen = 1536 * 1024;
+	char *body = malloc(blen);
+	struct tconn *t = tc_new();
+	char head[256];
+
+	(void)state;
+	memset(body, 'z', blen);
+	snprintf(head, sizeof(head), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", blen);
+	feed(t, REQ, head);
+	/* the body arrives in 64 KiB reads; only the count matters */
+	feed_split(t, REQ, body, blen, 65536);
+	feed(t, REQ, GET("/after"));
+	assert_int_equal(t->rec.started, 2);
+	feed(t, RESP, "HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n");
+	assert_int_equal(t->rec.completed, 0);
+	/* 5 MB response in sends of 1 MiB, the last one also carries the next answer */
+	for (int i = 0; i < 4; i++)
+		feed_ex(t, RESP, body, 1048576, 1);
+	{
+		size_t rest = 5000000 - 4 * 1048576;
+		char *tail = malloc(rest + sizeof(RESP_HI));
+
+		memset(tail, 'y', rest);
+		memcpy(tail + rest, RESP_HI, sizeof(RESP_HI));
+		feed_ex(t, RESP, tail, rest + strlen(RESP_HI), 1);
+		free(tail);
+	}
+	assert_int_equal(t->rec.completed, 2);
+	assert_int_equal(t->rec.done[0].req_body, blen);
+	assert_int_equal(t->rec.done[0].resp_body, 5000000);
+	assert_int_equal(pending(t), 0);
+	free(body);
+	free(t);
+}
+
+/* sendfile bodies cannot be read, only counted */
+static void test_unreadable_body(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed(t, REQ, GET("/file"));
+	feed(t, RESP, "HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n");
+	feed_ex(t, RESP, NULL, 3000000, 0);
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].resp_body, 3000000);
+	/* unreadable bytes where a head is expected: given up, counted */
+	feed(t, REQ, GET("/file"));
+	feed_ex(t, RESP, NULL, 100, 0);
+	assert_int_equal(t->rec.desync[HP_DS_UNREADABLE], 1);
+	free(t);
+}
+
+static void test_chunked_response_streaming(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed(t, REQ, GET("/stream"));
+	feed(t, RESP, "HTTP/1.1 200 OK\r\nDate: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n");
+	assert_int_equal(t->rec.completed, 0);
+	/* Bun's sendmsg with three iovecs is three segments of one syscall */
+	feed(t, RESP, "1\r\n");
+	feed(t, RESP, "b");
+	assert_int_equal(t->rec.completed, 0);
+	feed(t, RESP, "\r\n0\r\n\r\n");
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].resp_body, 2);
+	assert_int_equal(t->rec.done[0].dur, 4000);
+	free(t);
+}
+
+static void test_head_204_304_100_101(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed(t, REQ, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+	feed(t, RESP, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n");
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].method, BS_M_HEAD);
+	assert_int_equal(t->rec.done[0].resp_body, 0);
+
+	feed(t, REQ, GET("/a") GET("/b"));
+	feed(t, RESP, "HTTP/1.1 304 Not Modified\r\nDate: x\r\n\r\nHTTP/1.1 204 No Content\r\nDate: x\r\n\r\n");
+	assert_int_equal(t->rec.completed, 3);
+
+	feed(t, REQ, "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+	feed(t, RESP, "HTTP/1.1 100 Continue\r\n\r\n");
+	assert_int_equal(t->rec.completed, 3);
+	assert_int_equal(pending(t), 1);
+	feed(t, REQ, "abc");
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.completed, 4);
+	assert_int_equal(t->rec.done[3].req_body, 3);
+
+	feed(t, REQ, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+	feed(t, RESP, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
+	assert_int_equal(t->rec.completed, 5);
+	assert_int_equal(t->rec.done[4].status, 101);
+	assert_true(t->c.cflags & HP_CF_UPGRADED);
+	/* frames after the upgrade are not HTTP and not an error */
+	feed(t, REQ, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58");
+	feed(t, RESP, "\x81\x05hello");
+	assert_int_equal(pending(t), 0);
+	for (int k = 0; k < BS_REJ_MAX; k++)
+		assert_int_equal(t->rec.rejects[k], 0);
+	free(t);
+}
+
+static void test_http10_until_close(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed(t, REQ, "GET / HTTP/1.0\r\n\r\n");
+	assert_int_equal(t->rec.started, 1);
+	feed(t, RESP, "HTTP/1.0 200 OK\r\n\r\nsome body");
+	feed(t, RESP, " and more");
+	assert_int_equal(t->rec.completed, 0);
+	tc_close(t);
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].resp_body, 18);
+	assert_int_equal(t->rec.aborted, 0);
+	free(t);
+}
+
+static void test_abort_on_close(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	feed(t, REQ, GET("/slow") GET("/slow2"));
+	assert_int_equal(pending(t), 2);
+	tc_close(t);
+	assert_int_equal(t->rec.aborted, 2);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+struct reject_case {
+	const char *name;
+	const char *req;
+	int reason;		/* -1: accepted */
+};
+
+/* Expectations measured against Bun 1.4.5 (see tests/integration). */
+static const struct reject_case reject_cases[] = {
+	{ "ok", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", -1 },
+	{ "all methods", "UNSUBSCRIBE / HTTP/1.1\r\nHost: x\r\n\r\n", -1 },
+	{ "m-search", "M-SEARCH / HTTP/1.1\r\nHost: x\r\n\r\n", -1 },
+	{ "unknown method", "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", BS_REJ_METHOD },
+	{ "PRI", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", BS_REJ_METHOD },
+	{ "lowercase", "get / HTTP/1.1\r\nHost: x\r\n\r\n", BS_REJ_METHOD },
+	{ "no host", "GET / HTTP/1.1\r\n\r\n", BS_REJ_HOST },
+	{ "connect no host", "CONNECT x:443 HTTP/1.1\r\n\r\n", BS_REJ_HOST },
+	{ "connect", "CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", -1 },
+	{ "upgrade no host", "GET / HTTP/1.1\r\nUpgrade: foo\r\n\r\n", BS_REJ_HOST },
+	{ "http10 no host", "GET / HTTP/1.0\r\n\r\n", -1 },
+	{ "http2 version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", BS_REJ_VERSION },
+	{ "bare lf", "GET / HTTP/1.1\nHost: x\n\n", BS_REJ_VERSION },
+	{ "two spaces", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", BS_REJ_TARGET },
+	{ "asterisk", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", BS_REJ_TARGET },
+	{ "absolute", "GET http://x/abs?q HTTP/1.1\r\nHost: x\r\n\r\n", -1 },
+	{ "absolute https", "GET https://x HTTP/1.1\r\nHost: x\r\n\r\n", -1 },
+	{ "space in target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", BS_REJ_VERSION },
+	{ "leading crlf", "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", BS_REJ_GARBAGE },
+	{ "space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", BS_REJ_HEADER },
+	{ "empty name", "GET / HTTP/1.1\r\nHost: x\r\n: y\r\n\r\n", BS_REJ_HEADER },
+	{ "no colon", "GET / HTTP/1.1\r\nHost: x\r\nfoo\r\n\r\n", BS_REJ_HEADER },
+	{ "ctl in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n", BS_REJ_HEADER },
+	{ "tab in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n", -1 },
+	{ "del in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7f" "b\r\n\r\n", -1 },
+	{ "cr alone", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", BS_REJ_HEADER },
+	{ "bad host value ok", "GET / HTTP/1.1\r\nHost: x y\r\n\r\n", -1 },
+	{ "cl dup same", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", -1 },
+	{ "cl dup diff", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n", BS_REJ_CONTENT_LENGTH },
+	{ "cl empty", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n", BS_REJ_CONTENT_LENGTH },
+	{ "cl neg", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", BS_REJ_CONTENT_LENGTH },
+	{ "cl huge", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n", BS_REJ_CONTENT_LENGTH },
+	{ "cl+te", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
+	{ "te chunked case", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ChUnKeD\r\n\r\n0\r\n\r\n", -1 },
+	{ "te trailing comma", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", -1 },
+	{ "te gzip,chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
+	{ "te identity", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
+	{ "te twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
+	{ "tls", "\x16\x03\x01\x00\xc4\x01\x00\x00\xc0\x03\x03", BS_REJ_TLS },
+	{ "binary", "\x01\x02\x03garbage", BS_REJ_GARBAGE },
+	{ "bad chunk", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", BS_REJ_CHUNKED },
+};
+
+static void test_rejections(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(reject_cases) / sizeof(reject_cases[0]); i++) {
+		const struct reject_case *rc = &reject_cases[i];
+		struct tconn *t = tc_new();
+		int total = 0;
+
+		feed(t, REQ, rc->req);
+		for (int k = 0; k < BS_REJ_MAX; k++)
+			total += t->rec.rejects[k];
+		if (rc->reason < 0) {
+			if (total || t->rec.started != 1)
+				fail_msg("%s: expected accepted, rejects=%d started=%d", rc->name, total,
+					 t->rec.started);
+		} else {
+			if (t->rec.rejects[rc->reason] != 1 || total != 1)
+				fail_msg("%s: expected reason %d once, got total %d", rc->name, rc->reason,
+					 total);
+			/* a bad chunk is found after dispatch: that request was pending */
+			if (rc->reason != BS_REJ_CHUNKED && t->rec.started)
+				fail_msg("%s: rejected request was started", rc->name);
+		}
+		free(t);
+	}
+}
+
+static void test_limits(void **state)
+{
+	char *buf = malloc(40000);
+
+	(void)state;
+	/* head total (with the final CRLF) <= 16384 passes, 16385 does not */
+	for (int total = 16382; total <= 16386; total++) {
+		struct tconn *t = tc_new();
+		const char *base = "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+		size_t bl = strlen(base), pad = total - bl - 4;
+
+		memcpy(buf, base, bl);
+		memset(buf + bl, 'a', pad);
+		memcpy(buf + bl + pad, "\r\n\r\n", 5);
+		assert_int_equal(strlen(buf), total);
+		feed_split(t, REQ, buf, total, 1000);
+		if (total <= 16384)
+			assert_int_equal(t->rec.started, 1);
+		else
+			assert_int_equal(t->rec.rejects[BS_REJ_TOO_LARGE], 1);
+		free(t);
+	}
+	/* 198 fields pass, 199 do not */
+	for (int nf = 198; nf <= 199; nf++) {
+		struct tconn *t = tc_new();
+		size_t o = (size_t)sprintf(buf, "GET / HTTP/1.1\r\nHost: x\r\n");
+
+		for (int i = 0; i < nf - 1; i++)
+			o += (size_t)sprintf(buf + o, "X-%d: a\r\n", i);
+		strcpy(buf + o, "\r\n");
+		feed(t, REQ, buf);
+		if (nf == 198)
+			assert_int_equal(t->rec.started, 1);
+		else
+			assert_int_equal(t->rec.rejects[BS_REJ_TOO_LARGE], 1);
+		free(t);
+	}
+	/* an endless line is cut off at the limit, not buffered forever */
+	{
+		struct tconn *t = tc_new();
+
+		memset(buf, 'A', 40000);
+		feed_split(t, REQ, buf, 40000, 3000);
+		assert_int_equal(t->rec.rejects[BS_REJ_TOO_LARGE], 1);
+		free(t);
+	}
+	free(buf);
+}
+
+static void test_canned_responses(void **state)
+{
+	struct tconn *t;
+
+	(void)state;
+	/* bunscope rejected it too: the canned answer adds nothing */
+	t = tc_new();
+	feed(t, REQ, "GET / HTTP/2.0\r\nHost: x\r\n\r\n");
+	feed(t, RESP, "HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n\r\n");
+	assert_int_equal(t->rec.rejects[BS_REJ_VERSION], 1);
+	assert_int_equal(t->rec.completed, 0);
+	tc_close(t);
+	assert_int_equal(pending(t), 0);
+	assert_int_equal(t->rec.aborted, 0);
+	free(t);
+
+	/* bunscope accepted what Bun refused: taken back, not a request */
+	t = tc_new();
+	feed(t, REQ, GET("/"));
+	feed(t, RESP, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+	assert_int_equal(t->rec.unstarted, 1);
+	assert_int_equal(t->rec.rejects[BS_REJ_LATE], 1);
+	assert_int_equal(t->rec.completed, 0);
+	assert_int_equal(pending(t), 0);
+	free(t);
+
+	/* an app's own 400 is a request like any other */
+	t = tc_new();
+	feed(t, REQ, GET("/"));
+	feed(t, RESP, "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nDate: x\r\n"
+		      "Content-Length: 3\r\n\r\nbad");
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].status, 400);
+	free(t);
+
+	/* HEAD answered 400 by the app has one field of canned length */
+	t = tc_new();
+	feed(t, REQ, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+	feed(t, RESP, "HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n");
+	assert_int_equal(t->rec.completed, 1);
+	free(t);
+
+	/* 408 for a head that never finished */
+	t = tc_new();
+	feed(t, REQ, "GET / HTTP/1.1\r\nHost: x\r\n");
+	feed(t, RESP, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+	assert_int_equal(t->rec.timeouts, 1);
+	assert_int_equal(pending(t), 0);
+	free(t);
+
+	/* a bad chunk after dispatch: Bun answers, then its canned 400 */
+	t = tc_new();
+	feed(t, REQ, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+	assert_int_equal(t->rec.started, 1);
+	feed(t, RESP, RESP_HI "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.rejects[BS_REJ_CHUNKED], 1);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+static void test_path_capture(void **state)
+{
+	struct tconn *t = tc_new();
+	char buf[1024], path[400];
+
+	(void)state;
+	feed(t, REQ, GET("/a/b/c?d=e&f=g"));
+	assert_string_equal(last_path(t), "/a/b/c");
+	feed(t, REQ, GET("/q?"));
+	assert_string_equal(last_path(t), "/q");
+	feed(t, REQ, "GET http://example.com/x?y HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_string_equal(last_path(t), "http://example.com/x");
+	memset(path, 'p', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = 0;
+	snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	feed(t, REQ, buf);
+	assert_int_equal(strlen(last_path(t)), BS_PATH_MAX);
+	assert_true(t->rec.path_trunc[(t->rec.npaths - 1) % 64]);
+	/* the same path always has the same hash, others differ */
+	feed(t, REQ, GET("/same"));
+	feed(t, REQ, GET("/same"));
+	feed(t, REQ, GET("/samf"));
+	{
+		int n = t->rec.npaths;
+
+		assert_true(t->rec.path_hash[(n - 2) % 64] == t->rec.path_hash[(n - 3) % 64]);
+		assert_true(t->rec.path_hash[(n - 1) % 64] != t->rec.path_hash[(n - 2) % 64]);
+	}
+	assert_int_equal(t->rec.started, 7);
+	free(t);
+}
+
+static void test_resync(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	t->c.req.state = HS_RESYNC;
+	t->c.resp.state = HS_RESYNC;
+	/* the tail of a body from before we attached, then a response to it */
+	feed(t, REQ, "ody of a request from before\r\nmore\r\n");
+	feed(t, RESP, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	assert_int_equal(t->rec.started, 0);
+	assert_int_equal(t->rec.completed, 0);
+	feed(t, REQ, GET("/now"));
+	assert_int_equal(t->rec.started, 1);
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.completed, 1);
+	for (int k = 0; k < BS_REJ_MAX; k++)
+		assert_int_equal(t->rec.rejects[k], 0);
+	free(t);
+}
+
+/* Deterministic PRNG for the randomized tests. */
+static __u64 rng_state = 0x9E3779B97F4A7C15ULL;
+
+static __u64 rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* Random valid traffic, split randomly: every request completes exactly. */
+static void test_random_valid_streams(void **state)
+{
+	static char req[1 << 16], resp[1 << 17];
+
+	(void)state;
+	for (int iter = 0; iter < 300; iter++) {
+		struct tconn *t = tc_new();
+		size_t rl = 0, pl = 0;
+		int n = 1 + (int)(rnd() % HP_FIFO);	/* beyond HP_FIFO: test_pipeline_overflow */
+		__u64 want_req = 0, want_resp = 0;
+
+		for (int i = 0; i < n; i++) {
+			int kind = (int)(rnd() % 4);
+			int blen = (int)(rnd() % 3000);
+
+			if (kind == 0) {
+				rl += (size_t)sprintf(req + rl, "GET /r/%d?x=%d HTTP/1.1\r\nHost: h\r\n"
+						      "Accept: */*\r\n\r\n", i, iter);
+			} else if (kind == 1) {
+				rl += (size_t)sprintf(req + rl, "POST /p HTTP/1.1\r\nHost: h\r\n"
+						      "Content-Length: %d\r\n\r\n", blen);
+				memset(req + rl, 'b', blen);
+				rl += blen;
+				want_req += blen;
+			} else {
+				int left = blen;
+
+				rl += (size_t)sprintf(req + rl, "PUT /c HTTP/1.1\r\nHost: h\r\n"
+						      "Transfer-Encoding: chunked\r\n\r\n");
+				while (left > 0) {
+					int c = 1 + (int)(rnd() % 700);
+
+					if (c > left)
+						c = left;
+					rl += (size_t)sprintf(req + rl, "%x\r\n", c);
+					memset(req + rl, 'c', c);
+					rl += c;
+					memcpy(req + rl, "\r\n", 2);
+					rl += 2;
+					left -= c;
+				}
+				rl += (size_t)sprintf(req + rl, "0\r\n\r\n");
+				want_req += blen;
+			}
+			if (rnd() % 2) {
+				pl += (size_t)sprintf(resp + pl, "HTTP/1.1 200 OK\r\nDate: x\r\n"
+						      "Content-Length: %d\r\n\r\n", blen);
+				memset(resp + pl, 'r', blen);
+				pl += blen;
+			} else {
+				int left = blen;
+
+				pl += (size_t)sprintf(resp + pl, "HTTP/1.1 200 OK\r\n"
+						      "Transfer-Encoding: chunked\r\n\r\n");
+				while (left > 0) {
+					int c = 1 + (int)(rnd() % 900);
+
+					if (c > left)
+						c = left;
+					pl += (size_t)sprintf(resp + pl, "%X\r\n", c);
+					memset(resp + pl, 's', c);
+					pl += c;
+					memcpy(resp + pl, "\r\n", 2);
+					pl += 2;
+					left -= c;
+				}
+				pl += (size_t)sprintf(resp + pl, "0\r\n\r\n");
+			}
+			want_resp += blen;
+		}
+		/* deliver in random pieces, interleaving directions as a server does */
+		{
+			size_t ro = 0, po = 0;
+
+			while (ro < rl) {
+				size_t k = 1 + rnd() % 900;
+
+				if (k > rl - ro)
+					k = rl - ro;
+				feed_ex(t, REQ, req + ro, k, 1);
+				ro += k;
+			}
+			while (po < pl) {
+				size_t k = 1 + rnd() % 1500;
+
+				if (k > pl - po)
+					k = pl - po;
+				feed_ex(t, RESP, resp + po, k, 1);
+				po += k;
+			}
+		}
+		assert_int_equal(t->rec.started, n);
+		assert_int_equal(t->rec.completed, n);
+		{
+			__u64 got_req = 0, got_resp = 0;
+
+			for (int i = 0; i < t->rec.ndone; i++) {
+				got_req += t->rec.done[i].req_body;
+				got_resp += t->rec.done[i].resp_body;
+			}
+			assert_int_equal(got_req, want_req);
+			assert_int_equal(got_resp, want_resp);
+		}
+		for (int k = 0; k < BS_REJ_MAX; k++)
+			assert_int_equal(t->rec.rejects[k], 0);
+		for (int k = 0; k < HP_DS_MAX; k++)
+			assert_int_equal(t->rec.desync[k], 0);
+		free(t);
+	}
+}
+
+/* Random bytes: never crash, never overrun, bookkeeping stays consistent. */
+static void test_random_garbage(void **state)
+{
+	static __u8 buf[20000];
+
+	(void)state;
+	for (int iter = 0; iter < 2000; iter++) {
+		struct tconn *t = tc_new();
+		size_t len = rnd() % sizeof(buf);
+
+		/* mix valid fragments into the noise */
+		for (size_t i = 0; i < len; i++) {
+			__u64 v = rnd();
+
+			if (v % 7 == 0 && i + 40 < len) {
+				static const char *frags[] = { GET("/"), "\r\n", "Content-Length: 5\r\n",
+							       "Transfer-Encoding: chunked\r\n\r\n",
+							       "HTTP/1.1 200 OK\r\n", "0\r\n\r\n" };
+				const char *f = frags[v % 6];
+				size_t fl = strlen(f);
+
+				memcpy(buf + i, f, fl);
+				i += fl - 1;
+			} else {
+				buf[i] = (__u8)(v >> 8);
+			}
+		}
+		for (size_t o = 0; o < len;) {
+			size_t k = 1 + rnd() % 3000;
+
+			if (k > len - o)
+				k = len - o;
+			feed_ex(t, (int)(rnd() % 2), buf + o, k, rnd() % 16 != 0);
+			o += k;
+		}
+		tc_close(t);
+		assert_int_equal(pending(t), 0);
+		assert_true(t->c.fifo_len == 0);
+		free(t);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple_get),
+		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_pipelined),
+		cmocka_unit_test(test_pipeline_overflow),
+		cmocka_unit_test(test_split_everywhere),
+		cmocka_unit_test(test_bytewise),
+		cmocka_unit_test(test_large_bodies),
+		cmocka_unit_test(test_unreadable_body),
+		cmocka_unit_test(test_chunked_response_streaming),
+		cmocka_unit_test(test_head_204_304_100_101),
+		cmocka_unit_test(test_http10_until_close),
+		cmocka_unit_test(test_abort_on_close),
+		cmocka_unit_test(test_rejections),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_canned_responses),
+		cmocka_unit_test(test_path_capture),
+		cmocka_unit_test(test_resync),
+		cmocka_unit_test(test_random_valid_streams),
+		cmocka_unit_test(test_random_garbage),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,821 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * What the endpoints serve: the kernel maps are read when scraped (nothing
+ * per request happens in userspace), merged with the few completions the
+ * daemon aggregated itself (those whose path was new to the kernel), and
+ * written as Prometheus text or JSON.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bs_conn.h"
+#include "daemon.h"
+#include "expo.h"
+#include "log.h"
+#include "routes.h"
+
+/* ---- histogram layout (mirrors bpf/bunscope.bpf.c) --------------------- */
+
+static const double dur_bounds[BS_DUR_BOUNDS] = {
+	0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+};
+static const double size_bounds[BS_SIZE_BOUNDS] = {
+	0, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+};
+
+unsigned int bs_dur_slot(__u64 ns)
+{
+	for (unsigned int i = 0; i < BS_DUR_BOUNDS; i++)
+		if ((double)ns <= dur_bounds[i] * 1e9)
+			return i;
+	return BS_DUR_BOUNDS;
+}
+
+unsigned int bs_size_slot(__u64 n)
+{
+	for (unsigned int i = 0; i < BS_SIZE_BOUNDS; i++)
+		if ((double)n <= size_bounds[i])
+			return i;
+	return BS_SIZE_BOUNDS;
+}
+
+static const char *const method_names[BS_M_MAX] = {
+	[BS_M_OTHER] = "_OTHER", [BS_M_GET] = "GET", [BS_M_HEAD] = "HEAD",
+	[BS_M_POST] = "POST", [BS_M_PUT] = "PUT", [BS_M_DELETE] = "DELETE",
+	[BS_M_CONNECT] = "CONNECT", [BS_M_OPTIONS] = "OPTIONS", [BS_M_TRACE] = "TRACE",
+	[BS_M_PATCH] = "PATCH", [BS_M_QUERY] = "QUERY",
+};
+
+static const char *const reject_names[BS_REJ_MAX] = {
+	[BS_REJ_METHOD] = "method", [BS_REJ_TARGET] = "target",
+	[BS_REJ_VERSION] = "version", [BS_REJ_HEADER] = "header",
+	[BS_REJ_TOO_LARGE] = "too_large", [BS_REJ_HOST] = "host",
+	[BS_REJ_CONTENT_LENGTH] = "content_length",
+	[BS_REJ_TRANSFER_ENCODING] = "transfer_encoding", [BS_REJ_CHUNKED] = "chunked",
+	[BS_REJ_TLS] = "tls", [BS_REJ_GARBAGE] = "garbage", [BS_REJ_LATE] = "late",
+};
+
+/* ---- userspace aggregates ------------------------------------------------ */
+
+struct uagg_ent {
+	int used;
+	struct bs_agg_key k;
+	struct bs_agg_val v;
+};
+
+struct uagg {
+	struct uagg_ent *e;
+	unsigned int mask;	/* table size - 1 */
+	unsigned int cap;	/* entries allowed */
+	unsigned int n;
+	unsigned long long dropped;
+};
+
+struct uagg *uagg_new(unsigned int capacity)
+{
+	struct uagg *u = calloc(1, sizeof(*u));
+	unsigned int size = 16;
+
+	if (!u)
+		return NULL;
+	while (size < 2 * capacity)
+		size <<= 1;
+	u->e = calloc(size, sizeof(*u->e));
+	if (!u->e) {
+		free(u);
+		return NULL;
+	}
+	u->mask = size - 1;
+	u->cap = capacity;
+	return u;
+}
+
+void uagg_free(struct uagg *u)
+{
+	if (!u)
+		return;
+	free(u->e);
+	free(u);
+}
+
+static unsigned int key_hash(const struct bs_agg_key *k)
+{
+	__u64 h = ((__u64)k->tgid << 32 | k->route_id) * 0x9E3779B97F4A7C15ULL;
+
+	h ^= ((__u64)k->port << 32 | (__u64)k->status << 8 | k->method) * 0xC2B2AE3D27D4EB4FULL;
+	return (unsigned int)(h ^ (h >> 31));
+}
+
+static bool key_eq(const struct bs_agg_key *a, const struct bs_agg_key *b)
+{
+	return a->tgid == b->tgid && a->route_id == b->route_id && a->port == b->port &&
+	       a->status == b->status && a->method == b->method;
+}
+
+static struct uagg_ent *uagg_slot(struct uagg *u, const struct bs_agg_key *k, bool create)
+{
+	for (unsigned int i = key_hash(k) & u->mask;; i = (i + 1) & u->mask) {
+		struct uagg_ent *e = &u->e[i];
+
+		if (e->used && key_eq(&e->k, k))
+			return e;
+		if (!e->used) {
+			if (!create || u->n >= u->cap)
+				return NULL;
+			e->used = 1;
+			e->k = *k;
+			memset(&e->v, 0, sizeof(e->v));
+			u->n++;
+			return e;
+		}
+	}
+}
+
+int uagg_add(struct uagg *u, const struct bs_agg_key *k, __u64 dur_ns, __u64 req_body,
+	     __u64 resp_body)
+{
+	struct uagg_ent *e = uagg_slot(u, k, true);
+
+	if (!e) {
+		u->dropped++;
+		return -ENOSPC;
+	}
+	e->v.dur[bs_dur_slot(dur_ns)]++;
+	e->v.dur_sum_ns += dur_ns;
+	e->v.req_size[bs_size_slot(req_body)]++;
+	e->v.req_size_sum += req_body;
+	e->v.resp_size[bs_size_slot(resp_body)]++;
+	e->v.resp_size_sum += resp_body;
+	e->v.count++;
+	return 0;
+}
+
+void uagg_forget_tgid(struct uagg *u, __u32 tgid)
+{
+	/* rebuild: deleting from a linear-probing table in place is fiddly */
+	unsigned int size = u->mask + 1;
+	struct uagg_ent *old = u->e, *fresh = calloc(size, sizeof(*fresh));
+
+	if (!fresh)
+		return;
+	u->e = fresh;
+	u->n = 0;
+	for (unsigned int i = 0; i < size; i++) {
+		struct uagg_ent *e;
+
+		if (!old[i].used || old[i].k.tgid == tgid)
+			continue;
+		e = uagg_slot(u, &old[i].k, true);
+		if (e)
+			e->v = old[i].v;
+	}
+	free(old);
+}
+
+unsigned long long uagg_dropped(const struct uagg *u)
+{
+	return u->dropped;
+}
+
+/* ---- reading the kernel maps --------------------------------------------- */
+
+static int ncpus(void)
+{
+	static int n;
+
+	if (!n)
+		n = libbpf_num_possible_cpus();
+	return n > 0 ? n : 1;
+}
+
+/* Sum of the per-CPU copies of a value made of __u64 fields. */
+static void sum_percpu(const void *percpu, size_t size, void *out)
+{
+	size_t words = size / sizeof(__u64), stride = (size + 7) & ~(size_t)7;
+	__u64 *o = out;
+
+	memset(out, 0, size);
+	for (int c = 0; c < ncpus(); c++) {
+		const __u64 *v = (const __u64 *)((const char *)percpu + (size_t)c * stride);
+
+		for (size_t w = 0; w < words; w++)
+			o[w] += v[w];
+	}
+}
+
+/*
+ * Every entry of a per-CPU hash map, each value summed over the CPUs, as
+ * rows of rsz bytes: the key at offset 0, the value at voff.
+ */
+static int read_percpu_hash(int fd, size_t ksz, size_t vsz, size_t voff, size_t rsz,
+			    void **out)
+{
+	size_t stride = (vsz + 7) & ~(size_t)7;
+	char *buf = malloc(stride * (size_t)ncpus()), *rows = NULL;
+	char key[64], next[64];
+	int n = 0, cap = 0;
+	void *prev = NULL;
+
+	if (!buf || ksz > sizeof(key)) {
+		free(buf);
+		return -ENOMEM;
+	}
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(key, next, ksz);
+		prev = key;
+		if (bpf_map_lookup_elem(fd, key, buf))
+			continue;	/* deleted meanwhile */
+		if (n == cap) {
+			char *r = realloc(rows, (size_t)(cap ? cap * 2 : 64) * rsz);
+
+			if (!r)
+				break;
+			rows = r;
+			cap = cap ? cap * 2 : 64;
+		}
+		memcpy(rows + (size_t)n * rsz, key, ksz);
+		sum_percpu(buf, vsz, rows + (size_t)n * rsz + voff);
+		n++;
+	}
+	free(buf);
+	*out = rows;
+	return n;
+}
+
+struct stat_row {
+	struct bs_server_key k;
+	struct bs_server_stats s;
+};
+
+static int read_stats(int fd, struct stat_row **rows)
+{
+	return read_percpu_hash(fd, sizeof((*rows)->k), sizeof((*rows)->s),
+				offsetof(struct stat_row, s), sizeof(**rows), (void **)rows);
+}
+
+struct agg_row {
+	struct bs_agg_key k;
+	struct bs_agg_val v;
+};
+
+static int read_agg(int fd, struct uagg *u, struct agg_row **rows_out)
+{
+	struct agg_row *rows = NULL;
+	int n, cap;
+
+	n = read_percpu_hash(fd, sizeof(rows->k), sizeof(rows->v), offsetof(struct agg_row, v),
+			     sizeof(*rows), (void **)&rows);
+	if (n < 0)
+		return n;
+	cap = n;
+
+	/* fold in what the daemon aggregated itself */
+	for (unsigned int i = 0; i <= u->mask; i++) {
+		const struct uagg_ent *e = &u->e[i];
+		int j;
+
+		if (!e->used)
+			continue;
+		for (j = 0; j < n; j++)
+			if (key_eq(&rows[j].k, &e->k))
+				break;
+		if (j == n) {
+			if (n == cap) {
+				struct agg_row *r = realloc(rows, (size_t)(cap ? cap * 2 : 64) * sizeof(*r));
+
+				if (!r)
+					break;
+				rows = r;
+				cap = cap ? cap * 2 : 64;
+			}
+			rows[n].k = e->k;
+			memset(&rows[n].v, 0, sizeof(rows[n].v));
+			n++;
+		}
+		{
+			__u64 *dst = (__u64 *)&rows[j].v;
+			const __u64 *src = (const __u64 *)&e->v;
+
+			for (size_t w = 0; w < sizeof(e->v) / sizeof(__u64); w++)
+				dst[w] += src[w];
+		}
+	}
+	*rows_out = rows;
+	return n;
+}
+
+static int cmp_agg(const void *pa, const void *pb)
+{
+	const struct bs_agg_key *a = &((const struct agg_row *)pa)->k;
+	const struct bs_agg_key *b = &((const struct agg_row *)pb)->k;
+
+	if (a->tgid != b->tgid)
+		return a->tgid < b->tgid ? -1 : 1;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	if (a->route_id != b->route_id)
+		return a->route_id < b->route_id ? -1 : 1;
+	if (a->method != b->method)
+		return a->method < b->method ? -1 : 1;
+	if (a->status != b->status)
+		return a->status < b->status ? -1 : 1;
+	return 0;
+}
+
+static int cmp_stat(const void *pa, const void *pb)
+{
+	const struct bs_server_key *a = &((const struct stat_row *)pa)->k;
+	const struct bs_server_key *b = &((const struct stat_row *)pb)->k;
+
+	if (a->tgid != b->tgid)
+		return a->tgid < b->tgid ? -1 : 1;
+	return a->port < b->port ? -1 : a->port > b->port;
+}
+
+static __s64 pending_of(const struct bs_server_stats *s)
+{
+	__s64 p = (__s64)(s->started - s->completed - s->aborted - s->unstarted);
+
+	return p < 0 ? 0 : p;
+}
+
+static bool live_tgid(const struct app *a, __u32 tgid)
+{
+	for (int i = 0; i < a->targets.n; i++)
+		if (a->targets.t[i].pid == tgid)
+			return true;
+	return false;
+}
+
+/* ---- exposition ------------------------------------------------------------ */
+
+struct lbl {
+	char pid[16], port[8], status[8];
+	struct expo_label l[5];
+};
+
+static void http_labels(struct lbl *b, const struct app *a, const struct bs_agg_key *k)
+{
+	const char *route = routes_label(a->routes, k->route_id);
+
+	snprintf(b->pid, sizeof(b->pid), "%u", k->tgid);
+	snprintf(b->port, sizeof(b->port), "%u", k->port);
+	snprintf(b->status, sizeof(b->status), "%u", k->status);
+	b->l[0] = (struct expo_label){ "pid", b->pid };
+	b->l[1] = (struct expo_label){ "http_request_method",
+				       k->method < BS_M_MAX ? method_names[k->method] : "_OTHER" };
+	b->l[2] = (struct expo_label){ "http_response_status_code", b->status };
+	b->l[3] = (struct expo_label){ "http_route", route ? route : "_unknown" };
+	b->l[4] = (struct expo_label){ "server_port", b->port };
+}
+
+static void write_histograms(struct sbuf *sb, const struct app *a, const struct agg_row *rows,
+			     int n)
+{
+	unsigned long long counts[BS_DUR_SLOTS > BS_SIZE_SLOTS ? BS_DUR_SLOTS : BS_SIZE_SLOTS];
+	struct lbl b;
+	int i;
+
+	expo_header(sb, "http_server_request_duration_seconds", "histogram",
+		    "Duration of HTTP server requests: from the request head being read to the "
+		    "last response byte being handed to the kernel.");
+	for (i = 0; i < n; i++) {
+		http_labels(&b, a, &rows[i].k);
+		for (int s = 0; s < BS_DUR_SLOTS; s++)
+			counts[s] = rows[i].v.dur[s];
+		expo_histogram(sb, "http_server_request_duration_seconds", b.l, 5, dur_bounds,
+			       BS_DUR_BOUNDS, counts, (double)rows[i].v.dur_sum_ns / 1e9);
+	}
+	expo_header(sb, "http_server_request_body_size_bytes", "histogram",
+		    "Size of HTTP request bodies (payload bytes; decoded size when chunked).");
+	for (i = 0; i < n; i++) {
+		http_labels(&b, a, &rows[i].k);
+		for (int s = 0; s < BS_SIZE_SLOTS; s++)
+			counts[s] = rows[i].v.req_size[s];
+		expo_histogram(sb, "http_server_request_body_size_bytes", b.l, 5, size_bounds,
+			       BS_SIZE_BOUNDS, counts, (double)rows[i].v.req_size_sum);
+	}
+	expo_header(sb, "http_server_response_body_size_bytes", "histogram",
+		    "Size of HTTP response bodies (payload bytes; decoded size when chunked).");
+	for (i = 0; i < n; i++) {
+		http_labels(&b, a, &rows[i].k);
+		for (int s = 0; s < BS_SIZE_SLOTS; s++)
+			counts[s] = rows[i].v.resp_size[s];
+		expo_histogram(sb, "http_server_response_body_size_bytes", b.l, 5, size_bounds,
+			       BS_SIZE_BOUNDS, counts, (double)rows[i].v.resp_size_sum);
+	}
+}
+
+typedef __u64 (*stat_get)(const struct bs_server_stats *s);
+
+static void write_stat_family(struct sbuf *sb, const struct stat_row *rows, int n,
+			      const char *name, const char *type, const char *help, stat_get get)
+{
+	expo_header(sb, name, type, help);
+	for (int i = 0; i < n; i++) {
+		char pid[16], port[8];
+		struct expo_label l[2] = { { "pid", pid }, { "server_port", port } };
+
+		snprintf(pid, sizeof(pid), "%u", rows[i].k.tgid);
+		snprintf(port, sizeof(port), "%u", rows[i].k.port);
+		expo_sample_u64(sb, name, l, 2, get(&rows[i].s));
+	}
+}
+
+#define GETTER(field) \
+	static __u64 get_##field(const struct bs_server_stats *s) { return s->field; }
+GETTER(aborted)
+GETTER(timeouts)
+GETTER(conns_opened)
+GETTER(conns_closed)
+GETTER(bytes_in)
+GETTER(bytes_out)
+GETTER(desync)
+GETTER(fifo_overflow)
+
+static __u64 get_pending(const struct bs_server_stats *s)
+{
+	return (__u64)pending_of(s);
+}
+
+static __u64 get_conns_active(const struct bs_server_stats *s)
+{
+	return s->conns_opened >= s->conns_closed ? s->conns_opened - s->conns_closed : 0;
+}
+
+static void write_server_stats(struct sbuf *sb, const struct stat_row *rows, int n)
+{
+	write_stat_family(sb, rows, n, "http_server_active_requests", "gauge",
+			  "Requests whose head was read and whose response was not yet fully "
+			  "handed to the kernel: Bun's server.pendingRequests.", get_pending);
+	expo_header(sb, "bunscope_http_requests_rejected_total", "counter",
+		    "Request heads Bun's parser refuses (never pending), and bytes that are not "
+		    "HTTP, by reason.");
+	for (int i = 0; i < n; i++) {
+		char pid[16], port[8];
+
+		snprintf(pid, sizeof(pid), "%u", rows[i].k.tgid);
+		snprintf(port, sizeof(port), "%u", rows[i].k.port);
+		for (int r = 0; r < BS_REJ_MAX; r++) {
+			struct expo_label l[3] = { { "pid", pid }, { "server_port", port },
+						   { "reason", reject_names[r] } };
+
+			expo_sample_u64(sb, "bunscope_http_requests_rejected_total", l, 3,
+					rows[i].s.rejected[r]);
+		}
+	}
+	write_stat_family(sb, rows, n, "bunscope_http_requests_aborted_total", "counter",
+			  "Requests whose connection ended before their response did.",
+			  get_aborted);
+	write_stat_family(sb, rows, n, "bunscope_http_request_timeouts_total", "counter",
+			  "Bun's 408 answers to heads that did not arrive in time.", get_timeouts);
+	write_stat_family(sb, rows, n, "bunscope_http_connections_opened_total", "counter",
+			  "Connections accepted by the target.", get_conns_opened);
+	write_stat_family(sb, rows, n, "bunscope_http_connections_closed_total", "counter",
+			  "Accepted connections closed by the target.", get_conns_closed);
+	write_stat_family(sb, rows, n, "bunscope_http_connections_active", "gauge",
+			  "Accepted connections currently open.", get_conns_active);
+	write_stat_family(sb, rows, n, "bunscope_http_received_bytes_total", "counter",
+			  "Bytes the target read from its server connections.", get_bytes_in);
+	write_stat_family(sb, rows, n, "bunscope_http_sent_bytes_total", "counter",
+			  "Bytes the target wrote to its server connections.", get_bytes_out);
+	write_stat_family(sb, rows, n, "bunscope_http_desync_total", "counter",
+			  "Connection streams bunscope stopped following (see README).", get_desync);
+	write_stat_family(sb, rows, n, "bunscope_http_pipeline_overflow_total", "counter",
+			  "Pipelined requests beyond the per-connection slots (latency approximate).",
+			  get_fifo_overflow);
+}
+
+static __u64 read_counter(int fd, __u32 idx)
+{
+	__u64 *vals = calloc((size_t)ncpus(), sizeof(__u64)), sum = 0;
+
+	if (!vals)
+		return 0;
+	if (!bpf_map_lookup_elem(fd, &idx, vals))
+		for (int c = 0; c < ncpus(); c++)
+			sum += vals[c];
+	free(vals);
+	return sum;
+}
+
+static long self_rss_bytes(__u32 pid)
+{
+	char path[64], buf[4096], *p;
+	FILE *fp;
+	long kb = 0;
+
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return 0;
+	while (fgets(buf, sizeof(buf), fp)) {
+		if (!strncmp(buf, "VmRSS:", 6)) {
+			p = buf + 6;
+			kb = strtol(p, NULL, 10);
+			break;
+		}
+	}
+	fclose(fp);
+	return kb * 1024;
+}
+
+static double self_cpu_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool bpf_stats_enabled(void)
+{
+	FILE *fp = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
+	int v = 0;
+
+	if (fp) {
+		if (fscanf(fp, "%d", &v) != 1)
+			v = 0;
+		fclose(fp);
+	}
+	return v == 1;
+}
+
+static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *rows, int nrows,
+		       const struct stat_row *srows, int nsrows)
+{
+	int cfd = loader_fd_counters(&a->ld);
+	__u64 ins = read_counter(cfd, BS_CNT_CONN_INSERT), del = read_counter(cfd, BS_CNT_CONN_DELETE);
+	unsigned long long overflow = 0, agg_full = 0, conns;
+
+	for (int i = 0; i < nrows; i++)
+		if (rows[i].k.route_id == BS_ROUTE_OTHER)
+			overflow += rows[i].v.count;
+	for (int i = 0; i < nsrows; i++)
+		agg_full += srows[i].s.agg_full;
+	/* the kernel counts its inserts and deletes, the daemon its own */
+	ins += a->seeded_conns;
+	del += a->forgotten_conns;
+	conns = ins >= del ? ins - del : 0;
+
+	expo_header(sb, "bunscope_build_info", "gauge", "bunscope version and capture mode.");
+	{
+		struct expo_label l[2] = { { "version", BUNSCOPE_VERSION },
+					   { "capture", capture_mode_name(a->ld.mode) } };
+
+		expo_sample_u64(sb, "bunscope_build_info", l, 2, 1);
+	}
+	expo_header(sb, "bunscope_targets", "gauge", "Processes observed.");
+	expo_sample_u64(sb, "bunscope_targets", NULL, 0, (unsigned long long)a->targets.n);
+	expo_header(sb, "bunscope_target_info", "gauge", "An observed process.");
+	for (int i = 0; i < a->targets.n; i++) {
+		const struct target *t = &a->targets.t[i];
+		char pid[16];
+		struct expo_label l[3] = { { "pid", pid }, { "comm", t->comm }, { "selector", t->how } };
+
+		snprintf(pid, sizeof(pid), "%u", t->pid);
+		expo_sample_u64(sb, "bunscope_target_info", l, 3, 1);
+	}
+	expo_header(sb, "bunscope_target_exits_total", "counter", "Observed processes that exited.");
+	expo_sample_u64(sb, "bunscope_target_exits_total", NULL, 0, a->targets.exits);
+
+	expo_header(sb, "bunscope_events_lost_total", "counter",
+		    "Ring buffer records dropped because it was full (the requests are still "
+		    "counted in http_server_active_requests; their histograms miss them).");
+	expo_sample_u64(sb, "bunscope_events_lost_total", NULL, 0,
+			read_counter(cfd, BS_CNT_EV_LOST));
+	expo_header(sb, "bunscope_series_dropped_total", "counter",
+		    "Completed requests not in the histograms because the series map was full.");
+	expo_sample_u64(sb, "bunscope_series_dropped_total", NULL, 0,
+			agg_full + uagg_dropped(a->uagg));
+	expo_header(sb, "bunscope_route_misses_total", "counter",
+		    "Completed requests aggregated by the daemon because their path was new to "
+		    "the kernel.");
+	expo_sample_u64(sb, "bunscope_route_misses_total", NULL, 0,
+			read_counter(cfd, BS_CNT_ROUTE_MISS));
+	expo_header(sb, "bunscope_route_overflow_requests_total", "counter",
+		    "Requests counted under http_route=\"_other\" because --max-routes was reached.");
+	expo_sample_u64(sb, "bunscope_route_overflow_requests_total", NULL, 0, overflow);
+	expo_header(sb, "bunscope_routes", "gauge", "Distinct http_route values (without _other).");
+	expo_sample_u64(sb, "bunscope_routes", NULL, 0, routes_count(a->routes));
+	expo_header(sb, "bunscope_routes_limit", "gauge", "--max-routes.");
+	expo_sample_u64(sb, "bunscope_routes_limit", NULL, 0, a->cfg.max_routes);
+	expo_header(sb, "bunscope_connections_untracked_total", "counter",
+		    "Accepted connections not followed because the connection map was full.");
+	expo_sample_u64(sb, "bunscope_connections_untracked_total", NULL, 0,
+			read_counter(cfd, BS_CNT_CONN_FULL));
+	expo_header(sb, "bunscope_syscall_slot_clashes_total", "counter",
+		    "Syscalls of two target threads that shared a tracking slot (one was missed).");
+	expo_sample_u64(sb, "bunscope_syscall_slot_clashes_total", NULL, 0,
+			read_counter(cfd, BS_CNT_SYSARG_CLASH));
+
+	expo_header(sb, "bunscope_map_entries", "gauge", "Entries in the BPF maps.");
+	{
+		struct expo_label l[1] = { { "map", "connections" } };
+
+		expo_sample_u64(sb, "bunscope_map_entries", l, 1, conns);
+		l[0].value = "series";
+		expo_sample_u64(sb, "bunscope_map_entries", l, 1, (unsigned long long)nrows);
+	}
+	expo_header(sb, "bunscope_map_capacity", "gauge", "Maximum entries of the BPF maps.");
+	{
+		struct expo_label l[1] = { { "map", "connections" } };
+
+		expo_sample_u64(sb, "bunscope_map_capacity", l, 1, a->cfg.lopts.max_conns);
+		l[0].value = "series";
+		expo_sample_u64(sb, "bunscope_map_capacity", l, 1, a->cfg.lopts.max_series);
+	}
+
+	expo_header(sb, "bunscope_process_resident_memory_bytes", "gauge",
+		    "Resident memory of the bunscope daemon.");
+	expo_sample_u64(sb, "bunscope_process_resident_memory_bytes", NULL, 0,
+			(unsigned long long)self_rss_bytes((__u32)getpid()));
+	expo_header(sb, "bunscope_process_cpu_seconds_total", "counter",
+		    "CPU time of the bunscope daemon (user and system).");
+	expo_sample(sb, "bunscope_process_cpu_seconds_total", NULL, 0, self_cpu_seconds());
+
+	expo_header(sb, "bunscope_bpf_stats_enabled", "gauge",
+		    "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).");
+	expo_sample_u64(sb, "bunscope_bpf_stats_enabled", NULL, 0, bpf_stats_enabled());
+	if (bpf_stats_enabled()) {
+		struct prog_stat ps[16];
+		int np = loader_prog_stats(&a->ld, ps, 16);
+
+		expo_header(sb, "bunscope_bpf_prog_runs_total", "counter",
+			    "Runs of each BPF program (kernel.bpf_stats_enabled).");
+		for (int i = 0; i < np; i++) {
+			struct expo_label l[1] = { { "prog", ps[i].name } };
+
+			expo_sample_u64(sb, "bunscope_bpf_prog_runs_total", l, 1, ps[i].run_cnt);
+		}
+		expo_header(sb, "bunscope_bpf_prog_run_seconds_total", "counter",
+			    "Time spent in each BPF program (kernel.bpf_stats_enabled).");
+		for (int i = 0; i < np; i++) {
+			struct expo_label l[1] = { { "prog", ps[i].name } };
+
+			expo_sample(sb, "bunscope_bpf_prog_run_seconds_total", l, 1,
+				    (double)ps[i].run_time_ns / 1e9);
+		}
+	}
+}
+
+int collect_metrics(void *ctx, struct sbuf *sb)
+{
+	struct app *a = ctx;
+	struct agg_row *rows = NULL;
+	struct stat_row *srows = NULL;
+	int n, ns, k = 0;
+
+	pthread_mutex_lock(&a->lock);
+	n = read_agg(loader_fd_agg(&a->ld), a->uagg, &rows);
+	ns = read_stats(loader_fd_stats(&a->ld), &srows);
+	if (n < 0 || ns < 0) {
+		pthread_mutex_unlock(&a->lock);
+		free(rows);
+		free(srows);
+		return -ENOMEM;
+	}
+	/* series of exited targets may linger until their cleanup ran */
+	for (int i = 0; i < n; i++)
+		if (live_tgid(a, rows[i].k.tgid))
+			rows[k++] = rows[i];
+	n = k;
+	k = 0;
+	for (int i = 0; i < ns; i++)
+		if (live_tgid(a, srows[i].k.tgid))
+			srows[k++] = srows[i];
+	ns = k;
+	qsort(rows, (size_t)n, sizeof(*rows), cmp_agg);
+	qsort(srows, (size_t)ns, sizeof(*srows), cmp_stat);
+
+	write_histograms(sb, a, rows, n);
+	write_server_stats(sb, srows, ns);
+	write_self(sb, a, rows, n, srows, ns);
+	pthread_mutex_unlock(&a->lock);
+	free(rows);
+	free(srows);
+	return sb->oom ? -ENOMEM : 0;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
+{
+	struct app *a = ctx;
+	struct stat_row *srows = NULL;
+	unsigned long long pending = 0, total = 0;
+	struct timespec now;
+	__u32 pid = 0;
+	int ns;
+
+	pthread_mutex_lock(&a->lock);
+	if (pid_param) {
+		char *end;
+		unsigned long v = strtoul(pid_param, &end, 10);
+
+		if (!*pid_param || *end || !v || v > 0xffffffffUL) {
+			pthread_mutex_unlock(&a->lock);
+			return -EINVAL;
+		}
+		pid = (__u32)v;
+		if (!live_tgid(a, pid)) {
+			pthread_mutex_unlock(&a->lock);
+			return -ENOENT;
+		}
+	} else if (a->targets.n) {
+		pid = a->targets.t[0].pid;
+	} else {
+		pthread_mutex_unlock(&a->lock);
+		return -ENOENT;
+	}
+	ns = read_stats(loader_fd_stats(&a->ld), &srows);
+	pthread_mutex_unlock(&a->lock);
+	for (int i = 0; i < ns; i++) {
+		if (srows[i].k.tgid != pid)
+			continue;
+		pending += (unsigned long long)pending_of(&srows[i].s);
+		total += srows[i].s.started - srows[i].s.unstarted;
+	}
+	free(srows);
+	clock_gettime(CLOCK_REALTIME, &now);
+	sbuf_printf(sb,
+		    "{\"timestamp\":%lld,\"pid\":%u,\"http\":{\"pendingRequests\":%llu,"
+		    "\"totalRequests\":%llu},\"websockets\":{\"pendingConnections\":0},"
+		    "\"memory\":{\"rss\":%ld}}\n",
+		    (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, pid, pending, total,
+		    self_rss_bytes(pid));
+	return sb->oom ? -ENOMEM : 0;
+}
+
+int collect_health(void *ctx, struct sbuf *sb)
+{
+	struct app *a = ctx;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&a->lock);
+	sbuf_printf(sb, "{\"status\":\"%s\",\"capture\":\"%s\",\"uptime_seconds\":%ld,\"targets\":[",
+		    a->targets.n ? "ok" : "waiting", capture_mode_name(a->ld.mode),
+		    (long)(now.tv_sec - a->started.tv_sec));
+	for (int i = 0; i < a->targets.n; i++) {
+		const struct target *t = &a->targets.t[i];
+
+		sbuf_printf(sb, "%s{\"pid\":%u,\"comm\":", i ? "," : "", t->pid);
+		json_string(sb, t->comm, strlen(t->comm));
+		sbuf_puts(sb, ",\"selector\":");
+		json_string(sb, t->how, strlen(t->how));
+		sbuf_puts(sb, "}");
+	}
+	sbuf_puts(sb, "]}\n");
+	pthread_mutex_unlock(&a->lock);
+	return sb->oom ? -ENOMEM : 0;
+}
+
+/* ---- cleanup of an exited target ------------------------------------------- */
+
+static size_t delete_keys_of(int fd, size_t ksz, __u32 tgid)
+{
+	/* every key here starts with the tgid */
+	char *keys = NULL, *prev = NULL, next[64];
+	size_t n = 0, cap = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		if (*(__u32 *)next == tgid) {
+			if (n == cap) {
+				char *k = realloc(keys, (cap ? cap * 2 : 256) * ksz);
+
+				if (!k)
+					break;
+				keys = k;
+				cap = cap ? cap * 2 : 256;
+			}
+			memcpy(keys + n * ksz, next, ksz);
+			n++;
+		}
+		if (!prev)
+			prev = malloc(64);
+		if (!prev)
+			break;
+		memcpy(prev, next, ksz);
+	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, keys + i * ksz);
+	free(prev);
+	free(keys);
+	return n;
+}
+
+void collect_forget_tgid(struct app *a, __u32 tgid)
+{
+	a->forgotten_conns += delete_keys_of(loader_fd_conns(&a->ld), sizeof(struct bs_conn_key), tgid);
+	delete_keys_of(loader_fd_stats(&a->ld), sizeof(struct bs_server_key), tgid);
+	delete_keys_of(loader_fd_agg(&a->ld), sizeof(struct bs_agg_key), tgid);
+	uagg_forget_tgid(a->uagg, tgid);
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef BUNSCOPE_DAEMON_H
+#define BUNSCOPE_DAEMON_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+#include <linux/types.h>
+
+#include "bunscope.h"
+#include "loader.h"
+#include "targets.h"
+
+#define DEFAULT_LISTEN		"127.0.0.1:9464"
+#define DEFAULT_MAX_ROUTES	1000
+#define DEFAULT_MAX_CONNS	65536
+#define DEFAULT_MAX_SERIES	16384
+#define DEFAULT_RINGBUF		(4u << 20)
+#define MAX_ROUTE_PATTERNS	64
+
+struct config {
+	struct selectors sel;
+	const char *listen;
+	const char *routes[MAX_ROUTE_PATTERNS];
+	int nroutes;
+	unsigned int max_routes;
+	struct loader_opts lopts;
+	int verbose;
+};
+
+struct route_table;
+struct uagg;
+struct httpd;
+struct ring_buffer;
+
+struct app {
+	struct config cfg;
+	struct loader ld;
+	struct ring_buffer *rb;
+	struct httpd *httpd;
+	struct timespec started;
+
+	/* shared with the HTTP thread: everything below under lock */
+	pthread_mutex_t lock;
+	struct route_table *routes;
+	struct uagg *uagg;		/* completions whose route the kernel lacked */
+	struct target_set targets;
+	unsigned long long path_events;
+	unsigned long long complete_events;
+	unsigned long long unknown_hash;	/* completion for a hash never seen */
+	unsigned long long seeded_conns;	/* connections open before attach */
+	unsigned long long forgotten_conns;	/* deleted for exited targets */
+};
+
+/* collect.c: what the endpoints serve */
+struct sbuf;
+int collect_metrics(void *app, struct sbuf *sb);
+int collect_server_metrics(void *app, const char *pid_param, struct sbuf *sb);
+int collect_health(void *app, struct sbuf *sb);
+
+/* userspace aggregation of route-miss completions (collect.c) */
+struct uagg *uagg_new(unsigned int capacity);
+void uagg_free(struct uagg *u);
+int uagg_add(struct uagg *u, const struct bs_agg_key *k, __u64 dur_ns, __u64 req_body,
+	     __u64 resp_body);
+void uagg_forget_tgid(struct uagg *u, __u32 tgid);
+unsigned long long uagg_dropped(const struct uagg *u);
+
+/* the histogram slot of a value, as the BPF side computes it */
+unsigned int bs_dur_slot(__u64 ns);
+unsigned int bs_size_slot(__u64 n);
+
+/* remove everything the maps hold about an exited target */
+void collect_forget_tgid(struct app *a, __u32 tgid);
+
+#endif /* BUNSCOPE_DAEMON_H */

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Loading and attaching the BPF side.  Hooks are chosen by probing the
+ * running kernel, never by its version:
+ *
+ *   1. syscalls:sys_{enter,exit}_* tracepoints: fire only for the syscalls we
+ *      follow, so unrelated processes pay nothing for the rest.  Need
+ *      CONFIG_FTRACE_SYSCALLS and tracefs (mounted here if missing).
+ *   2. raw sys_enter/sys_exit tracepoints: no tracefs needed, but they run
+ *      for every syscall on the host (a cheap target check first).
+ *
+ * fentry/kprobe variants are not built: the machines this was developed on
+ * have neither, so they could not be tested (see README, Limitations).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bunscope.h"
+#include "loader.h"
+#include "log.h"
+#include "bunscope.skel.h"
+
+#define TRACEFS		"/sys/kernel/tracing"
+#define BPFFS		"/sys/fs/bpf"
+
+static const char *const exit_read_tps[] = { "read", "recvfrom", "readv", "recvmsg" };
+static const char *const exit_write_tps[] = { "write", "sendto", "writev", "sendmsg", "sendfile64" };
+static const char *const exit_accept_tps[] = { "accept", "accept4" };
+
+const char *capture_mode_name(enum capture_mode mode)
+{
+	switch (mode) {
+	case CAPTURE_TRACEPOINT:
+		return "tracepoint";
+	case CAPTURE_RAW_TP:
+		return "raw_tracepoint";
+	default:
+		return "auto";
+	}
+}
+
+static bool is_fs(const char *path, long magic)
+{
+	struct statfs sf;
+
+	return !statfs(path, &sf) && sf.f_type == magic;
+}
+
+bool loader_tracefs_mounted(void)
+{
+	return is_fs(TRACEFS, TRACEFS_MAGIC);
+}
+
+bool loader_bpffs_mounted(void)
+{
+	return is_fs(BPFFS, BPF_FS_MAGIC);
+}
+
+bool loader_have_syscall_tracepoints(void)
+{
+	return !access(TRACEFS "/events/syscalls/sys_enter_recvfrom/id", F_OK);
+}
+
+int loader_prepare_fs(bool need_tracefs)
+{
+	int err = 0;
+
+	if (need_tracefs && !loader_tracefs_mounted()) {
+		if (mount("nodev", TRACEFS, "tracefs", 0, NULL)) {
+			err = -errno;
+			pr_warn("cannot mount tracefs on %s: %s (run: mount -t tracefs nodev %s)\n",
+				TRACEFS, strerror(errno), TRACEFS);
+		} else {
+			pr_info("mounted tracefs on %s (it was not mounted)\n", TRACEFS);
+		}
+	}
+	if (!loader_bpffs_mounted()) {
+		if (mount("bpf", BPFFS, "bpf", 0, NULL))
+			pr_debug("cannot mount bpffs on %s: %s (not needed yet)\n", BPFFS,
+				 strerror(errno));
+		else
+			pr_info("mounted bpffs on %s (it was not mounted)\n", BPFFS);
+	}
+	return err;
+}
+
+static int attach_tp(struct loader *l, struct bpf_program *prog, const char *dir,
+		     const char *sc)
+{
+	char name[64];
+	struct bpf_link *link;
+
+	if (l->nlinks >= LOADER_MAX_LINKS)
+		return -E2BIG;
+	snprintf(name, sizeof(name), "sys_%s_%s", dir, sc);
+	link = bpf_program__attach_tracepoint(prog, "syscalls", name);
+	if (!link) {
+		int err = -errno;
+
+		pr_warn("cannot attach %s to syscalls:%s: %s\n", bpf_program__name(prog), name,
+			strerror(-err));
+		return err;
+	}
+	l->links[l->nlinks++] = link;
+	return 0;
+}
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static int attach_tracepoints(struct loader *l)
+{
+	struct bunscope_bpf *s = l->skel;
+	size_t i;
+	int err;
+
+	for (i = 0; i < ARRAY_LEN(exit_read_tps); i++)
+		if ((err = attach_tp(l, s->progs.bs_tp_exit_read, "exit", exit_read_tps[i])))
+			return err;
+	for (i = 0; i < ARRAY_LEN(exit_write_tps); i++)
+		if ((err = attach_tp(l, s->progs.bs_tp_exit_write, "exit", exit_write_tps[i])))
+			return err;
+	for (i = 0; i < ARRAY_LEN(exit_accept_tps); i++)
+		if ((err = attach_tp(l, s->progs.bs_tp_exit_accept, "exit", exit_accept_tps[i])))
+			return err;
+	if ((err = attach_tp(l, s->progs.bs_tp_exit_close, "exit", "close")))
+		return err;
+	if ((err = attach_tp(l, s->progs.bs_tp_exit_shutdown, "exit", "shutdown")))
+		return err;
+	snprintf(l->capture, sizeof(l->capture),
+		 "syscall exit tracepoints (syscalls:sys_exit_*, %d hooks): only the followed "
+		 "syscalls are hooked", l->nlinks);
+	return 0;
+}
+
+static int attach_raw(struct loader *l)
+{
+	struct bunscope_bpf *s = l->skel;
+	int map = bpf_map__fd(s->maps.raw_exit_progs);
+	__u32 k0 = 0, k1 = 1;
+	int fd0 = bpf_program__fd(s->progs.bs_raw_exit_read);
+	int fd1 = bpf_program__fd(s->progs.bs_raw_exit_write);
+	struct bpf_link *link;
+
+	if (bpf_map_update_elem(map, &k0, &fd0, BPF_ANY) ||
+	    bpf_map_update_elem(map, &k1, &fd1, BPF_ANY)) {
+		int err = -errno;
+
+		pr_warn("cannot fill the tail-call table: %s\n", strerror(-err));
+		return err;
+	}
+	link = bpf_program__attach_raw_tracepoint(s->progs.bs_raw_exit, "sys_exit");
+	if (!link)
+		goto fail;
+	l->links[l->nlinks++] = link;
+	snprintf(l->capture, sizeof(l->capture),
+		 "raw tracepoint sys_exit: every syscall on the host pays a target check");
+	return 0;
+fail:
+	{
+		int err = -errno;
+
+		pr_warn("cannot attach raw tracepoints: %s\n", strerror(-err));
+		return err;
+	}
+}
+
+static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
+{
+	bool tp = mode == CAPTURE_TRACEPOINT;
+
+	bpf_program__set_autoload(s->progs.bs_tp_exit_read, tp);
+	bpf_program__set_autoload(s->progs.bs_tp_exit_write, tp);
+	bpf_program__set_autoload(s->progs.bs_tp_exit_accept, tp);
+	bpf_program__set_autoload(s->progs.bs_tp_exit_close, tp);
+	bpf_program__set_autoload(s->progs.bs_tp_exit_shutdown, tp);
+	bpf_program__set_autoload(s->progs.bs_raw_exit, !tp);
+	bpf_program__set_autoload(s->progs.bs_raw_exit_read, !tp);
+	bpf_program__set_autoload(s->progs.bs_raw_exit_write, !tp);
+}
+
+static enum capture_mode choose_mode(enum capture_mode want, const char **why)
+{
+	bool tp_ok = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACEPOINT, NULL) == 1;
+	bool raw_ok = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL) == 1;
+
+	if (want == CAPTURE_TRACEPOINT || want == CAPTURE_RAW_TP) {
+		*why = "forced with --capture";
+		return want;
+	}
+	if (tp_ok && loader_have_syscall_tracepoints()) {
+		*why = "syscall tracepoints present";
+		return CAPTURE_TRACEPOINT;
+	}
+	if (raw_ok) {
+		*why = loader_tracefs_mounted() ? "no syscall tracepoints in this kernel"
+						: "tracefs unavailable";
+		return CAPTURE_RAW_TP;
+	}
+	*why = "neither tracepoint nor raw_tracepoint programs are supported";
+	return CAPTURE_AUTO;
+}
+
+int loader_start(struct loader *l, const struct loader_opts *o)
+{
+	struct bunscope_bpf *s;
+	const char *why = "";
+	__u64 seed = 0;
+	int err;
+
+	memset(l, 0, sizeof(*l));
+	loader_prepare_fs(o->mode != CAPTURE_RAW_TP);
+
+	l->mode = choose_mode(o->mode, &why);
+	if (l->mode == CAPTURE_AUTO) {
+		pr_warn("no usable hook: %s; run `bunscope doctor`\n", why);
+		return -EOPNOTSUPP;
+	}
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) != 1)
+		pr_warn("the kernel lacks bpf_loop() (Linux >= 5.17 has it); loading will fail\n");
+
+	s = bunscope_bpf__open();
+	if (!s) {
+		err = -errno;
+		pr_warn("cannot open the BPF object: %s\n", strerror(-err));
+		return err;
+	}
+	l->skel = s;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (__u64)getpid() * 0x9E3779B97F4A7C15ULL;
+	s->rodata->hash_seed = seed;
+	if ((err = bpf_map__set_max_entries(s->maps.conns, o->max_conns)) ||
+	    (err = bpf_map__set_max_entries(s->maps.agg, o->max_series)) ||
+	    (err = bpf_map__set_max_entries(s->maps.events, o->ringbuf_bytes))) {
+		pr_warn("cannot size the maps: %s\n", strerror(-err));
+		goto fail;
+	}
+	set_autoload(s, l->mode);
+
+	err = bunscope_bpf__load(s);
+	if (err) {
+		pr_warn("cannot load the BPF programs: %s%s\n", strerror(-err),
+			err == -EPERM ? " (run as root: CAP_BPF and CAP_PERFMON are needed)" : "");
+		goto fail;
+	}
+	err = l->mode == CAPTURE_TRACEPOINT ? attach_tracepoints(l) : attach_raw(l);
+	if (err)
+		goto fail;
+	pr_info("capture: %s (%s)\n", l->capture, why);
+	return 0;
+fail:
+	loader_stop(l);
+	return err;
+}
+
+void loader_stop(struct loader *l)
+{
+	for (int i = l->nlinks - 1; i >= 0; i--)
+		bpf_link__destroy(l->links[i]);
+	l->nlinks = 0;
+	bunscope_bpf__destroy(l->skel);
+	l->skel = NULL;
+}
+
+void loader_set_targets(struct loader *l, const __u32 *tgids, int n)
+{
+	volatile __u32 *t = l->skel->bss->targets;
+
+	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++)
+		t[i] = i < n ? tgids[i] : 0;
+}
+
+int loader_fd_conns(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.conns);
+}
+
+int loader_fd_stats(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.stats);
+}
+
+int loader_fd_agg(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.agg);
+}
+
+int loader_fd_routes(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.routes);
+}
+
+int loader_fd_counters(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.counters);
+}
+
+int loader_fd_events(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.events);
+}
+
+int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max)
+{
+	struct bpf_program *prog;
+	int n = 0;
+
+	bpf_object__for_each_program(prog, l->skel->obj) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (fd < 0 || n >= max)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len))
+			continue;
+		out[n].name = bpf_program__name(prog);
+		out[n].run_cnt = info.run_cnt;
+		out[n].run_time_ns = info.run_time_ns;
+		n++;
+	}
+	return n;
+}

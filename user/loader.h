@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef BUNSCOPE_LOADER_H
+#define BUNSCOPE_LOADER_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+
+enum capture_mode {
+	CAPTURE_AUTO = 0,
+	CAPTURE_TRACEPOINT,	/* syscalls:sys_{enter,exit}_* */
+	CAPTURE_RAW_TP,		/* raw sys_enter / sys_exit */
+};
+
+struct loader_opts {
+	enum capture_mode mode;
+	__u32 max_conns;	/* connection map entries */
+	__u32 max_series;	/* aggregation map entries */
+	__u32 ringbuf_bytes;	/* power of two, >= page size */
+};
+
+struct bunscope_bpf;
+struct bpf_link;
+
+#define LOADER_MAX_LINKS 32
+
+struct loader {
+	struct bunscope_bpf *skel;
+	enum capture_mode mode;
+	struct bpf_link *links[LOADER_MAX_LINKS];
+	int nlinks;
+	char capture[160];	/* one line: what was attached and why */
+};
+
+/* Mount tracefs / bpffs where they are missing (and say so); 0 or -errno. */
+int loader_prepare_fs(bool need_tracefs);
+bool loader_tracefs_mounted(void);
+bool loader_bpffs_mounted(void);
+bool loader_have_syscall_tracepoints(void);
+const char *capture_mode_name(enum capture_mode mode);
+
+/* Open, configure, load and attach; on failure everything is released. */
+int loader_start(struct loader *l, const struct loader_opts *o);
+/* Detach and free (NULL-safe, idempotent). */
+void loader_stop(struct loader *l);
+
+/* Replace the set of observed processes (at most BUNSCOPE_MAX_TARGETS). */
+void loader_set_targets(struct loader *l, const __u32 *tgids, int n);
+
+/* map fds */
+int loader_fd_conns(const struct loader *l);
+int loader_fd_stats(const struct loader *l);
+int loader_fd_agg(const struct loader *l);
+int loader_fd_routes(const struct loader *l);
+int loader_fd_counters(const struct loader *l);
+int loader_fd_events(const struct loader *l);
+
+/* Per-program run statistics (kernel.bpf_stats_enabled). */
+struct prog_stat {
+	const char *name;
+	__u64 run_cnt;
+	__u64 run_time_ns;
+};
+int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max);
+
+#endif /* BUNSCOPE_LOADER_H */

@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * bunscope: observe Bun servers from outside the process.
+ *
+ * One thread runs the event loop (ring buffer, signals, a 250 ms timer that
+ * follows the target processes); libmicrohttpd's thread serves the endpoints.
+ * They share the route table, the daemon-side aggregates and the target list
+ * under app->lock.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bs_conn.h"
+#include "daemon.h"
+#include "doctor.h"
+#include "expo.h"
+#include "httpd.h"
+#include "log.h"
+#include "routes.h"
+
+#define REFRESH_MS	250
+
+/* ---- command line ----------------------------------------------------------- */
+
+enum {
+	OPT_MAX_ROUTES = 256,
+	OPT_MAX_CONNS,
+	OPT_MAX_SERIES,
+	OPT_RINGBUF,
+	OPT_CAPTURE,
+};
+
+struct opt_desc {
+	struct option o;
+	const char *arg;
+	const char *help;
+};
+
+static const struct opt_desc opt_table[] = {
+	{ { "pid", required_argument, NULL, 'p' }, "PID",
+	  "observe this process (repeatable)" },
+	{ { "name", required_argument, NULL, 'n' }, "NAME",
+	  "observe processes whose comm, executable or argv[0] is NAME; re-attach on restart "
+	  "(repeatable)" },
+	{ { "port", required_argument, NULL, 'P' }, "PORT",
+	  "observe the process listening on TCP PORT; re-attach on restart (repeatable)" },
+	{ { "listen", required_argument, NULL, 'l' }, "ADDR:PORT",
+	  "serve /metrics, /health, /api/server-metrics here (default " DEFAULT_LISTEN ")" },
+	{ { "route", required_argument, NULL, 'r' }, "PATTERN",
+	  "explicit route template, e.g. /users/:id or /static/* (repeatable, first match wins)" },
+	{ { "max-routes", required_argument, NULL, OPT_MAX_ROUTES }, "N",
+	  "distinct http_route values before the rest count as _other (default 1000)" },
+	{ { "max-connections", required_argument, NULL, OPT_MAX_CONNS }, "N",
+	  "connections followed at once (default 65536)" },
+	{ { "max-series", required_argument, NULL, OPT_MAX_SERIES }, "N",
+	  "histogram series kept in the kernel (default 16384)" },
+	{ { "ringbuf-size", required_argument, NULL, OPT_RINGBUF }, "BYTES",
+	  "ring buffer for new paths, power of two (default 4194304)" },
+	{ { "capture", required_argument, NULL, OPT_CAPTURE }, "MODE",
+	  "auto, tracepoint or raw_tracepoint (default auto: chosen by probing)" },
+	{ { "verbose", no_argument, NULL, 'v' }, NULL, "more messages, libbpf's included" },
+	{ { "help", no_argument, NULL, 'h' }, NULL, "this help" },
+	{ { "version", no_argument, NULL, 'V' }, NULL, "print the version" },
+};
+#define NOPTS (sizeof(opt_table) / sizeof(opt_table[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bunscope [OPTIONS]           observe Bun servers, serve metrics\n"
+		"       bunscope doctor [OPTIONS]    check this host and the targets, print fixes\n"
+		"       bunscope check [OPTIONS]     load and attach everything, then exit\n"
+		"\n"
+		"Select targets with --pid, --name or --port (at least one to run the daemon).\n"
+		"\nOptions:\n");
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt_desc *d = &opt_table[i];
+		char left[64];
+
+		if (d->o.val < 256)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", d->o.val, d->o.name,
+				 d->arg ? " " : "", d->arg ? d->arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", d->o.name, d->arg ? " " : "",
+				 d->arg ? d->arg : "");
+		fprintf(f, "  %-28s %s\n", left, d->help);
+	}
+	fprintf(f,
+		"\nExamples:\n"
+		"  bunscope --pid $(pgrep -n bun)\n"
+		"  bunscope --name bun --route /users/:id\n"
+		"  curl -s localhost:9464/metrics\n");
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || !*s || *end || *s == '-' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct config *cfg)
+{
+	struct option longopts[NOPTS + 1];
+	unsigned long v;
+
+	memset(longopts, 0, sizeof(longopts));
+	for (size_t i = 0; i < NOPTS; i++)
+		longopts[i] = opt_table[i].o;
+
+	for (;;) {
+		int c = getopt_long(argc, argv, "p:n:P:l:r:vhV", longopts, NULL);
+
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'p':
+			if (parse_uint(optarg, 1, 0x7fffffff, &v)) {
+				pr_warn("--pid: not a process id: '%s'\n", optarg);
+				return -EINVAL;
+			}
+			if (cfg->sel.npids >= SEL_MAX) {
+				pr_warn("--pid: at most %d\n", SEL_MAX);
+				return -EINVAL;
+			}
+			cfg->sel.pids[cfg->sel.npids++] = (__u32)v;
+			break;
+		case 'n':
+			if (!*optarg || strlen(optarg) > 255 || cfg->sel.nnames >= SEL_MAX) {
+				pr_warn("--name: empty, too long or more than %d\n", SEL_MAX);
+				return -EINVAL;
+			}
+			cfg->sel.names[cfg->sel.nnames++] = optarg;
+			break;
+		case 'P':
+			if (parse_uint(optarg, 1, 65535, &v) || cfg->sel.nports >= SEL_MAX) {
+				pr_warn("--port: not a TCP port (1-65535): '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->sel.ports[cfg->sel.nports++] = (__u16)v;
+			break;
+		case 'l': {
+			struct sockaddr_storage ss;
+			socklen_t len;
+			char err[128];
+
+			if (expo_parse_listen(optarg, &ss, &len, err, sizeof(err))) {
+				pr_warn("--listen: %s\n", err);
+				return -EINVAL;
+			}
+			cfg->listen = optarg;
+			break;
+		}
+		case 'r':
+			if (cfg->nroutes >= MAX_ROUTE_PATTERNS) {
+				pr_warn("--route: at most %d patterns\n", MAX_ROUTE_PATTERNS);
+				return -EINVAL;
+			}
+			cfg->routes[cfg->nroutes++] = optarg;
+			break;
+		case OPT_MAX_ROUTES:
+			if (parse_uint(optarg, 1, 1000000, &v)) {
+				pr_warn("--max-routes: expected 1..1000000, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->max_routes = (unsigned int)v;
+			break;
+		case OPT_MAX_CONNS:
+			if (parse_uint(optarg, 16, 4194304, &v)) {
+				pr_warn("--max-connections: expected 16..4194304, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->lopts.max_conns = (__u32)v;
+			break;
+		case OPT_MAX_SERIES:
+			if (parse_uint(optarg, 16, 1048576, &v)) {
+				pr_warn("--max-series: expected 16..1048576, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->lopts.max_series = (__u32)v;
+			break;
+		case OPT_RINGBUF:
+			if (parse_uint(optarg, 4096, 1UL << 30, &v) || (v & (v - 1))) {
+				pr_warn("--ringbuf-size: a power of two between 4096 and 1 GiB, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->lopts.ringbuf_bytes = (__u32)v;
+			break;
+		case OPT_CAPTURE:
+			if (!strcmp(optarg, "auto"))
+				cfg->lopts.mode = CAPTURE_AUTO;
+			else if (!strcmp(optarg, "tracepoint"))
+				cfg->lopts.mode = CAPTURE_TRACEPOINT;
+			else if (!strcmp(optarg, "raw_tracepoint"))
+				cfg->lopts.mode = CAPTURE_RAW_TP;
+			else {
+				pr_warn("--capture: auto, tracepoint or raw_tracepoint, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'v':
+			cfg->verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("bunscope %s\n", BUNSCOPE_VERSION);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'bunscope --help'.\n");
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		pr_warn("unexpected argument '%s' (try --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- targets ------------------------------------------------------------------- */
+
+/* Connections accepted before we attached: follow them from their next request. */
+static void seed_connections(struct app *a, __u32 pid)
+{
+	struct est_conn *ec = calloc(4096, sizeof(*ec));
+	int fd = loader_fd_conns(&a->ld), n, seeded = 0;
+	struct bs_conn *v = calloc(1, sizeof(*v));
+
+	if (!ec || !v)
+		goto out;
+	n = targets_established(pid, ec, 4096);
+	for (int i = 0; i < n; i++) {
+		struct bs_conn_key k = { .tgid = pid, .fd = (__u32)ec[i].fd };
+
+		memset(v, 0, sizeof(*v));
+		v->hp.req.state = HS_RESYNC;
+		v->hp.resp.state = HS_RESYNC;
+		v->port = ec[i].lport;
+		v->peer_port = ec[i].rport;
+		v->family = ec[i].family;
+		memcpy(v->peer, ec[i].addr, 16);
+		if (!bpf_map_update_elem(fd, &k, v, BPF_NOEXIST))
+			seeded++;
+	}
+	if (seeded) {
+		a->seeded_conns += (unsigned long long)seeded;
+		pr_info("pid %u: following %d connection(s) opened before attaching, from their "
+			"next request\n", pid, seeded);
+	}
+out:
+	free(ec);
+	free(v);
+}
+
+static void on_target(void *ctx, const struct target *t, bool attached)
+{
+	struct app *a = ctx;
+
+	if (attached) {
+		pr_info("attached to pid %u (%s), selected by %s\n", t->pid, t->comm, t->how);
+	} else {
+		pr_info("pid %u (%s) exited; its series are removed\n", t->pid, t->comm);
+		collect_forget_tgid(a, t->pid);
+	}
+}
+
+static void refresh_targets(struct app *a, bool initial)
+{
+	__u32 tgids[BUNSCOPE_MAX_TARGETS];
+	int changes, n;
+
+	pthread_mutex_lock(&a->lock);
+	changes = targets_refresh(&a->targets, &a->cfg.sel, on_target, a);
+	n = a->targets.n;
+	for (int i = 0; i < n; i++)
+		tgids[i] = a->targets.t[i].pid;
+	pthread_mutex_unlock(&a->lock);
+	if (!changes && !initial)
+		return;
+	/* filter on first so no accept is missed, then look for older connections */
+	loader_set_targets(&a->ld, tgids, n);
+	for (int i = 0; i < n; i++)
+		seed_connections(a, tgids[i]);
+	if (!n && initial)
+		pr_info("waiting for a process to match the selectors\n");
+}
+
+/* ---- ring buffer ---------------------------------------------------------------- */
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct app *a = ctx;
+	__u32 type = size >= sizeof(__u32) ? *(__u32 *)data : 0;
+
+	if (type == BS_EV_PATH && size >= sizeof(struct bs_ev_path)) {
+		const struct bs_ev_path *ev = data;
+		__u32 id, len = ev->len > BS_PATH_MAX ? BS_PATH_MAX : ev->len;
+
+		pthread_mutex_lock(&a->lock);
+		a->path_events++;
+		id = routes_resolve(a->routes, ev->path, len, ev->truncated);
+		routes_remember(a->routes, ev->hash, id);
+		pthread_mutex_unlock(&a->lock);
+		bpf_map_update_elem(loader_fd_routes(&a->ld), &ev->hash, &id, BPF_ANY);
+	} else if (type == BS_EV_COMPLETE && size >= sizeof(struct bs_ev_complete)) {
+		const struct bs_ev_complete *ev = data;
+		struct bs_agg_key k = {
+			.tgid = ev->tgid, .port = ev->port, .status = ev->status,
+			.method = ev->method,
+		};
+
+		pthread_mutex_lock(&a->lock);
+		a->complete_events++;
+		if (routes_lookup_hash(a->routes, ev->hash, &k.route_id)) {
+			/* its path record was lost (ring buffer full) */
+			a->unknown_hash++;
+			k.route_id = BS_ROUTE_OTHER;
+		}
+		uagg_add(a->uagg, &k, ev->dur_ns, ev->req_body, ev->resp_body);
+		pthread_mutex_unlock(&a->lock);
+	}
+	return 0;
+}
+
+/* ---- the daemon ------------------------------------------------------------------- */
+
+static int app_init(struct app *a)
+{
+	char err[160];
+
+	clock_gettime(CLOCK_MONOTONIC, &a->started);
+	pthread_mutex_init(&a->lock, NULL);
+	a->routes = routes_new(a->cfg.max_routes);
+	a->uagg = uagg_new(a->cfg.lopts.max_series);
+	if (!a->routes || !a->uagg) {
+		pr_warn("out of memory\n");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < a->cfg.nroutes; i++) {
+		if (routes_add_pattern(a->routes, a->cfg.routes[i], err, sizeof(err))) {
+			pr_warn("--route '%s': %s\n", a->cfg.routes[i], err);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void app_fini(struct app *a)
+{
+	httpd_stop(a->httpd);
+	a->httpd = NULL;
+	ring_buffer__free(a->rb);
+	a->rb = NULL;
+	loader_stop(&a->ld);
+	routes_free(a->routes);
+	uagg_free(a->uagg);
+	pthread_mutex_destroy(&a->lock);
+}
+
+/* --pid targets must exist now: a typo should fail loudly, not wait forever */
+static int check_pids(const struct config *cfg)
+{
+	for (int i = 0; i < cfg->sel.npids; i++) {
+		char comm[16];
+		int err = targets_probe_pid(cfg->sel.pids[i], comm);
+
+		if (err) {
+			pr_warn("--pid %u: no such process (%s)\n", cfg->sel.pids[i], strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int run_loop(struct app *a, int sfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct itimerspec its = {
+		.it_interval = { 0, REFRESH_MS * 1000000L },
+		.it_value = { 0, REFRESH_MS * 1000000L },
+	};
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	int rfd = ring_buffer__epoll_fd(a->rb);
+	unsigned long long last_lost = 0;
+	int err = 0, ticks = 0;
+
+	if (ep < 0 || tfd < 0 || timerfd_settime(tfd, 0, &its, NULL)) {
+		err = -errno;
+		pr_warn("cannot set up the event loop: %s\n", strerror(errno));
+		goto out;
+	}
+	ev.data.fd = sfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	ev.data.fd = tfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+	ev.data.fd = rfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, rfd, &ev);
+
+	for (;;) {
+		struct epoll_event evs[4];
+		int n = epoll_wait(ep, evs, 4, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			pr_warn("epoll_wait: %s\n", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == sfd) {
+				struct signalfd_siginfo si;
+
+				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+					pr_info("%s: detaching\n", strsignal((int)si.ssi_signo));
+					goto out;
+				}
+			} else if (fd == tfd) {
+				__u64 exp;
+
+				if (read(tfd, &exp, sizeof(exp)) < 0)
+					continue;
+				refresh_targets(a, false);
+				/* every 10 s: say so if records were lost */
+				if (++ticks % (10000 / REFRESH_MS) == 0) {
+					__u32 idx = BS_CNT_EV_LOST;
+					__u64 vals[256] = { 0 }, lost = 0;
+
+					if (libbpf_num_possible_cpus() <= 256 &&
+					    !bpf_map_lookup_elem(loader_fd_counters(&a->ld), &idx, vals))
+						for (int c = 0; c < libbpf_num_possible_cpus(); c++)
+							lost += vals[c];
+					if (lost > last_lost)
+						pr_warn("%llu ring buffer records lost in the last 10 s "
+							"(raise --ringbuf-size)\n", lost - last_lost);
+					last_lost = lost;
+				}
+			} else if (fd == rfd) {
+				ring_buffer__consume(a->rb);
+			}
+		}
+	}
+out:
+	if (ep >= 0)
+		close(ep);
+	if (tfd >= 0)
+		close(tfd);
+	return err;
+}
+
+static int run(struct config *cfg, bool check_only)
+{
+	struct app *a = calloc(1, sizeof(*a));
+	struct httpd_handlers h;
+	sigset_t mask;
+	char err[200];
+	int sfd = -1, ret;
+
+	if (!a)
+		return -ENOMEM;
+	a->cfg = *cfg;
+	if ((ret = check_pids(cfg)))
+		goto out_free;
+	if ((ret = app_init(a)))
+		goto out;
+
+	/* signals arrive through the loop's signalfd, in every thread blocked */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	{
+		struct sigaction sa = { .sa_handler = SIG_IGN };
+
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+
+	if ((ret = loader_start(&a->ld, &cfg->lopts)))
+		goto out;
+	a->rb = ring_buffer__new(loader_fd_events(&a->ld), on_event, a, NULL);
+	if (!a->rb) {
+		ret = -errno;
+		pr_warn("cannot open the ring buffer: %s\n", strerror(errno));
+		goto out;
+	}
+	refresh_targets(a, true);
+	if (check_only) {
+		pr_info("check: BPF programs loaded and attached (%d target(s)); detaching\n",
+			a->targets.n);
+		ret = 0;
+		goto out;
+	}
+
+	memset(&h, 0, sizeof(h));
+	h.ctx = a;
+	h.metrics = collect_metrics;
+	h.server_metrics = collect_server_metrics;
+	h.health = collect_health;
+	a->httpd = httpd_start(cfg->listen, &h, err, sizeof(err));
+	if (!a->httpd) {
+		pr_warn("%s\n", err);
+		ret = -EADDRINUSE;
+		goto out;
+	}
+	pr_info("serving http://%s/metrics\n", cfg->listen);
+
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		ret = -errno;
+		pr_warn("signalfd: %s\n", strerror(errno));
+		goto out;
+	}
+	ret = run_loop(a, sfd);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	app_fini(a);
+out_free:
+	free(a);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg = {
+		.listen = DEFAULT_LISTEN,
+		.max_routes = DEFAULT_MAX_ROUTES,
+		.lopts = {
+			.mode = CAPTURE_AUTO,
+			.max_conns = DEFAULT_MAX_CONNS,
+			.max_series = DEFAULT_MAX_SERIES,
+			.ringbuf_bytes = DEFAULT_RINGBUF,
+		},
+	};
+	enum { CMD_RUN, CMD_DOCTOR, CMD_CHECK } cmd = CMD_RUN;
+	int err;
+
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "doctor"))
+		cmd = CMD_DOCTOR;
+	else if (argc > 1 && !strcmp(argv[1], "check"))
+		cmd = CMD_CHECK;
+	if (cmd != CMD_RUN) {
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
+	if (parse_args(argc, argv, &cfg))
+		return 2;
+	log_set_level(cfg.verbose ? LOG_DEBUG : LOG_INFO);
+	log_setup_libbpf();
+
+	if (cmd == CMD_DOCTOR)
+		return doctor_run(&cfg) ? 1 : 0;
+	if (cmd == CMD_RUN && !cfg.sel.npids && !cfg.sel.nnames && !cfg.sel.nports) {
+		pr_warn("no target: give --pid, --name or --port (see --help)\n");
+		return 2;
+	}
+	err = run(&cfg, cmd == CMD_CHECK);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Finding the processes to observe, through /proc:
+ *   --pid PID    that process, for as long as it lives;
+ *   --name NAME  every process whose comm, executable or argv[0] base name is
+ *                NAME (re-attached when it restarts);
+ *   --port PORT  the process(es) listening on TCP PORT (host network
+ *                namespace), likewise re-attached.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "targets.h"
+
+static int read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return (int)n;
+}
+
+/* Start time (field 22 of /proc/PID/stat) and comm. */
+static int proc_stat(__u32 pid, __u64 *start, char comm[16])
+{
+	char path[64], buf[1024], *p, *open_paren;
+	int n, field;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	/* comm may contain anything, including ") ": use the last ')' */
+	open_paren = strchr(buf, '(');
+	p = strrchr(buf, ')');
+	if (!open_paren || !p || p < open_paren)
+		return -EINVAL;
+	if (comm) {
+		size_t len = (size_t)(p - open_paren - 1);
+
+		if (len > 15)
+			len = 15;
+		memcpy(comm, open_paren + 1, len);
+		comm[len] = 0;
+	}
+	/* p points at ')', field 3 (state) follows */
+	for (field = 2; *p && field < 22; p++) {
+		if (*p == ' ')
+			field++;
+	}
+	if (field != 22)
+		return -EINVAL;
+	if (start)
+		*start = strtoull(p, NULL, 10);
+	return 0;
+}
+
+int targets_probe_pid(__u32 pid, char comm[16])
+{
+	return proc_stat(pid, NULL, comm);
+}
+
+static const char *base(const char *s)
+{
+	const char *slash = strrchr(s, '/');
+
+	return slash ? slash + 1 : s;
+}
+
+static bool name_matches(__u32 pid, const char *comm, const char *name)
+{
+	char path[64], buf[PATH_MAX];
+	ssize_t n;
+
+	if (!strcmp(comm, name))
+		return true;
+	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = 0;
+		if (!strcmp(base(buf), name))
+			return true;
+	}
+	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
+	if (read_file(path, buf, sizeof(buf)) > 0 && !strcmp(base(buf), name))
+		return true;
+	return false;
+}
+
+static int find_target(const struct target_set *ts, __u32 pid)
+{
+	for (int i = 0; i < ts->n; i++)
+		if (ts->t[i].pid == pid)
+			return i;
+	return -1;
+}
+
+static bool is_gone(const struct target_set *ts, __u32 pid)
+{
+	for (int i = 0; i < ts->ngone; i++)
+		if (ts->gone[i] == pid)
+			return true;
+	return false;
+}
+
+static void add_target(struct target_set *ts, __u32 pid, const char *how, target_cb cb,
+		       void *ctx, int *changes)
+{
+	struct target *t;
+
+	if (pid == (__u32)getpid() || find_target(ts, pid) >= 0)
+		return;
+	if (ts->n >= BUNSCOPE_MAX_TARGETS) {
+		if (!ts->warned_full)
+			pr_warn("more than %d processes match; pid %u and later ones are not "
+				"observed\n", BUNSCOPE_MAX_TARGETS, pid);
+		ts->warned_full = true;
+		return;
+	}
+	t = &ts->t[ts->n];
+	memset(t, 0, sizeof(*t));
+	if (proc_stat(pid, &t->start, t->comm))
+		return;
+	t->pid = pid;
+	snprintf(t->how, sizeof(t->how), "%s", how);
+	ts->n++;
+	(*changes)++;
+	cb(ctx, t, true);
+}
+
+/* Inodes of the LISTEN sockets on the selected ports, from /proc/net/tcp{,6}. */
+static int listening_inodes(const struct selectors *sel, unsigned long *inodes, __u16 *ports,
+			    int max)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	int n = 0;
+
+	for (size_t f = 0; f < 2; f++) {
+		FILE *fp = fopen(files[f], "re");
+		char line[512];
+
+		if (!fp)
+			continue;
+		if (!fgets(line, sizeof(line), fp)) {	/* header */
+			fclose(fp);
+			continue;
+		}
+		while (fgets(line, sizeof(line), fp)) {
+			unsigned int lport, st;
+			unsigned long ino;
+			char la[64];
+
+			if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s "
+				   "%*u %*u %lu", la, &lport, &st, &ino) != 4)
+				continue;
+			if (st != 0x0A || !ino)
+				continue;
+			for (int i = 0; i < sel->nports; i++) {
+				if (sel->ports[i] == lport && n < max) {
+					ports[n] = (__u16)lport;
+					inodes[n++] = ino;
+				}
+			}
+		}
+		fclose(fp);
+	}
+	return n;
+}
+
+/* Which process holds one of these socket inodes?  Walks /proc/PID/fd. */
+static void owners_of(const unsigned long *inodes, const __u16 *ports, int ninodes,
+		      struct target_set *ts, target_cb cb, void *ctx, int *changes)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+
+	if (!proc)
+		return;
+	while ((de = readdir(proc))) {
+		char path[64], link[64];
+		DIR *fds;
+		struct dirent *fe;
+		__u32 pid;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = (__u32)strtoul(de->d_name, NULL, 10);
+		snprintf(path, sizeof(path), "/proc/%u/fd", pid);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		while ((fe = readdir(fds))) {
+			char fpath[352];
+			unsigned long ino;
+			ssize_t n;
+
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(fpath, sizeof(fpath), "%s/%s", path, fe->d_name);
+			n = readlink(fpath, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = 0;
+			if (sscanf(link, "socket:[%lu]", &ino) != 1)
+				continue;
+			for (int i = 0; i < ninodes; i++) {
+				if (inodes[i] == ino) {
+					char how[40];
+
+					snprintf(how, sizeof(how), "--port %u", ports[i]);
+					add_target(ts, pid, how, cb, ctx, changes);
+				}
+			}
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+}
+
+int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb,
+		    void *ctx)
+{
+	int changes = 0;
+
+	/* departures: gone, or the pid now belongs to another process */
+	for (int i = 0; i < ts->n;) {
+		struct target *t = &ts->t[i];
+		__u64 start = 0;
+
+		if (!proc_stat(t->pid, &start, NULL) && start == t->start) {
+			i++;
+			continue;
+		}
+		cb(ctx, t, false);
+		ts->exits++;
+		changes++;
+		for (int k = 0; k < sel->npids; k++) {
+			if (sel->pids[k] == t->pid && ts->ngone < SEL_MAX)
+				ts->gone[ts->ngone++] = t->pid;
+		}
+		ts->t[i] = ts->t[--ts->n];
+	}
+
+	for (int i = 0; i < sel->npids; i++) {
+		char how[40];
+
+		if (is_gone(ts, sel->pids[i]))
+			continue;
+		snprintf(how, sizeof(how), "--pid %u", sel->pids[i]);
+		add_target(ts, sel->pids[i], how, cb, ctx, &changes);
+	}
+
+	if (sel->nnames) {
+		DIR *proc = opendir("/proc");
+		struct dirent *de;
+
+		while (proc && (de = readdir(proc))) {
+			char comm[16];
+			__u32 pid;
+
+			if (!isdigit((unsigned char)de->d_name[0]))
+				continue;
+			pid = (__u32)strtoul(de->d_name, NULL, 10);
+			if (proc_stat(pid, NULL, comm))
+				continue;
+			for (int i = 0; i < sel->nnames; i++) {
+				if (name_matches(pid, comm, sel->names[i])) {
+					char how[40];
+
+					snprintf(how, sizeof(how), "--name %.30s", sel->names[i]);
+					add_target(ts, pid, how, cb, ctx, &changes);
+					break;
+				}
+			}
+		}
+		if (proc)
+			closedir(proc);
+	}
+
+	if (sel->nports) {
+		unsigned long inodes[64];
+		__u16 ports[64];
+		int n = listening_inodes(sel, inodes, ports, 64);
+		__u64 sig = (__u64)n;
+
+		for (int i = 0; i < n; i++)
+			sig = sig * 1000003ULL ^ inodes[i];
+		/* walking every fd of every process is costly: only when the
+		 * listeners changed or a target left */
+		if (sig != ts->listen_sig || changes) {
+			ts->listen_sig = sig;
+			owners_of(inodes, ports, n, ts, cb, ctx, &changes);
+		}
+	}
+	return changes;
+}
+
+/* ---- connections open before we attached ------------------------------- */
+
+struct sock_row {
+	unsigned long ino;
+	__u16 lport, rport;
+	__u8 st;
+	__u8 family;
+	__u8 addr[16];
+};
+
+static int parse_hex_addr(const char *hex, __u8 *out, int words)
+{
+	for (int w = 0; w < words; w++) {
+		char part[9];
+		__u32 v;
+
+		memcpy(part, hex + w * 8, 8);
+		part[8] = 0;
+		v = (__u32)strtoul(part, NULL, 16);
+		/* /proc prints each 32-bit word in host order */
+		memcpy(out + w * 4, &v, 4);
+	}
+	return 0;
+}
+
+static int read_sock_rows(__u32 pid, struct sock_row *rows, int max)
+{
+	int n = 0;
+
+	for (int f = 0; f < 2; f++) {
+		char path[64], line[512];
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "/proc/%u/net/%s", pid, f ? "tcp6" : "tcp");
+		fp = fopen(path, "re");
+		if (!fp)
+			continue;
+		if (!fgets(line, sizeof(line), fp)) {
+			fclose(fp);
+			continue;
+		}
+		while (n < max && fgets(line, sizeof(line), fp)) {
+			char la[64], ra[64];
+			unsigned int lp, rp, st;
+			unsigned long ino;
+
+			if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %63[0-9A-Fa-f]:%x %x %*s %*s %*s "
+				   "%*u %*u %lu", la, &lp, ra, &rp, &st, &ino) != 6)
+				continue;
+			memset(&rows[n], 0, sizeof(rows[n]));
+			rows[n].ino = ino;
+			rows[n].lport = (__u16)lp;
+			rows[n].rport = (__u16)rp;
+			rows[n].st = (__u8)st;
+			rows[n].family = f ? AF_INET6 : AF_INET;
+			parse_hex_addr(ra, rows[n].addr, f ? 4 : 1);
+			n++;
+		}
+		fclose(fp);
+	}
+	return n;
+}
+
+int targets_established(__u32 pid, struct est_conn *out, int max)
+{
+	enum { MAX_ROWS = 16384, MAX_FDS = 16384 };
+	struct sock_row *rows = calloc(MAX_ROWS, sizeof(*rows));
+	unsigned long *fd_ino = calloc(MAX_FDS, sizeof(*fd_ino));
+	int *fd_num = calloc(MAX_FDS, sizeof(*fd_num));
+	int nrows, nfds = 0, n = 0;
+	char path[64];
+	struct dirent *de;
+	DIR *dir;
+
+	if (!rows || !fd_ino || !fd_num)
+		goto out;
+	snprintf(path, sizeof(path), "/proc/%u/fd", pid);
+	dir = opendir(path);
+	if (!dir)
+		goto out;
+	while ((de = readdir(dir)) && nfds < MAX_FDS) {
+		char fpath[352], link[64];
+		unsigned long ino;
+		ssize_t len;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(fpath, sizeof(fpath), "%s/%s", path, de->d_name);
+		len = readlink(fpath, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		fd_ino[nfds] = ino;
+		fd_num[nfds++] = atoi(de->d_name);
+	}
+	closedir(dir);
+
+	nrows = read_sock_rows(pid, rows, MAX_ROWS);
+	for (int i = 0; i < nrows && n < max; i++) {
+		bool ours = false, listened = false;
+		int fd = -1;
+
+		if (rows[i].st != 0x01)		/* ESTABLISHED */
+			continue;
+		for (int k = 0; k < nfds; k++) {
+			if (fd_ino[k] == rows[i].ino) {
+				ours = true;
+				fd = fd_num[k];
+				break;
+			}
+		}
+		if (!ours)
+			continue;
+		/* accepted by the target: it listens on this local port */
+		for (int j = 0; j < nrows && !listened; j++) {
+			if (rows[j].st != 0x0A || rows[j].lport != rows[i].lport)
+				continue;
+			for (int k = 0; k < nfds; k++) {
+				if (fd_ino[k] == rows[j].ino) {
+					listened = true;
+					break;
+				}
+			}
+		}
+		if (!listened)
+			continue;
+		out[n].fd = fd;
+		out[n].lport = rows[i].lport;
+		out[n].rport = rows[i].rport;
+		out[n].family = rows[i].family;
+		memcpy(out[n].addr, rows[i].addr, 16);
+		n++;
+	}
+out:
+	free(rows);
+	free(fd_ino);
+	free(fd_num);
+	return n;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef BUNSCOPE_TARGETS_H
+#define BUNSCOPE_TARGETS_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include "bunscope.h"
+
+#define SEL_MAX 16
+
+/* What the operator asked for. */
+struct selectors {
+	__u32 pids[SEL_MAX];
+	int npids;
+	const char *names[SEL_MAX];
+	int nnames;
+	__u16 ports[SEL_MAX];
+	int nports;
+};
+
+struct target {
+	__u32 pid;
+	__u64 start;		/* start time in clock ticks, tells pid reuse apart */
+	char comm[16];
+	char how[40];		/* the selector that matched, e.g. "--name bun" */
+};
+
+struct target_set {
+	struct target t[BUNSCOPE_MAX_TARGETS];
+	int n;
+	unsigned long long exits;	/* targets that went away */
+	/* --pid targets that exited are not taken again (their pid may be reused) */
+	__u32 gone[SEL_MAX];
+	int ngone;
+	bool warned_full;
+	/* --port: the listening sockets seen at the last scan */
+	__u64 listen_sig;
+};
+
+typedef void (*target_cb)(void *ctx, const struct target *t, bool attached);
+
+/*
+ * Bring the set in line with the selectors: departures are reported first,
+ * then arrivals.  Returns the number of changes.
+ */
+int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb,
+		    void *ctx);
+
+/* 0 if pid exists (and fills comm), -errno otherwise. */
+int targets_probe_pid(__u32 pid, char comm[16]);
+
+/* An accepted connection that was open before bunscope attached. */
+struct est_conn {
+	int fd;
+	__u16 lport;
+	__u16 rport;
+	__u8 family;		/* AF_INET or AF_INET6 */
+	__u8 addr[16];
+};
+
+/*
+ * The established TCP connections of pid whose local port is one it listens
+ * on (so: accepted by it), found through /proc.  Returns how many (<= max).
+ */
+int targets_established(__u32 pid, struct est_conn *out, int max);
+
+#endif /* BUNSCOPE_TARGETS_H */
