@@ -22,7 +22,7 @@ CFLAGS     ?= -O2 -g
 USER_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD) \
 	      -DBUNSCOPE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
 LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lpthread
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
 	      $(WARN) -Wno-unused-function
 
 USER_SRCS  := $(wildcard user/*.c)

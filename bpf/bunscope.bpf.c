@@ -23,6 +23,14 @@
 #include "bunscope.h"
 
 struct bs_conn;
+struct bs_scratch;
+struct bs_server_stats;
+int bs_line_req(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st);
+int bs_line_resp(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st);
+/* complete lines are handled in separately verified functions (below) */
+#define HP_LINE_CALL(r, d, dir)							\
+	((dir) ? bs_line_resp((struct bs_scratch *)(r)->v, (r)->bc, (r)->st)	\
+	       : bs_line_req((struct bs_scratch *)(r)->v, (r)->bc, (r)->st))
 #define HP_RUN_EXTRA			\
 	struct bs_server_stats *st;	\
 	struct bs_conn *bc;		\
@@ -43,8 +51,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by the daemon before load. */
 const volatile __u64 hash_seed = 0;
-/* Target processes; the daemon updates them through the mmaped .bss. */
+const volatile __u32 max_series = 16384;
+/*
+ * Target processes by slot; the daemon writes them through the mmaped .bss
+ * and keeps a process in the same slot for its whole life.
+ */
 volatile __u32 targets[BUNSCOPE_MAX_TARGETS];
+/* The listening ports seen per target slot (BS_PORT_USED | port), claimed at accept. */
+volatile __u32 target_ports[BUNSCOPE_MAX_TARGETS][BS_PORT_SLOTS];
+/* Histogram series indexes never handed out yet start here. */
+volatile __u32 series_next;
 
 enum sys_kind {
 	K_NONE = 0,
@@ -63,8 +79,11 @@ enum sys_kind {
 struct bs_scratch {
 	struct hp_pos pos;
 	__u64 iov;		/* next struct iovec to read */
+	__u64 now;		/* when the syscall returned */
 	__u32 iov_left;		/* iovecs not read yet */
 	__u32 left;		/* bytes of the syscall not assigned to a segment */
+	__u32 tgid;
+	__u32 pad;
 	__u8 b[HP_SCR_ALLOC];
 };
 
@@ -92,24 +111,29 @@ struct {
 } conn_zero SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BS_STATS_SLOTS);
 	__type(key, __u32);
-	__type(value, struct bs_agg_val);
-} agg_zero SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct bs_server_key);
 	__type(value, struct bs_server_stats);
 } stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);	/* --max-series */
 	__type(key, struct bs_agg_key);
+	__type(value, __u32);
+} series SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 16384);	/* --max-series */
+	__type(value, __u32);
+} series_free SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 16384);	/* --max-series */
+	__type(key, __u32);
 	__type(value, struct bs_agg_val);
 } agg SEC(".maps");
 
@@ -140,28 +164,84 @@ static __always_inline void count(__u32 idx)
 		(*v)++;
 }
 
-static __always_inline int is_target(__u32 tgid)
+/*
+ * Round-trip x through map memory: the verifier then treats it as an
+ * unknown value and stops following each possible constant separately.
+ */
+static __always_inline __u32 launder(__u32 x)
 {
-	if (!tgid)
-		return 0;
-	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++) {
-		if (targets[i] == tgid)
-			return 1;
-	}
-	return 0;
+	__u32 zk = 0;
+	struct bs_scratch *s = bpf_map_lookup_elem(&scratch, &zk);
+
+	if (!s)
+		return x;
+	*(volatile __u32 *)&s->pos.tmp = x;
+	return *(volatile __u32 *)&s->pos.tmp;
 }
 
-static __always_inline struct bs_server_stats *stats_of(__u32 tgid, __u16 port)
+/* The target slot of tgid, or -1 when it is not observed. */
+static __always_inline int target_slot(__u32 tgid)
 {
-	struct bs_server_key k = { .tgid = tgid, .port = port };
-	struct bs_server_stats *s;
-	static const struct bs_server_stats zero;
+	if (!tgid)
+		return -1;
+	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++) {
+		if (targets[i] == tgid)
+			return i;
+	}
+	return -1;
+}
 
-	s = bpf_map_lookup_elem(&stats, &k);
-	if (s)
-		return s;
-	bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&stats, &k);
+static __always_inline int is_target(__u32 tgid)
+{
+	return target_slot(tgid) >= 0;
+}
+
+/* The stats index of (target slot t, port), claiming a port slot if new. */
+static __always_inline int stats_index(int t, __u16 port)
+{
+	__u32 want = BS_PORT_USED | port;
+
+	if (t < 0 || t >= BUNSCOPE_MAX_TARGETS)
+		return -1;
+	for (int p = 0; p < BS_PORT_SLOTS; p++) {
+		__u32 cur = target_ports[t][p];
+
+		if (cur == want)
+			return t * BS_PORT_SLOTS + p;
+		if (!cur) {
+			cur = __sync_val_compare_and_swap(&target_ports[t][p], 0, want);
+			if (!cur || cur == want)
+				return t * BS_PORT_SLOTS + p;
+		}
+	}
+	count(BS_CNT_PORTS_FULL);
+	return -1;
+}
+
+static __always_inline struct bs_server_stats *stats_at(__u32 idx)
+{
+	return bpf_map_lookup_elem(&stats, &idx);
+}
+
+/* The histogram series of k: an index into agg, or -1 when all are taken. */
+static __always_inline int series_get(const struct bs_agg_key *k)
+{
+	__u32 *p = bpf_map_lookup_elem(&series, k), idx;
+
+	if (p)
+		return *p;
+	if (bpf_map_pop_elem(&series_free, &idx)) {
+		idx = __sync_fetch_and_add(&series_next, 1);
+		if (idx >= max_series)
+			return -1;
+	}
+	if (bpf_map_update_elem(&series, k, &idx, BPF_NOEXIST)) {
+		/* another CPU added k first (or the map is full) */
+		bpf_map_push_elem(&series_free, &idx, 0);
+		p = bpf_map_lookup_elem(&series, k);
+		return p ? (int)*p : -1;
+	}
+	return idx;
 }
 
 /* ---- hooks of http_parse.h ------------------------------------------------ */
@@ -243,8 +323,9 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 {
 	struct bs_agg_key k = {};
 	struct bs_agg_val *v;
+	struct bs_conn *bc;
 	__u64 dur = r->now - s->start_ns;
-	__u32 route = s->route_id, zk = 0, i;
+	__u32 route = s->route_id, idx, i;
 
 	r->st->completed++;
 	if (route == BS_ROUTE_UNRESOLVED) {
@@ -284,19 +365,27 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 	k.port = r->port;
 	k.status = status;
 	k.method = s->method;
-	v = bpf_map_lookup_elem(&agg, &k);
-	if (!v) {
-		struct bs_agg_val *zero = bpf_map_lookup_elem(&agg_zero, &zk);
+	bc = r->bc;
+	if (bc->series_ok && bc->series_route == route && bc->series_status == status &&
+	    bc->series_method == s->method) {
+		idx = bc->series_idx;
+	} else {
+		int got = series_get(&k);
 
-		if (!zero)
-			return;
-		bpf_map_update_elem(&agg, &k, zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&agg, &k);
-		if (!v) {
+		if (got < 0) {
 			r->st->agg_full++;
 			return;
 		}
+		idx = (__u32)got;
+		bc->series_idx = idx;
+		bc->series_route = route;
+		bc->series_status = status;
+		bc->series_method = s->method;
+		bc->series_ok = 1;
 	}
+	v = bpf_map_lookup_elem(&agg, &idx);
+	if (!v)
+		return;
 	i = dur_slot(dur);
 	if (i < BS_DUR_SLOTS)
 		v->dur[i]++;
@@ -352,14 +441,15 @@ HP_INLINE void hp_on_overflow(struct hp_run *r)
 /* ---- syscall plumbing ----------------------------------------------------- */
 
 struct loop_ctx {
-	struct hp_run r;
+	struct hp_run r;	/* for events without data (close, shutdown) */
 	struct bs_scratch *s;
+	struct bs_conn *conn;
+	struct bs_server_stats *st;
 };
 
 /* Move to the next iovec (or the unreadable rest); 0 when nothing is left. */
-static __always_inline int next_segment(struct loop_ctx *x)
+static __always_inline int next_segment(struct hp_run *r, struct bs_scratch *s)
 {
-	struct bs_scratch *s = x->s;
 	struct iovec iov;
 	__u32 len;
 
@@ -368,7 +458,7 @@ static __always_inline int next_segment(struct loop_ctx *x)
 	if (!s->iov_left ||
 	    bpf_probe_read_user(&iov, sizeof(iov), (const void *)s->iov)) {
 		/* more bytes than the iovecs we may read: count them only */
-		hp_run_segment(&x->r, 0, s->left, 0);
+		hp_run_segment(r, 0, s->left, 0);
 		s->left = 0;
 		return 1;
 	}
@@ -376,28 +466,98 @@ static __always_inline int next_segment(struct loop_ctx *x)
 	s->iov_left--;
 	len = iov.iov_len < s->left ? (__u32)iov.iov_len : s->left;
 	s->left -= len;
-	hp_run_segment(&x->r, (__u64)iov.iov_base, len, 1);
+	hp_run_segment(r, (__u64)iov.iov_base, len, 1);
 	return 1;
+}
+
+static __always_inline void line_init(struct hp_run *r, struct bs_scratch *s,
+				      struct bs_conn *conn, struct bs_server_stats *st);
+
+static __always_inline int step_init(struct hp_run *r, struct bs_scratch *s, struct bs_conn *conn,
+				     struct bs_server_stats *st)
+{
+	line_init(r, s, conn, st);
+	if (s->pos.off >= s->pos.n && !next_segment(r, s))
+		return 1;
+	return 0;
+}
+
+/*
+ * One parser step.  Global (not static) functions are verified once, on
+ * their own, with unknown arguments: the parser's cost for the verifier no
+ * longer multiplies with the states of its callers.
+ */
+__noinline int bs_step_req(struct bs_scratch *s, struct bs_conn *conn,
+			   struct bs_server_stats *st)
+{
+	struct hp_run r;
+
+	if (!s || !conn || !st || step_init(&r, s, conn, st))
+		return 1;
+	hp_step_req(&r);
+	return 0;
+}
+
+__noinline int bs_step_resp(struct bs_scratch *s, struct bs_conn *conn,
+			    struct bs_server_stats *st)
+{
+	struct hp_run r;
+
+	if (!s || !conn || !st || step_init(&r, s, conn, st))
+		return 1;
+	hp_step_resp(&r);
+	return 0;
+}
+
+static __always_inline void line_init(struct hp_run *r, struct bs_scratch *s,
+				      struct bs_conn *conn, struct bs_server_stats *st)
+{
+	r->c = &conn->hp;
+	r->scr = s->b;
+	r->v = &s->pos;
+	r->st = st;
+	r->bc = conn;
+	r->tgid = s->tgid;
+	r->port = conn->port;
+	r->now = s->now;
+}
+
+__noinline int bs_line_req(struct bs_scratch *s, struct bs_conn *conn,
+			   struct bs_server_stats *st)
+{
+	struct hp_run r;
+
+	if (!s || !conn || !st)
+		return 0;
+	line_init(&r, s, conn, st);
+	hp_line_do(&r, &conn->hp.req, 0);
+	return 0;
+}
+
+__noinline int bs_line_resp(struct bs_scratch *s, struct bs_conn *conn,
+			    struct bs_server_stats *st)
+{
+	struct hp_run r;
+
+	if (!s || !conn || !st)
+		return 0;
+	line_init(&r, s, conn, st);
+	hp_line_do(&r, &conn->hp.resp, 1);
+	return 0;
 }
 
 static long step_req_cb(__u32 i __attribute__((unused)), void *data)
 {
 	struct loop_ctx *x = data;
 
-	if (x->r.v->off >= x->r.v->n && !next_segment(x))
-		return 1;
-	hp_step_req(&x->r);
-	return 0;
+	return bs_step_req(x->s, x->conn, x->st) ? 1 : 0;
 }
 
 static long step_resp_cb(__u32 i __attribute__((unused)), void *data)
 {
 	struct loop_ctx *x = data;
 
-	if (x->r.v->off >= x->r.v->n && !next_segment(x))
-		return 1;
-	hp_step_resp(&x->r);
-	return 0;
+	return bs_step_resp(x->s, x->conn, x->st) ? 1 : 0;
 }
 
 static __always_inline int is_read_kind(__u32 kind)
@@ -444,9 +604,13 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 	if (!scr)
 		return;
 	x.s = scr;
+	x.conn = conn;
+	x.st = st;
 	scr->iov = 0;
 	scr->iov_left = 0;
 	scr->left = 0;
+	scr->tgid = tgid;
+	scr->now = bpf_ktime_get_ns();
 	x.r.c = &conn->hp;
 	x.r.scr = scr->b;
 	x.r.v = &scr->pos;
@@ -454,7 +618,7 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 	x.r.bc = conn;
 	x.r.tgid = tgid;
 	x.r.port = conn->port;
-	x.r.now = bpf_ktime_get_ns();
+	x.r.now = scr->now;
 
 	switch (kind) {
 	case K_READ:
@@ -515,7 +679,7 @@ static __always_inline void sys_exit(const int dir, __u32 kind, struct pt_regs *
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return;
-	st = stats_of(tgid, conn->port);
+	st = stats_at(conn->stats_idx);
 	if (!st)
 		return;
 	if (dir)
@@ -539,7 +703,7 @@ static __always_inline int conn_ctx(struct loop_ctx *x, struct bs_conn *conn, __
 	x->r.bc = conn;
 	x->r.tgid = tgid;
 	x->r.port = conn->port;
-	x->r.st = stats_of(tgid, conn->port);
+	x->r.st = stats_at(conn->stats_idx);
 	if (!x->r.st)
 		return -1;
 	x->r.now = bpf_ktime_get_ns();
@@ -568,10 +732,12 @@ static __always_inline void on_accept(long ret)
 	struct file **fds, *f;
 	struct socket *sock;
 	struct sock *sk;
-	__u16 family;
+	__u16 family, port = 0;
+	int t = target_slot(tgid), idx;
 
-	if (!is_target(tgid) || ret < 0)
+	if (t < 0 || ret < 0)
 		return;
+	t = (int)launder((__u32)t);
 	task = (struct task_struct *)bpf_get_current_task();
 	if ((__u32)ret >= BPF_CORE_READ(task, files, fdt, max_fds))
 		return;
@@ -584,6 +750,11 @@ static __always_inline void on_accept(long ret)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+		return;
+	if (family != AF_UNIX)
+		port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	idx = stats_index(t, port);
+	if (idx < 0)
 		return;
 
 	key.fd = (__u32)ret;
@@ -607,15 +778,16 @@ static __always_inline void on_accept(long ret)
 		return;
 	conn->opened_ns = bpf_ktime_get_ns();
 	conn->family = (__u8)family;
+	conn->port = port;
+	conn->stats_idx = (__u32)idx;
 	if (family != AF_UNIX) {
-		conn->port = BPF_CORE_READ(sk, __sk_common.skc_num);
 		conn->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (family == AF_INET)
 			BPF_CORE_READ_INTO(conn->peer, sk, __sk_common.skc_daddr);
 		else
 			BPF_CORE_READ_INTO(conn->peer, sk, __sk_common.skc_v6_daddr);
 	}
-	st = stats_of(tgid, conn->port);
+	st = stats_at(conn->stats_idx);
 	if (st)
 		st->conns_opened++;
 }

@@ -27,7 +27,12 @@ struct bs_conn {
 	__u8  peer[16];		/* IPv4 in the first 4 bytes, network order */
 	__u64 last_hash;	/* the last path seen on this connection ... */
 	__u32 last_route;	/* ... and its route id (0: none yet) */
-	__u32 pad2;
+	__u32 stats_idx;	/* index into the stats array */
+	__u32 series_idx;	/* the last histogram series used ... */
+	__u32 series_route;	/* ... for this route, */
+	__u16 series_status;	/* status */
+	__u8  series_method;	/* and method; */
+	__u8  series_ok;	/* 1 when series_* is valid */
 };
 
 #endif /* BUNSCOPE_BS_CONN_H */

@@ -9,6 +9,9 @@
 #define BUNSCOPE_H
 
 #define BUNSCOPE_MAX_TARGETS	16	/* processes observed at once */
+#define BS_PORT_SLOTS		8	/* listening ports counted per process */
+#define BS_STATS_SLOTS		(BUNSCOPE_MAX_TARGETS * BS_PORT_SLOTS)
+#define BS_PORT_USED		0x10000	/* target_ports entry: BS_PORT_USED | port */
 
 /* Histogram layouts.  Bucket i counts values <= bound i; the last slot is +Inf. */
 #define BS_DUR_BOUNDS		14	/* 5ms .. 10s, the OTel/Beyla HTTP buckets */
@@ -53,7 +56,11 @@ enum bs_reject {
 	BS_REJ_MAX,
 };
 
-/* Per (target, listening port) counters, BPF_MAP_TYPE_PERCPU_HASH values. */
+/*
+ * Per (target, listening port) counters: a BPF_MAP_TYPE_PERCPU_ARRAY of
+ * BS_STATS_SLOTS, index target slot * BS_PORT_SLOTS + port slot.  The port
+ * of each slot is in the BPF object's target_ports[][] (.bss).
+ */
 struct bs_server_key {
 	__u32 tgid;
 	__u16 port;		/* host byte order */
@@ -78,7 +85,12 @@ struct bs_server_stats {
 };
 /* pending == started - completed - aborted - unstarted */
 
-/* Aggregated completed requests: BPF_MAP_TYPE_PERCPU_HASH. */
+/*
+ * Aggregated completed requests.  The series map (hash) gives each key an
+ * index into the agg map (BPF_MAP_TYPE_PERCPU_ARRAY); freed indexes go back
+ * through the series_free queue.  Connections cache their last index, so a
+ * request like the previous one on its connection needs no hash lookup.
+ */
 struct bs_agg_key {
 	__u32 tgid;
 	__u32 route_id;		/* from the routes map; see BS_ROUTE_* */
@@ -138,9 +150,9 @@ enum bs_counter {
 	BS_CNT_CONN_INSERT = 0,
 	BS_CNT_CONN_DELETE,
 	BS_CNT_CONN_FULL,	/* accept not tracked: connection map full */
-	BS_CNT_SYSARG_CLASH,	/* two target threads shared a syscall-args slot */
 	BS_CNT_EV_LOST,		/* ring buffer reservations that failed */
 	BS_CNT_ROUTE_MISS,	/* completions aggregated by the daemon */
+	BS_CNT_PORTS_FULL,	/* accept on a (BS_PORT_SLOTS + 1)th port: not followed */
 	BS_CNT_MAX,
 };
 

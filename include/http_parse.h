@@ -146,6 +146,14 @@ struct hp_conn {
 	struct hp_dir req;
 	struct hp_dir resp;
 	struct hp_slot fifo[HP_FIFO];
+	/*
+	 * Requests pipelined beyond the slots wait here, in order, after the
+	 * slots' ones: only their number, when the first arrived and which of
+	 * the oldest 64 are HEAD (bit 0 is the oldest; a HEAD deeper than that
+	 * is framed as if its answer had a body).  They complete as _other.
+	 */
+	struct hp_slot ovf;
+	__u64 ovf_head;
 	__u32 next_seq;		/* sequence number of the next request */
 	__u32 body_seq;		/* sequence number of the request whose body is read */
 	__u8  fifo_head;
@@ -174,6 +182,11 @@ struct hp_pos {
 	__u32 ls;		/* scr index where the current line starts */
 	__u32 lprev;		/* bytes of the current line missing from scr */
 	__u32 tmp;		/* see hp_opaque() */
+	__u32 line_s;		/* the complete line hp_line_do() handles: */
+	__u32 line_e;		/*   scr[line_s, line_e) without CRLF, */
+	__u32 line_total;	/*   its real length, */
+	__u32 line_trunc;	/*   1 if its middle is missing */
+	__u64 tmp64;
 	__u8  readable;		/* the segment's bytes can be read */
 	__u8  in_line;		/* ls/lprev describe the line being scanned */
 	__u8  pad[2];
@@ -249,6 +262,17 @@ HP_INLINE __u32 hp_opaque(const struct hp_run *r, __u32 x)
 #endif
 }
 
+HP_INLINE __u64 hp_opaque64(const struct hp_run *r, __u64 x)
+{
+#ifdef __bpf__
+	*(volatile __u64 *)&r->v->tmp64 = x;
+	return *(volatile __u64 *)&r->v->tmp64;
+#else
+	(void)r;
+	return x;
+#endif
+}
+
 /* min(x, max) in a form the verifier can follow into a helper's size. */
 HP_INLINE __u32 hp_clamp(const struct hp_run *r, __u32 x, __u32 max)
 {
@@ -282,13 +306,24 @@ HP_INLINE __u64 hp_lowbytes(__u64 w, __u32 n)
 }
 
 /* RFC 9110 token characters: what uWS accepts in a field name. */
+static const __u8 hp_tchars[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+	['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+	['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+	['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+	['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+	['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
 HP_INLINE int hp_tchar(__u8 c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c == '-')
-		return 1;
-	return c == '!' || (c >= '#' && c <= '\'') || c == '*' || c == '+' ||
-	       c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~';
+	return hp_tchars[c];
 }
 
 HP_INLINE int hp_ows(__u8 c)
@@ -419,14 +454,20 @@ static const struct hp_method hp_methods[] = {
 #define HP_NMETHODS	(sizeof(hp_methods) / sizeof(hp_methods[0]))
 
 /* Label of the method packed in lo/hi, or -1 if Bun does not accept it. */
-HP_INLINE int hp_method_lookup(__u64 lo, __u32 hi, __u32 len)
+HP_INLINE int hp_method_lookup(const struct hp_run *r, __u64 lo, __u32 hi, __u32 len)
 {
+	__u32 label = 0xff;
+
 	for (int i = 0; i < (int)HP_NMETHODS; i++) {
 		if (hp_methods[i].lo == lo && hp_methods[i].hi == hi &&
-		    hp_methods[i].len == len)
-			return hp_methods[i].label;
+		    hp_methods[i].len == len) {
+			label = hp_methods[i].label;
+			break;
+		}
 	}
-	return -1;
+	/* one state after the loop, not one per method */
+	label = hp_opaque(r, label);
+	return label < BS_M_MAX ? (int)label : -1;
 }
 
 /* Lengths of Bun's canned parser-error responses (uWS HttpErrors.h). */
@@ -448,11 +489,46 @@ HP_INLINE int hp_in_body(__u8 state)
 	       state == HS_CHUNK_DATA || state == HS_CHUNK_LAST;
 }
 
+/* Give a direction up: its bytes are only counted from now on. */
+HP_INLINE void hp_desync(struct hp_run *r, struct hp_dir *d, int reason)
+{
+	d->state = HS_DEAD;
+	hp_on_desync(r, reason);
+}
+
+/* Requests awaiting their answers (slots and overflow). */
+HP_INLINE int hp_waiting(const struct hp_conn *c)
+{
+	return c->fifo_len || c->ovf.count;
+}
+
+/* The oldest request awaiting its answer. */
+HP_INLINE struct hp_slot *hp_oldest(struct hp_conn *c)
+{
+	return c->fifo_len ? hp_slot_at(c, c->fifo_head) : &c->ovf;
+}
+
+/* Is the oldest request awaiting its answer a HEAD? */
+HP_INLINE int hp_oldest_is_head(struct hp_conn *c)
+{
+	if (c->fifo_len)
+		return hp_slot_at(c, c->fifo_head)->flags & HP_SF_HEAD;
+	return c->ovf.count && (c->ovf_head & 1);
+}
+
 /* Take the oldest response-pending request off the queue. */
 HP_INLINE void hp_pop(struct hp_conn *c)
 {
-	struct hp_slot *s = hp_slot_at(c, c->fifo_head);
+	struct hp_slot *s;
 
+	if (!c->fifo_len) {
+		if (c->ovf.count) {
+			c->ovf.count--;
+			c->ovf_head >>= 1;
+		}
+		return;
+	}
+	s = hp_slot_at(c, c->fifo_head);
 	s->seq++;
 	if (s->count > 1) {
 		s->count--;
@@ -470,9 +546,9 @@ HP_INLINE void hp_complete(struct hp_run *r, __u16 status, __u64 resp_body)
 	struct hp_slot *s;
 	__u64 req_body;
 
-	if (!c->fifo_len)
+	if (!hp_waiting(c))
 		return;		/* answer to a request bunscope did not count */
-	s = hp_slot_at(c, c->fifo_head);
+	s = hp_oldest(c);
 	req_body = s->req_body;
 	if (s->count == 1 && s->seq == c->body_seq && hp_in_body(c->req.state))
 		req_body = c->req.body;	/* answered before its body ended */
@@ -480,15 +556,18 @@ HP_INLINE void hp_complete(struct hp_run *r, __u16 status, __u64 resp_body)
 	hp_pop(c);
 }
 
-/* A request head was accepted: the request is pending from now on. */
-HP_INLINE void hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
+/*
+ * A request head was accepted: the request is pending from now on.  Returns
+ * -1 when the connection had to be given up (absurd pipelining) instead.
+ */
+HP_INLINE int hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
 {
 	struct hp_conn *c = r->c;
 	__u32 seq = c->next_seq++;
 	struct hp_slot *s;
 
 	c->body_seq = seq;
-	if (c->fifo_len) {
+	if (c->fifo_len && !c->ovf.count) {
 		s = hp_slot_at(c, c->fifo_head + c->fifo_len - 1);
 		/* pipelined twins from the same read share a slot */
 		if (s->start_ns == r->now && s->path_hash == d->hash &&
@@ -496,16 +575,25 @@ HP_INLINE void hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
 		    !(sflags & HP_SF_BODY)) {
 			s->count++;
 			hp_on_start(r);
-			return;
+			return 0;
 		}
-		if (c->fifo_len >= HP_FIFO) {
-			/* more distinct pipelined requests than slots: the
-			 * newest slot absorbs them (counted, latency approximate) */
-			s->count++;
-			hp_on_overflow(r);
-			hp_on_start(r);
-			return;
+	}
+	if (c->fifo_len >= HP_FIFO || c->ovf.count) {
+		/* more distinct pipelined requests than slots: keep their
+		 * number and order (so totals stay exact), not their routes */
+		if (!c->ovf.count) {
+			c->ovf.start_ns = r->now;
+			c->ovf.route_id = BS_ROUTE_OTHER;
+			c->ovf.method = BS_M_OTHER;
+			c->ovf.req_body = 0;
+			c->ovf_head = 0;
 		}
+		if ((sflags & HP_SF_HEAD) && c->ovf.count < 64)
+			c->ovf_head |= 1ULL << c->ovf.count;
+		c->ovf.count++;
+		hp_on_overflow(r);
+		hp_on_start(r);
+		return 0;
 	}
 	s = hp_slot_at(c, c->fifo_head + c->fifo_len);
 	c->fifo_len++;
@@ -525,12 +613,18 @@ HP_INLINE void hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
 		c->resp.dflags &= ~HP_DF_CR;
 	}
 	hp_on_start(r);
+	return 0;
 }
 
 /* Every pending request of the connection is lost (close, process exit). */
 HP_INLINE void hp_abort_all(struct hp_run *r)
 {
 	struct hp_conn *c = r->c;
+
+	if (c->ovf.count) {
+		hp_on_abort(r, c->ovf.count);
+		c->ovf.count = 0;
+	}
 
 	for (int i = 0; i < HP_FIFO; i++) {
 		struct hp_slot *s;
@@ -570,12 +664,6 @@ HP_INLINE void hp_req_reject(struct hp_run *r, struct hp_dir *d, int reason)
 	d->state = HS_DEAD;
 	r->c->cflags |= HP_CF_REJECTED;
 	hp_on_reject(r, reason);
-}
-
-HP_INLINE void hp_desync(struct hp_run *r, struct hp_dir *d, int reason)
-{
-	d->state = HS_DEAD;
-	hp_on_desync(r, reason);
 }
 
 /* A request message (head and body) has been read completely. */
@@ -637,20 +725,34 @@ HP_INLINE int hp_name_is(const struct hp_run *r, __u32 s, __u32 n, __u64 lo,
 #define HP_V_HTTP11	0x312e312f50545448ULL			/* HTTP/1.1 */
 #define HP_V_HTTP10	0x302e312f50545448ULL			/* HTTP/1.0 */
 
-/* Trim optional whitespace from both ends of [*vs, *ve); 0 if too much. */
+/*
+ * Trim optional whitespace from both ends of [*vs, *ve); 0 if there is more
+ * than we look at.  (Each loop's result is made opaque as soon as the loop
+ * ends, so the verifier does not follow its 32 exits separately.)
+ */
 HP_INLINE int hp_trim(const struct hp_run *r, __u32 *vs, __u32 *ve)
 {
-	int i;
+	__u32 a = *vs, b = *ve;
 
-	for (i = 0; i < 32 && *vs < *ve && hp_ows(hp_b(r, *vs)); i++)
-		(*vs)++;
-	if (i == 32)
+	for (int i = 0; i < 32; i++) {
+		if (a >= b || !hp_ows(hp_b(r, a)))
+			break;
+		a++;
+	}
+	a = hp_opaque(r, a);
+	if (a < b && hp_ows(hp_b(r, a)))
 		return 0;
-	for (i = 0; i < 32 && *ve > *vs && hp_ows(hp_b(r, *ve - 1)); i++)
-		(*ve)--;
-	*vs = hp_opaque(r, *vs);
-	*ve = hp_opaque(r, *ve);
-	return i < 32;
+	for (int i = 0; i < 32; i++) {
+		if (b <= a || !hp_ows(hp_b(r, b - 1)))
+			break;
+		b--;
+	}
+	b = hp_opaque(r, b);
+	if (b > a && hp_ows(hp_b(r, b - 1)))
+		return 0;
+	*vs = a;
+	*ve = b;
+	return 1;
 }
 
 /*
@@ -679,7 +781,8 @@ HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 			goto bad_method;
 		mlen = 8 + hp_lowbyte(sp);
 	}
-	if (!mlen || s + mlen + 1 >= avail)
+	mlen = hp_opaque(r, mlen);	/* not 12 separate verifier paths */
+	if (!mlen || mlen > 11 || s + mlen + 1 >= avail)
 		goto bad_method;
 	if (mlen < 8) {
 		lo = hp_lowbytes(lo, mlen);
@@ -687,7 +790,7 @@ HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 	} else {
 		hi = (__u32)hp_lowbytes(hi, mlen - 8);
 	}
-	label = hp_method_lookup(lo, hi, mlen);
+	label = hp_method_lookup(r, lo, hi, mlen);
 	if (label < 0)
 		goto bad_method;
 
@@ -760,6 +863,19 @@ bad_method:
 	hp_req_reject(r, d, BS_REJ_METHOD);
 }
 
+/* Are the first (at most 64) bytes of scr[s, s + n) token characters? */
+HP_INLINE int hp_token(const struct hp_run *r, __u32 s, __u32 n)
+{
+	__u32 ok = 1;
+
+	for (int i = 0; i < 64; i++) {
+		if ((__u32)i >= n)
+			break;
+		ok &= hp_tchar(hp_b(r, s + i));
+	}
+	return hp_opaque(r, ok);
+}
+
 /* Content-Length value: 1..18 digits, at most uWS's STATE_SIZE_MASK. */
 HP_INLINE int hp_parse_cl(const struct hp_run *r, __u32 vs, __u32 ve, __u64 *out)
 {
@@ -777,6 +893,7 @@ HP_INLINE int hp_parse_cl(const struct hp_run *r, __u32 vs, __u32 ve, __u64 *out
 			return -1;
 		v = v * 10 + (ch - '0');
 	}
+	v = hp_opaque64(r, v);
 	if (v > HP_CL_MAX)
 		return -1;
 	*out = v;
@@ -794,6 +911,7 @@ HP_INLINE int hp_te_chunked(const struct hp_run *r, __u32 vs, __u32 ve)
 			break;
 		ve--;
 	}
+	ve = hp_opaque(r, ve);
 	if (ve - vs != 7)
 		return 0;
 	return hp_lowbytes(hp_w(r, vs) | HP_REP(0x20), 7) == HP_V_CHUNKED;
@@ -818,7 +936,8 @@ HP_INLINE void hp_req_head_end(struct hp_run *r, struct hp_dir *d)
 		sflags |= HP_SF_UPGRADE;
 	if ((d->mflags & HP_RF_TE) || d->cl)
 		sflags |= HP_SF_BODY;
-	hp_push(r, d, sflags);
+	if (hp_push(r, d, sflags))
+		return;
 
 	d->body = 0;
 	if (d->mflags & HP_RF_CONNECT) {
@@ -860,12 +979,8 @@ HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 	nlen = colon - s;
 	if (!nlen)
 		{ hp_req_reject(r, d, BS_REJ_HEADER); return; }
-	for (int i = 0; i < 64; i++) {
-		if ((__u32)i >= nlen)
-			break;
-		if (!hp_tchar(hp_b(r, s + i)))
-			{ hp_req_reject(r, d, BS_REJ_HEADER); return; }
-	}
+	if (!hp_token(r, s, nlen))
+		{ hp_req_reject(r, d, BS_REJ_HEADER); return; }
 	if (nlen != 4 && nlen != 7 && nlen != 14 && nlen != 17)
 		return;
 
@@ -975,11 +1090,11 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 		d->state = HS_START;
 		if (st == 408) {
 			hp_on_timeout(r);
-			if (c->fifo_len) {
+			if (hp_waiting(c)) {
 				hp_on_abort(r, 1);
 				hp_pop(c);
 			}
-		} else if (c->fifo_len) {
+		} else if (hp_waiting(c)) {
 			if (c->cflags & HP_CF_REJECTED) {
 				/* a body error after the request was dispatched */
 				hp_on_abort(r, 1);
@@ -1005,8 +1120,7 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 		d->state = HS_START;	/* interim response */
 		return;
 	}
-	if (st == 204 || st == 304 ||
-	    (c->fifo_len && (hp_slot_at(c, c->fifo_head)->flags & HP_SF_HEAD))) {
+	if (st == 204 || st == 304 || hp_oldest_is_head(c)) {
 		hp_resp_done(r, d);
 		return;
 	}
@@ -1124,28 +1238,52 @@ HP_INLINE void hp_partial(struct hp_run *r, struct hp_dir *d, int dir, __u8 *car
 	}
 }
 
-/* A complete line scr[ls, le) ended; the next byte is at scr[next]. */
+/* Handle the complete line described in r->v->line_*. */
+HP_INLINE void hp_line_do(struct hp_run *r, struct hp_dir *d, int dir)
+{
+	__u32 s = r->v->line_s, le = r->v->line_e, total = r->v->line_total;
+	int trunc = r->v->line_trunc != 0;
+
+	if (d->state == HS_CHUNK_SIZE) {
+		hp_chunk_size(r, d, dir, s, le, trunc);
+		return;
+	}
+	if (dir) {
+		hp_resp_line(r, d, s, le, total, trunc);
+		return;
+	}
+	if (d->state == HS_FIELDS) {
+		hp_req_field(r, d, s, le, total, trunc);
+		return;
+	}
+	/* HS_START or HS_RESYNC */
+	hp_req_start(r, d, s, le, total, trunc);
+}
+
+/*
+ * A complete line scr[ls, le) ended; the next byte is at scr[next].  The
+ * includer may define HP_LINE_CALL(r, d, dir) to run hp_line_do() somewhere
+ * else (BPF: in a separately verified function).
+ */
 HP_INLINE void hp_line(struct hp_run *r, struct hp_dir *d, int dir, __u32 le,
 		       __u32 next)
 {
 	__u32 s = r->v->ls;
-	__u32 total = r->v->lprev + (le - s);
-	int trunc = r->v->lprev != 0;
 
+	r->v->line_s = s;
+	r->v->line_e = le;
+	r->v->line_total = r->v->lprev + (le - s);
+	r->v->line_trunc = r->v->lprev != 0;
 	d->line_len = 0;
 	d->carry_len = 0;
 	d->dflags &= ~HP_DF_CR;
 	r->v->off = r->v->wbase + (next - HP_WIN_OFF);
 	r->v->in_line = 0;
-
-	if (d->state == HS_CHUNK_SIZE)
-		{ hp_chunk_size(r, d, dir, s, le, trunc); return; }
-	if (dir)
-		{ hp_resp_line(r, d, s, le, total, trunc); return; }
-	if (d->state == HS_FIELDS)
-		{ hp_req_field(r, d, s, le, total, trunc); return; }
-	/* HS_START or HS_RESYNC */
-	hp_req_start(r, d, s, le, total, trunc);
+#ifdef HP_LINE_CALL
+	HP_LINE_CALL(r, d, dir);
+#else
+	hp_line_do(r, d, dir);
+#endif
 }
 
 /* A byte that does not belong in the line (bare LF, CTL, CR without LF). */

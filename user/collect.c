@@ -210,54 +210,63 @@ static void sum_percpu(const void *percpu, size_t size, void *out)
 	}
 }
 
-/*
- * Every entry of a per-CPU hash map, each value summed over the CPUs, as
- * rows of rsz bytes: the key at offset 0, the value at voff.
- */
-static int read_percpu_hash(int fd, size_t ksz, size_t vsz, size_t voff, size_t rsz,
-			    void **out)
-{
-	size_t stride = (vsz + 7) & ~(size_t)7;
-	char *buf = malloc(stride * (size_t)ncpus()), *rows = NULL;
-	char key[64], next[64];
-	int n = 0, cap = 0;
-	void *prev = NULL;
-
-	if (!buf || ksz > sizeof(key)) {
-		free(buf);
-		return -ENOMEM;
-	}
-	while (!bpf_map_get_next_key(fd, prev, next)) {
-		memcpy(key, next, ksz);
-		prev = key;
-		if (bpf_map_lookup_elem(fd, key, buf))
-			continue;	/* deleted meanwhile */
-		if (n == cap) {
-			char *r = realloc(rows, (size_t)(cap ? cap * 2 : 64) * rsz);
-
-			if (!r)
-				break;
-			rows = r;
-			cap = cap ? cap * 2 : 64;
-		}
-		memcpy(rows + (size_t)n * rsz, key, ksz);
-		sum_percpu(buf, vsz, rows + (size_t)n * rsz + voff);
-		n++;
-	}
-	free(buf);
-	*out = rows;
-	return n;
-}
-
 struct stat_row {
 	struct bs_server_key k;
 	struct bs_server_stats s;
 };
 
-static int read_stats(int fd, struct stat_row **rows)
+/* A per-CPU array element, summed over the CPUs; 0 on success. */
+static int read_percpu(int fd, __u32 idx, void *out, size_t vsz)
 {
-	return read_percpu_hash(fd, sizeof((*rows)->k), sizeof((*rows)->s),
-				offsetof(struct stat_row, s), sizeof(**rows), (void **)rows);
+	size_t stride = (vsz + 7) & ~(size_t)7;
+	void *buf = malloc(stride * (size_t)ncpus());
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	err = bpf_map_lookup_elem(fd, &idx, buf) ? -errno : 0;
+	if (!err)
+		sum_percpu(buf, vsz, out);
+	free(buf);
+	return err;
+}
+
+/* Zero a per-CPU array element on every CPU. */
+static void zero_percpu(int fd, __u32 idx, size_t vsz)
+{
+	size_t stride = (vsz + 7) & ~(size_t)7;
+	void *buf = calloc((size_t)ncpus(), stride);
+
+	if (buf)
+		bpf_map_update_elem(fd, &idx, buf, BPF_ANY);
+	free(buf);
+}
+
+/* One row per (target, port) the kernel has counted. */
+static int read_stats(const struct app *a, struct stat_row **rows_out)
+{
+	struct stat_row *rows = calloc(BS_STATS_SLOTS, sizeof(*rows));
+	int fd = loader_fd_stats(&a->ld), n = 0;
+
+	if (!rows)
+		return -ENOMEM;
+	for (int i = 0; i < a->targets.n; i++) {
+		const struct target *t = &a->targets.t[i];
+
+		for (int p = 0; p < BS_PORT_SLOTS; p++) {
+			__u32 port = loader_target_port(&a->ld, t->slot, p);
+
+			if (!(port & BS_PORT_USED))
+				continue;
+			rows[n].k.tgid = t->pid;
+			rows[n].k.port = (__u16)port;
+			if (!read_percpu(fd, (__u32)(t->slot * BS_PORT_SLOTS + p), &rows[n].s,
+					 sizeof(rows[n].s)))
+				n++;
+		}
+	}
+	*rows_out = rows;
+	return n;
 }
 
 struct agg_row {
@@ -265,21 +274,46 @@ struct agg_row {
 	struct bs_agg_val v;
 };
 
-static int read_agg(int fd, struct uagg *u, struct agg_row **rows_out)
+static int add_row(struct agg_row **rows, int *n, int *cap)
 {
-	struct agg_row *rows = NULL;
-	int n, cap;
+	if (*n == *cap) {
+		struct agg_row *r = realloc(*rows, (size_t)(*cap ? *cap * 2 : 64) * sizeof(*r));
 
-	n = read_percpu_hash(fd, sizeof(rows->k), sizeof(rows->v), offsetof(struct agg_row, v),
-			     sizeof(*rows), (void **)&rows);
-	if (n < 0)
-		return n;
-	cap = n;
+		if (!r)
+			return -ENOMEM;
+		*rows = r;
+		*cap = *cap ? *cap * 2 : 64;
+	}
+	memset(&(*rows)[*n], 0, sizeof(**rows));
+	return (*n)++;
+}
+
+/* Every histogram series: the kernel's (series -> agg) and the daemon's own. */
+static int read_agg(const struct app *a, struct agg_row **rows_out)
+{
+	int sfd = loader_fd_series(&a->ld), afd = loader_fd_agg(&a->ld);
+	struct agg_row *rows = NULL;
+	struct bs_agg_key key, next;
+	int n = 0, cap = 0, j;
+	void *prev = NULL;
+	__u32 idx;
+
+	while (!bpf_map_get_next_key(sfd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(sfd, &key, &idx))
+			continue;	/* deleted meanwhile */
+		if ((j = add_row(&rows, &n, &cap)) < 0)
+			break;
+		rows[j].k = key;
+		if (read_percpu(afd, idx, &rows[j].v, sizeof(rows[j].v)))
+			n--;
+	}
 
 	/* fold in what the daemon aggregated itself */
-	for (unsigned int i = 0; i <= u->mask; i++) {
-		const struct uagg_ent *e = &u->e[i];
-		int j;
+	for (unsigned int i = 0; i <= a->uagg->mask; i++) {
+		const struct uagg_ent *e = &a->uagg->e[i];
+		__u64 *dst;
 
 		if (!e->used)
 			continue;
@@ -287,25 +321,13 @@ static int read_agg(int fd, struct uagg *u, struct agg_row **rows_out)
 			if (key_eq(&rows[j].k, &e->k))
 				break;
 		if (j == n) {
-			if (n == cap) {
-				struct agg_row *r = realloc(rows, (size_t)(cap ? cap * 2 : 64) * sizeof(*r));
-
-				if (!r)
-					break;
-				rows = r;
-				cap = cap ? cap * 2 : 64;
-			}
-			rows[n].k = e->k;
-			memset(&rows[n].v, 0, sizeof(rows[n].v));
-			n++;
+			if ((j = add_row(&rows, &n, &cap)) < 0)
+				break;
+			rows[j].k = e->k;
 		}
-		{
-			__u64 *dst = (__u64 *)&rows[j].v;
-			const __u64 *src = (const __u64 *)&e->v;
-
-			for (size_t w = 0; w < sizeof(e->v) / sizeof(__u64); w++)
-				dst[w] += src[w];
-		}
+		dst = (__u64 *)&rows[j].v;
+		for (size_t w = 0; w < sizeof(e->v) / sizeof(__u64); w++)
+			dst[w] += ((const __u64 *)&e->v)[w];
 	}
 	*rows_out = rows;
 	return n;
@@ -611,10 +633,11 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		    "Accepted connections not followed because the connection map was full.");
 	expo_sample_u64(sb, "bunscope_connections_untracked_total", NULL, 0,
 			read_counter(cfd, BS_CNT_CONN_FULL));
-	expo_header(sb, "bunscope_syscall_slot_clashes_total", "counter",
-		    "Syscalls of two target threads that shared a tracking slot (one was missed).");
-	expo_sample_u64(sb, "bunscope_syscall_slot_clashes_total", NULL, 0,
-			read_counter(cfd, BS_CNT_SYSARG_CLASH));
+	expo_header(sb, "bunscope_connections_unfollowed_ports_total", "counter",
+		    "Accepted connections not followed because their process already had "
+		    "8 listening ports counted.");
+	expo_sample_u64(sb, "bunscope_connections_unfollowed_ports_total", NULL, 0,
+			read_counter(cfd, BS_CNT_PORTS_FULL));
 
 	expo_header(sb, "bunscope_map_entries", "gauge", "Entries in the BPF maps.");
 	{
@@ -674,8 +697,8 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 	int n, ns, k = 0;
 
 	pthread_mutex_lock(&a->lock);
-	n = read_agg(loader_fd_agg(&a->ld), a->uagg, &rows);
-	ns = read_stats(loader_fd_stats(&a->ld), &srows);
+	n = read_agg(a, &rows);
+	ns = read_stats(a, &srows);
 	if (n < 0 || ns < 0) {
 		pthread_mutex_unlock(&a->lock);
 		free(rows);
@@ -735,7 +758,7 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 		pthread_mutex_unlock(&a->lock);
 		return -ENOENT;
 	}
-	ns = read_stats(loader_fd_stats(&a->ld), &srows);
+	ns = read_stats(a, &srows);
 	pthread_mutex_unlock(&a->lock);
 	for (int i = 0; i < ns; i++) {
 		if (srows[i].k.tgid != pid)
@@ -780,42 +803,58 @@ int collect_health(void *ctx, struct sbuf *sb)
 
 /* ---- cleanup of an exited target ------------------------------------------- */
 
-static size_t delete_keys_of(int fd, size_t ksz, __u32 tgid)
+/* Delete every key of a hash map whose first 32 bits are tgid; returns how many. */
+static size_t delete_keys_of(int fd, size_t ksz, __u32 tgid, int series_free, int agg_fd)
 {
-	/* every key here starts with the tgid */
-	char *keys = NULL, *prev = NULL, next[64];
+	char *keys = NULL, key[64], next[64];
 	size_t n = 0, cap = 0;
+	void *prev = NULL;
 
+	if (ksz > sizeof(key))
+		return 0;
 	while (!bpf_map_get_next_key(fd, prev, next)) {
-		if (*(__u32 *)next == tgid) {
-			if (n == cap) {
-				char *k = realloc(keys, (cap ? cap * 2 : 256) * ksz);
+		memcpy(key, next, ksz);
+		prev = key;
+		if (*(__u32 *)key != tgid)
+			continue;
+		if (n == cap) {
+			char *k = realloc(keys, (cap ? cap * 2 : 256) * ksz);
 
-				if (!k)
-					break;
-				keys = k;
-				cap = cap ? cap * 2 : 256;
-			}
-			memcpy(keys + n * ksz, next, ksz);
-			n++;
+			if (!k)
+				break;
+			keys = k;
+			cap = cap ? cap * 2 : 256;
 		}
-		if (!prev)
-			prev = malloc(64);
-		if (!prev)
-			break;
-		memcpy(prev, next, ksz);
+		memcpy(keys + n * ksz, key, ksz);
+		n++;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		__u32 idx;
+
+		/* series: zero the histogram, then hand its index back */
+		if (series_free >= 0 && !bpf_map_lookup_elem(fd, keys + i * ksz, &idx)) {
+			zero_percpu(agg_fd, idx, sizeof(struct bs_agg_val));
+			bpf_map_delete_elem(fd, keys + i * ksz);
+			bpf_map_update_elem(series_free, NULL, &idx, BPF_ANY);
+			continue;
+		}
 		bpf_map_delete_elem(fd, keys + i * ksz);
-	free(prev);
+	}
 	free(keys);
 	return n;
 }
 
-void collect_forget_tgid(struct app *a, __u32 tgid)
+void collect_forget_target(struct app *a, const struct target *t)
 {
-	a->forgotten_conns += delete_keys_of(loader_fd_conns(&a->ld), sizeof(struct bs_conn_key), tgid);
-	delete_keys_of(loader_fd_stats(&a->ld), sizeof(struct bs_server_key), tgid);
-	delete_keys_of(loader_fd_agg(&a->ld), sizeof(struct bs_agg_key), tgid);
-	uagg_forget_tgid(a->uagg, tgid);
+	/* the BPF side stops looking at the slot first */
+	loader_set_target(&a->ld, t->slot, 0);
+	a->forgotten_conns += delete_keys_of(loader_fd_conns(&a->ld), sizeof(struct bs_conn_key),
+					     t->pid, -1, -1);
+	delete_keys_of(loader_fd_series(&a->ld), sizeof(struct bs_agg_key), t->pid,
+		       loader_fd_series_free(&a->ld), loader_fd_agg(&a->ld));
+	for (int p = 0; p < BS_PORT_SLOTS; p++)
+		zero_percpu(loader_fd_stats(&a->ld), (__u32)(t->slot * BS_PORT_SLOTS + p),
+			    sizeof(struct bs_server_stats));
+	loader_clear_target_ports(&a->ld, t->slot);
+	uagg_forget_tgid(a->uagg, t->pid);
 }

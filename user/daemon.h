@@ -50,6 +50,8 @@ struct app {
 	unsigned long long unknown_hash;	/* completion for a hash never seen */
 	unsigned long long seeded_conns;	/* connections open before attach */
 	unsigned long long forgotten_conns;	/* deleted for exited targets */
+	struct target fresh[BUNSCOPE_MAX_TARGETS];	/* attached by this refresh */
+	int nfresh;
 };
 
 /* collect.c: what the endpoints serve */
@@ -70,7 +72,7 @@ unsigned long long uagg_dropped(const struct uagg *u);
 unsigned int bs_dur_slot(__u64 ns);
 unsigned int bs_size_slot(__u64 n);
 
-/* remove everything the maps hold about an exited target */
-void collect_forget_tgid(struct app *a, __u32 tgid);
+/* stop observing an exited target and remove everything the maps hold of it */
+void collect_forget_target(struct app *a, const struct target *t);
 
 #endif /* BUNSCOPE_DAEMON_H */

@@ -238,8 +238,11 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (__u64)getpid() * 0x9E3779B97F4A7C15ULL;
 	s->rodata->hash_seed = seed;
+	s->rodata->max_series = o->max_series;
 	if ((err = bpf_map__set_max_entries(s->maps.conns, o->max_conns)) ||
 	    (err = bpf_map__set_max_entries(s->maps.agg, o->max_series)) ||
+	    (err = bpf_map__set_max_entries(s->maps.series, o->max_series)) ||
+	    (err = bpf_map__set_max_entries(s->maps.series_free, o->max_series)) ||
 	    (err = bpf_map__set_max_entries(s->maps.events, o->ringbuf_bytes))) {
 		pr_warn("cannot size the maps: %s\n", strerror(-err));
 		goto fail;
@@ -271,12 +274,44 @@ void loader_stop(struct loader *l)
 	l->skel = NULL;
 }
 
-void loader_set_targets(struct loader *l, const __u32 *tgids, int n)
+void loader_set_target(struct loader *l, int slot, __u32 tgid)
 {
-	volatile __u32 *t = l->skel->bss->targets;
+	if (slot >= 0 && slot < BUNSCOPE_MAX_TARGETS)
+		l->skel->bss->targets[slot] = tgid;
+}
 
-	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++)
-		t[i] = i < n ? tgids[i] : 0;
+__u32 loader_target_port(const struct loader *l, int slot, int pslot)
+{
+	if (slot < 0 || slot >= BUNSCOPE_MAX_TARGETS || pslot < 0 || pslot >= BS_PORT_SLOTS)
+		return 0;
+	return l->skel->bss->target_ports[slot][pslot];
+}
+
+int loader_claim_port(struct loader *l, int slot, __u16 port)
+{
+	__u32 want = BS_PORT_USED | port;
+
+	if (slot < 0 || slot >= BUNSCOPE_MAX_TARGETS)
+		return -1;
+	for (int p = 0; p < BS_PORT_SLOTS; p++) {
+		__u32 *e = (__u32 *)&l->skel->bss->target_ports[slot][p];
+		__u32 expect = 0;
+
+		if (__atomic_load_n(e, __ATOMIC_ACQUIRE) == want ||
+		    __atomic_compare_exchange_n(e, &expect, want, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE) ||
+		    expect == want)
+			return slot * BS_PORT_SLOTS + p;
+	}
+	return -1;
+}
+
+void loader_clear_target_ports(struct loader *l, int slot)
+{
+	if (slot < 0 || slot >= BUNSCOPE_MAX_TARGETS)
+		return;
+	for (int p = 0; p < BS_PORT_SLOTS; p++)
+		l->skel->bss->target_ports[slot][p] = 0;
 }
 
 int loader_fd_conns(const struct loader *l)
@@ -292,6 +327,16 @@ int loader_fd_stats(const struct loader *l)
 int loader_fd_agg(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.agg);
+}
+
+int loader_fd_series(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.series);
+}
+
+int loader_fd_series_free(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.series_free);
 }
 
 int loader_fd_routes(const struct loader *l)

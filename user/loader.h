@@ -43,13 +43,21 @@ int loader_start(struct loader *l, const struct loader_opts *o);
 /* Detach and free (NULL-safe, idempotent). */
 void loader_stop(struct loader *l);
 
-/* Replace the set of observed processes (at most BUNSCOPE_MAX_TARGETS). */
-void loader_set_targets(struct loader *l, const __u32 *tgids, int n);
+/* Observe tgid in target slot (0 stops observing the slot). */
+void loader_set_target(struct loader *l, int slot, __u32 tgid);
+/* The port counted in (slot, port slot): BS_PORT_USED | port, or 0. */
+__u32 loader_target_port(const struct loader *l, int slot, int pslot);
+/* The stats index of (slot, port), claiming a port slot as the BPF side does; -1 if full. */
+int loader_claim_port(struct loader *l, int slot, __u16 port);
+/* Forget the ports of a slot (after its stats were zeroed). */
+void loader_clear_target_ports(struct loader *l, int slot);
 
 /* map fds */
 int loader_fd_conns(const struct loader *l);
 int loader_fd_stats(const struct loader *l);
 int loader_fd_agg(const struct loader *l);
+int loader_fd_series(const struct loader *l);
+int loader_fd_series_free(const struct loader *l);
 int loader_fd_routes(const struct loader *l);
 int loader_fd_counters(const struct loader *l);
 int loader_fd_events(const struct loader *l);

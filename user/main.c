@@ -241,7 +241,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 /* ---- targets ------------------------------------------------------------------- */
 
 /* Connections accepted before we attached: follow them from their next request. */
-static void seed_connections(struct app *a, __u32 pid)
+static void seed_connections(struct app *a, const struct target *t)
 {
 	struct est_conn *ec = calloc(4096, sizeof(*ec));
 	int fd = loader_fd_conns(&a->ld), n, seeded = 0;
@@ -249,24 +249,30 @@ static void seed_connections(struct app *a, __u32 pid)
 
 	if (!ec || !v)
 		goto out;
-	n = targets_established(pid, ec, 4096);
+	n = targets_established(t->pid, ec, 4096);
 	for (int i = 0; i < n; i++) {
-		struct bs_conn_key k = { .tgid = pid, .fd = (__u32)ec[i].fd };
+		struct bs_conn_key k = { .tgid = t->pid, .fd = (__u32)ec[i].fd };
+		int idx = loader_claim_port(&a->ld, t->slot, ec[i].lport);
 
+		if (idx < 0)
+			continue;
 		memset(v, 0, sizeof(*v));
 		v->hp.req.state = HS_RESYNC;
 		v->hp.resp.state = HS_RESYNC;
 		v->port = ec[i].lport;
 		v->peer_port = ec[i].rport;
 		v->family = ec[i].family;
+		v->stats_idx = (__u32)idx;
 		memcpy(v->peer, ec[i].addr, 16);
 		if (!bpf_map_update_elem(fd, &k, v, BPF_NOEXIST))
 			seeded++;
 	}
 	if (seeded) {
+		pthread_mutex_lock(&a->lock);
 		a->seeded_conns += (unsigned long long)seeded;
+		pthread_mutex_unlock(&a->lock);
 		pr_info("pid %u: following %d connection(s) opened before attaching, from their "
-			"next request\n", pid, seeded);
+			"next request\n", t->pid, seeded);
 	}
 out:
 	free(ec);
@@ -279,31 +285,34 @@ static void on_target(void *ctx, const struct target *t, bool attached)
 
 	if (attached) {
 		pr_info("attached to pid %u (%s), selected by %s\n", t->pid, t->comm, t->how);
+		if (a->nfresh < BUNSCOPE_MAX_TARGETS)
+			a->fresh[a->nfresh++] = *t;
 	} else {
 		pr_info("pid %u (%s) exited; its series are removed\n", t->pid, t->comm);
-		collect_forget_tgid(a, t->pid);
+		collect_forget_target(a, t);
 	}
 }
 
 static void refresh_targets(struct app *a, bool initial)
 {
-	__u32 tgids[BUNSCOPE_MAX_TARGETS];
-	int changes, n;
+	struct target fresh[BUNSCOPE_MAX_TARGETS];
+	int changes, n, nfresh;
 
 	pthread_mutex_lock(&a->lock);
+	a->nfresh = 0;
 	changes = targets_refresh(&a->targets, &a->cfg.sel, on_target, a);
 	n = a->targets.n;
-	for (int i = 0; i < n; i++)
-		tgids[i] = a->targets.t[i].pid;
+	nfresh = a->nfresh;
+	memcpy(fresh, a->fresh, sizeof(fresh[0]) * (size_t)nfresh);
 	pthread_mutex_unlock(&a->lock);
-	if (!changes && !initial)
-		return;
 	/* filter on first so no accept is missed, then look for older connections */
-	loader_set_targets(&a->ld, tgids, n);
-	for (int i = 0; i < n; i++)
-		seed_connections(a, tgids[i]);
+	for (int i = 0; i < nfresh; i++)
+		loader_set_target(&a->ld, fresh[i].slot, fresh[i].pid);
+	for (int i = 0; i < nfresh; i++)
+		seed_connections(a, &fresh[i]);
 	if (!n && initial)
 		pr_info("waiting for a process to match the selectors\n");
+	(void)changes;
 }
 
 /* ---- ring buffer ---------------------------------------------------------------- */

@@ -138,6 +138,10 @@ static void add_target(struct target_set *ts, __u32 pid, const char *how, target
 	if (proc_stat(pid, &t->start, t->comm))
 		return;
 	t->pid = pid;
+	for (t->slot = 0; t->slot < BUNSCOPE_MAX_TARGETS - 1; t->slot++)
+		if (!ts->slot_used[t->slot])
+			break;
+	ts->slot_used[t->slot] = true;
 	snprintf(t->how, sizeof(t->how), "%s", how);
 	ts->n++;
 	(*changes)++;
@@ -248,6 +252,7 @@ int targets_refresh(struct target_set *ts, const struct selectors *sel, target_c
 			continue;
 		}
 		cb(ctx, t, false);
+		ts->slot_used[t->slot] = false;
 		ts->exits++;
 		changes++;
 		for (int k = 0; k < sel->npids; k++) {

@@ -20,6 +20,7 @@ struct selectors {
 
 struct target {
 	__u32 pid;
+	int slot;		/* index in the BPF targets[] array, stable for life */
 	__u64 start;		/* start time in clock ticks, tells pid reuse apart */
 	char comm[16];
 	char how[40];		/* the selector that matched, e.g. "--name bun" */
@@ -33,6 +34,7 @@ struct target_set {
 	__u32 gone[SEL_MAX];
 	int ngone;
 	bool warned_full;
+	bool slot_used[BUNSCOPE_MAX_TARGETS];
 	/* --port: the listening sockets seen at the last scan */
 	__u64 listen_sig;
 };
@@ -40,8 +42,9 @@ struct target_set {
 typedef void (*target_cb)(void *ctx, const struct target *t, bool attached);
 
 /*
- * Bring the set in line with the selectors: departures are reported first,
- * then arrivals.  Returns the number of changes.
+ * Bring the set in line with the selectors: departures are reported first
+ * (the callback must stop observing t->slot before it returns: the slot is
+ * handed out again), then arrivals.  Returns the number of changes.
  */
 int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb,
 		    void *ctx);

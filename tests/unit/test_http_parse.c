@@ -27,6 +27,7 @@ struct done {
 	__u64 resp_body;
 	__u64 dur;
 	__u64 hash;
+	__u32 route;
 };
 
 struct rec {
@@ -88,6 +89,7 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 		d->resp_body = resp_body;
 		d->dur = r->now - s->start_ns;
 		d->hash = s->path_hash;
+		d->route = s->route_id;
 	}
 }
 
@@ -269,22 +271,57 @@ static void test_pipeline_overflow(void **state)
 	char buf[8192] = "";
 
 	(void)state;
-	/* 12 distinct paths in one read: more than HP_FIFO slots */
+	/* 12 distinct paths in one read, the 11th a HEAD: more than HP_FIFO slots */
 	for (int i = 0; i < 12; i++) {
 		char one[128];
 
-		snprintf(one, sizeof(one), GET("/p%d"), i);
+		if (i == 10)
+			snprintf(one, sizeof(one), "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n");
+		else
+			snprintf(one, sizeof(one), GET("/p%d"), i);
 		strcat(buf, one);
 	}
 	feed(t, REQ, buf);
 	assert_int_equal(t->rec.started, 12);
-	assert_true(t->rec.overflow > 0);
+	assert_int_equal(t->rec.overflow, 12 - HP_FIFO);
 	buf[0] = 0;
 	for (int i = 0; i < 12; i++)
-		strcat(buf, RESP_HI);
+		strcat(buf, i == 10 ? "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n" : RESP_HI);
 	feed(t, RESP, buf);
 	assert_int_equal(t->rec.completed, 12);
 	assert_int_equal(pending(t), 0);
+	/* the slotted ones keep their routes (here: unresolved), the rest are _other */
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(t->rec.done[i].route, i < HP_FIFO ? BS_ROUTE_UNRESOLVED : BS_ROUTE_OTHER);
+	assert_int_equal(t->rec.done[10].resp_body, 0);
+	/* back to normal afterwards */
+	feed(t, REQ, GET("/after"));
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.completed, 13);
+	assert_int_equal(t->rec.done[12].route, BS_ROUTE_UNRESOLVED);
+	/* any pipeline depth: every request counted and completed in order */
+	{
+		struct tconn *u = tc_new();
+		char *big = malloc(100 * 128);
+
+		big[0] = 0;
+		for (int i = 0; i < 100; i++) {
+			char one[64];
+
+			snprintf(one, sizeof(one), GET("/q%d"), i);
+			strcat(big, one);
+		}
+		feed(u, REQ, big);
+		assert_int_equal(u->rec.started, 100);
+		big[0] = 0;
+		for (int i = 0; i < 100; i++)
+			strcat(big, RESP_HI);
+		feed(u, RESP, big);
+		assert_int_equal(u->rec.completed, 100);
+		assert_int_equal(pending(u), 0);
+		free(big);
+		free(u);
+	}
 	free(t);
 }
 
