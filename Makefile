@@ -64,8 +64,8 @@ $(BUILD)/user/%.o: user/%.c $(HEADERS) | $(BUILD)/user
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
 
-# only the loader includes the generated skeleton
-$(BUILD)/user/loader.o: $(BUILD)/bunscope.skel.h
+# the objects that include the generated skeleton
+$(BUILD)/user/loader.o $(BUILD)/user/bench.o: $(BUILD)/bunscope.skel.h
 
 $(BUILD)/bunscope: $(USER_OBJS)
 	$(call msg,LINK,$@)

@@ -186,6 +186,8 @@ static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
 	bpf_program__set_autoload(s->progs.bs_raw_exit, !tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit_read, !tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit_write, !tp);
+	bpf_program__set_autoload(s->progs.bs_bench, false);
+	bpf_program__set_autoload(s->progs.bs_bench_null, false);
 }
 
 static enum capture_mode choose_mode(enum capture_mode want, const char **why)

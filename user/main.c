@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bench.h"
 #include "bs_conn.h"
 #include "daemon.h"
 #include "doctor.h"
@@ -81,6 +82,7 @@ static void usage(FILE *f)
 		"Usage: bunscope [OPTIONS]           observe Bun servers, serve metrics\n"
 		"       bunscope doctor [OPTIONS]    check this host and the targets, print fixes\n"
 		"       bunscope check [OPTIONS]     load and attach everything, then exit\n"
+		"       bunscope bench-parse         kernel cost of parsing sample requests\n"
 		"\n"
 		"Select targets with --pid, --name or --port (at least one to run the daemon).\n"
 		"\nOptions:\n");
@@ -566,7 +568,7 @@ int main(int argc, char **argv)
 			.ringbuf_bytes = DEFAULT_RINGBUF,
 		},
 	};
-	enum { CMD_RUN, CMD_DOCTOR, CMD_CHECK } cmd = CMD_RUN;
+	enum { CMD_RUN, CMD_DOCTOR, CMD_CHECK, CMD_BENCH } cmd = CMD_RUN;
 	int err;
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
@@ -574,6 +576,8 @@ int main(int argc, char **argv)
 		cmd = CMD_DOCTOR;
 	else if (argc > 1 && !strcmp(argv[1], "check"))
 		cmd = CMD_CHECK;
+	else if (argc > 1 && !strcmp(argv[1], "bench-parse"))
+		cmd = CMD_BENCH;
 	if (cmd != CMD_RUN) {
 		argv[1] = argv[0];
 		argv++;
@@ -586,6 +590,11 @@ int main(int argc, char **argv)
 
 	if (cmd == CMD_DOCTOR)
 		return doctor_run(&cfg) ? 1 : 0;
+	if (cmd == CMD_BENCH) {
+		const char *n = getenv("BUNSCOPE_BENCH_RUNS");
+
+		return bench_parse_run(n ? strtoul(n, NULL, 10) : 20000) ? 1 : 0;
+	}
 	if (cmd == CMD_RUN && !cfg.sel.npids && !cfg.sel.nnames && !cfg.sel.nports) {
 		pr_warn("no target: give --pid, --name or --port (see --help)\n");
 		return 2;
