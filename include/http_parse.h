@@ -40,6 +40,9 @@
 #define hp_copy(dst, src, n) memcpy((dst), (src), (n))
 #endif
 
+#ifndef HP_NO_FAST
+#define HP_NO_FAST 0	/* 1: no inline fast path for ordinary fields (tests) */
+#endif
 #ifndef HP_WIN
 #define HP_WIN		4096	/* stream bytes examined per window */
 #endif
@@ -1261,6 +1264,41 @@ HP_INLINE void hp_line_do(struct hp_run *r, struct hp_dir *d, int dir)
 }
 
 /*
+ * Ordinary field lines, handled where they are found (in BPF: no call, and
+ * calls are dear).  Returns 1 if the line was accounted for, 0 to leave it to
+ * the full handler, which then sees it untouched.  Request fields: a valid
+ * token name (not one of the framing names, which the full handler parses)
+ * within the limits; response fields: any name but Content-Length,
+ * Transfer-Encoding and Connection (Bun writes them, no validation).
+ */
+HP_INLINE int hp_field_fast(struct hp_run *r, struct hp_dir *d, int dir, __u32 s,
+			    __u32 le, __u32 total)
+{
+	__u32 colon, nlen;
+
+	colon = hp_find(r, s, le, ':', dir ? 3 : 8);
+	if (colon >= le)
+		return 0;
+	nlen = colon - s;
+	if (dir) {
+		if (nlen == 10 || nlen == 14 || nlen == 17)
+			return 0;
+		d->head_len += total + 2;
+		d->nfields++;
+		return 1;
+	}
+	if (!nlen || nlen == 7 || nlen == 14 || nlen == 17 || nlen > 64 ||
+	    d->head_len + total + 2 > HP_MAX_HEAD || d->nfields >= HP_MAX_FIELDS ||
+	    !hp_token(r, s, nlen))
+		return 0;
+	if (nlen == 4 && hp_name_is(r, s, 4, HP_N_HOST, 0, 0))
+		d->mflags |= HP_RF_HOST;
+	d->head_len += total + 2;
+	d->nfields++;
+	return 1;
+}
+
+/*
  * A complete line scr[ls, le) ended; the next byte is at scr[next].  The
  * includer may define HP_LINE_CALL(r, d, dir) to run hp_line_do() somewhere
  * else (BPF: in a separately verified function).
@@ -1279,6 +1317,9 @@ HP_INLINE void hp_line(struct hp_run *r, struct hp_dir *d, int dir, __u32 le,
 	d->dflags &= ~HP_DF_CR;
 	r->v->off = r->v->wbase + (next - HP_WIN_OFF);
 	r->v->in_line = 0;
+	if (!HP_NO_FAST && d->state == HS_FIELDS && le > s && !r->v->line_trunc &&
+	    hp_field_fast(r, d, dir, s, le, r->v->line_total))
+		return;
 #ifdef HP_LINE_CALL
 	HP_LINE_CALL(r, d, dir);
 #else

@@ -54,6 +54,14 @@ if [ "$have" != "$BUN_VERSION" ]; then
 	(cd "$ROOT/.deps" && npm install --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION" >/dev/null)
 	have=$("$bun" --version)
 fi
+# prom-client: what `make bench` compares bunscope with (in-process metrics)
+PROM_CLIENT_VERSION=${PROM_CLIENT_VERSION:-15.1.3}
+if [ ! -f "$ROOT/.deps/node_modules/prom-client/package.json" ] ||
+   ! grep -q "\"version\": \"$PROM_CLIENT_VERSION\"" "$ROOT/.deps/node_modules/prom-client/package.json"; then
+	echo "deps: installing prom-client@$PROM_CLIENT_VERSION (for make bench) into .deps/"
+	(cd "$ROOT/.deps" && npm install --no-audit --no-fund --loglevel=error \
+		"bun@$BUN_VERSION" "prom-client@$PROM_CLIENT_VERSION" >/dev/null)
+fi
 mkdir -p "$ROOT/.deps/bin"
 ln -sf "$bun" "$ROOT/.deps/bin/bun"
 echo "deps: ok (bun $have at .deps/bin/bun)"

@@ -324,6 +324,13 @@ static const char *pattern_check(const char *pat)
 	}
 }
 
+static __u32 label_intern(struct route_table *rt, const char *label, size_t len);
+
+/*
+ * Patterns reserve their label (and id) when they are added, so that a flood
+ * of new paths can never push an operator's explicit routes into _other;
+ * they count toward max_routes.
+ */
 int routes_add_pattern(struct route_table *rt, const char *pattern,
 		       char *err, size_t errlen)
 {
@@ -346,9 +353,19 @@ int routes_add_pattern(struct route_table *rt, const char *pattern,
 		rt->patterns = grown;
 		rt->cap_patterns = cap;
 	}
+	if (rt->count >= rt->max_routes) {
+		if (err && errlen)
+			snprintf(err, errlen, "more route patterns than --max-routes (%u)",
+				 rt->max_routes);
+		return -ENOSPC;
+	}
 	copy = strdup(pattern);
 	if (!copy)
 		return -ENOMEM;
+	if (label_intern(rt, pattern, strlen(pattern)) == BS_ROUTE_OTHER) {
+		free(copy);
+		return -ENOMEM;
+	}
 	rt->patterns[rt->npatterns++] = copy;
 	return 0;
 }

@@ -732,6 +732,33 @@ static void test_stress_bounded(void **state)
 	routes_free(rt);
 }
 
+/* Explicit routes keep their label whatever fills the table afterwards. */
+static void test_pattern_reserved(void **state)
+{
+	struct route_table *rt = routes_new(3);
+	char err[128], path[32];
+	__u32 id;
+
+	(void)state;
+	assert_non_null(rt);
+	assert_int_equal(routes_add_pattern(rt, "/users/:name", err, sizeof(err)), 0);
+	assert_int_equal(routes_count(rt), 1);
+	/* a flood of new labels fills the cap ... */
+	for (int i = 0; i < 100; i++) {
+		snprintf(path, sizeof(path), "/flood%c%d", 'a' + i % 26, i);
+		routes_resolve(rt, path, strlen(path), 0);
+	}
+	assert_int_equal(routes_count(rt), 3);
+	/* ... and the pattern still labels its paths */
+	id = routes_resolve(rt, "/users/bob", 10, 0);
+	assert_int_not_equal(id, BS_ROUTE_OTHER);
+	assert_string_equal(routes_label(rt, id), "/users/:name");
+	/* patterns beyond the cap are refused with a reason */
+	assert_int_equal(routes_add_pattern(rt, "/x/:y", err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "--max-routes"));
+	routes_free(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -740,6 +767,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_long_hex, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patterns, setup, teardown),
+		cmocka_unit_test(test_pattern_reserved),
 		cmocka_unit_test_setup_teardown(test_pattern_priority, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pattern_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absolute_form, setup, teardown),

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""make bench: what attaching bunscope costs a Bun server, and what it costs
+the rest of the host.
+
+Every variant is measured in every round, rounds interleave the variants (the
+machines are noisy), and the table reports medians with the ratio against the
+bare server measured in the same run.  Bun runs on CPU 0 and wrk on CPU 1 so
+that the two compete as little as possible; the daemon is not pinned.
+
+Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_CONNS (50).
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUN = os.path.join(ROOT, ".deps", "bin", "bun")
+BUNSCOPE = os.path.join(ROOT, "build", "bunscope")
+PROM_CLIENT = os.path.join(ROOT, ".deps", "node_modules", "prom-client", "index.js")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+CONNS = int(os.environ.get("BENCH_CONNS", "50"))
+NCPU = os.cpu_count() or 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("timed out waiting for " + what)
+
+
+def http_get(url, timeout=2):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def pin(cpu):
+    return ["taskset", "-c", str(cpu)] if NCPU > 1 else []
+
+
+class Proc:
+    """A child process killed on exit."""
+
+    def __init__(self, argv, env=None, log=None):
+        self.p = subprocess.Popen(argv, env=env, stdout=log or subprocess.DEVNULL,
+                                  stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+                                  start_new_session=True)
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+
+
+def bun_app(script, port, extra_env=None):
+    env = dict(os.environ, PORT=str(port), **(extra_env or {}))
+    proc = Proc(pin(0) + [BUN, script], env=env)
+    wait_until(lambda: http_get("http://127.0.0.1:%d/" % port) is not None, 20,
+               "bun on port %d" % port)
+    return proc
+
+
+def bun_pid(proc):
+    # taskset execs bun: the child's pid is bun's
+    return proc.p.pid
+
+
+def wrk(port):
+    out = subprocess.run(pin(1) + ["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % SECONDS,
+                                   "http://127.0.0.1:%d/" % port],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return rps, total
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Scope:
+    def __init__(self, pid):
+        self.listen = "127.0.0.1:%d" % free_port()
+        self.log = open(os.path.join(ROOT, "build", "bench-bunscope.log"), "a")
+        self.proc = Proc([BUNSCOPE, "--pid", str(pid), "--listen", self.listen], log=self.log)
+        wait_until(lambda: '"pid":%d' % pid in http_get("http://%s/health" % self.listen), 30,
+                   "bunscope attached")
+
+    def metrics(self):
+        return http_get("http://%s/metrics" % self.listen, timeout=10)
+
+    def stop(self):
+        self.proc.stop()
+        self.log.close()
+
+
+def sample_sum(text, name, **labels):
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all('%s="%s"' % (k, v) in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def set_bpf_stats(on):
+    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+        f.write("1" if on else "0")
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root (bunscope loads BPF programs)")
+    for path in (BUN, BUNSCOPE, PROM_CLIENT):
+        if not os.path.exists(path):
+            sys.exit("bench: missing %s (run: make bench)" % path)
+    os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+    set_bpf_stats(False)
+
+    pa, pb, pp = free_port(), free_port(), free_port()
+    hello = os.path.join(ROOT, "scripts", "bench", "hello.js")
+    prom = os.path.join(ROOT, "scripts", "bench", "promclient.js")
+    res = {k: [] for k in ("bare", "attached", "prom", "other_bare", "other_attached")}
+    cpu_per_10k, rss = [], []
+    apps = [bun_app(hello, pa), bun_app(hello, pb),
+            bun_app(prom, pp, {"PROM_CLIENT": PROM_CLIENT})]
+    try:
+        a_pid = bun_pid(apps[0])
+        print("bunscope benchmark: Bun %s, wrk -t1 -c%d -d%ds, %d interleaved rounds, "
+              "medians" % (subprocess.run([BUN, "--version"], capture_output=True,
+                                          text=True).stdout.strip(), CONNS, SECONDS, ROUNDS),
+              flush=True)
+        for rnd in range(ROUNDS):
+            res["bare"].append(wrk(pa)[0])
+            res["other_bare"].append(wrk(pb)[0])
+            res["prom"].append(wrk(pp)[0])
+            scope = Scope(a_pid)
+            try:
+                c0 = proc_cpu_seconds(scope.proc.p.pid)
+                rps, total = wrk(pa)
+                c1 = proc_cpu_seconds(scope.proc.p.pid)
+                res["attached"].append(rps)
+                cpu_per_10k.append((c1 - c0) / SECONDS / (rps / 10000))
+                res["other_attached"].append(wrk(pb)[0])
+                rss.append(proc_rss(scope.proc.p.pid))
+            finally:
+                scope.stop()
+            print("  round %d/%d: bare %.0f  attached %.0f  prom-client %.0f  "
+                  "other bare %.0f  other with bunscope %.0f" % (
+                      rnd + 1, ROUNDS, res["bare"][-1], res["attached"][-1], res["prom"][-1],
+                      res["other_bare"][-1], res["other_attached"][-1]), flush=True)
+
+        # BPF time per request: a separate run, since the statistics cost time
+        set_bpf_stats(True)
+        scope = Scope(a_pid)
+        try:
+            wrk(pa)
+            m = scope.metrics()
+        finally:
+            scope.stop()
+            set_bpf_stats(False)
+        bpf_s = sample_sum(m, "bunscope_bpf_prog_run_seconds_total")
+        reqs = sample_sum(m, "http_server_request_duration_seconds_count", server_port=pa)
+        runs = {}
+        for line in m.splitlines():
+            mm = re.match(r'bunscope_bpf_prog_run(s_total|_seconds_total)\{prog="(\w+)"\} (\S+)',
+                          line)
+            if mm:
+                runs.setdefault(mm.group(2), {})[mm.group(1)] = float(mm.group(3))
+    finally:
+        for a in apps:
+            a.stop()
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    bare = med["bare"]
+    print()
+    print("  %-44s %10s %8s" % ("", "req/s", "ratio"))
+    print("  %-44s %10.0f %8.3f" % ("Bun, bare", bare, 1.0))
+    print("  %-44s %10.0f %8.3f" % ("Bun, bunscope attached", med["attached"],
+                                    med["attached"] / bare))
+    print("  %-44s %10.0f %8.3f" % ("Bun, prom-client in the process", med["prom"],
+                                    med["prom"] / bare))
+    print("  %-44s %10.0f %8.3f" % ("other Bun server, bunscope attached elsewhere",
+                                    med["other_attached"],
+                                    med["other_attached"] / med["other_bare"]))
+    print("  %-44s %10.0f %8s" % ("  (the same server, no bunscope running)", med["other_bare"],
+                                  "1.000"))
+    print()
+    sys.stdout.flush()
+    bp = subprocess.run([BUNSCOPE, "bench-parse"], capture_output=True, text=True).stdout
+    mo = re.search(r"statistics overhead per program run: (\d+) ns", bp)
+    stats_ns = float(mo.group(1)) if mo else 0.0
+    total_runs = sum(v.get("s_total", 0) for v in runs.values())
+    bpf_ns = (bpf_s * 1e9 - total_runs * stats_ns) / reqs if reqs else float("nan")
+    print("  BPF time per request: %.0f ns (kernel.bpf_stats_enabled run over %d requests,"
+          % (bpf_ns, reqs))
+    print("    less %.0f ns of statistics overhead per program run; all processes' runs "
+          "counted, the load generator's syscalls too)" % stats_ns)
+    for prog, v in sorted(runs.items()):
+        if v.get("s_total"):
+            print("    %-22s %10d runs %8.0f ns/run" % (
+                prog, v["s_total"], v.get("_seconds_total", 0) * 1e9 / v["s_total"] - stats_ns))
+    print("  bunscope daemon: %.3f%% of a core per 10k req/s, RSS %.1f MiB" % (
+        statistics.median(cpu_per_10k) * 100, statistics.median(rss) / 2**20))
+    print()
+    print(bp, end="")
+    print("\ntargets (issue 2): attached/bare >= 0.95; BPF time <= 1000 ns per request")
+    with open(os.path.join(ROOT, "build", "bench-results.json"), "w") as f:
+        json.dump({"rounds": res, "medians": med, "bpf_ns_per_request": bpf_ns,
+                   "stats_overhead_ns_per_run": stats_ns}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
