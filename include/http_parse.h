@@ -1317,9 +1317,19 @@ HP_INLINE void hp_line(struct hp_run *r, struct hp_dir *d, int dir, __u32 le,
 	d->dflags &= ~HP_DF_CR;
 	r->v->off = r->v->wbase + (next - HP_WIN_OFF);
 	r->v->in_line = 0;
-	if (!HP_NO_FAST && d->state == HS_FIELDS && le > s && !r->v->line_trunc &&
-	    hp_field_fast(r, d, dir, s, le, r->v->line_total))
-		return;
+	if (!HP_NO_FAST && d->state == HS_FIELDS && !r->v->line_trunc) {
+		if (le > s) {
+			if (hp_field_fast(r, d, dir, s, le, r->v->line_total))
+				return;
+		} else if (!r->v->line_total) {
+			/* the end of a head, once per message each way */
+			if (dir)
+				hp_resp_head_end(r, d);
+			else
+				hp_req_head_end(r, d);
+			return;
+		}
+	}
 #ifdef HP_LINE_CALL
 	HP_LINE_CALL(r, d, dir);
 #else
