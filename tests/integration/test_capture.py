@@ -1,0 +1,81 @@
+"""Capture modes and connections that predate bunscope.
+
+Ground truth: the requests the test itself makes, and Bun's handled count."""
+
+import http.client
+import json
+
+from harness import BunApp, Bunscope, assert_equal, privileged, wait_until
+import harness
+
+
+@privileged
+def test_raw_tracepoint_capture():
+    """--capture raw_tracepoint (the fallback for kernels without syscall
+    tracepoints) counts exactly like the default mode."""
+    with BunApp() as app, Bunscope.for_app(app, "--capture", "raw_tracepoint") as scope:
+        assert scope.health()["capture"] == "raw_tracepoint", scope.health()
+        conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+        for i in range(25):
+            conn.request("GET", "/users/%d" % i)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200
+        conn.request("POST", "/echo", body=b"x" * 70000)
+        r = conn.getresponse()
+        assert r.read() == b"70000"
+        conn.close()
+        scope.wait_count(app.port, 26, app.pid)
+        assert_equal(app.handled(), 26, "Bun handled")
+        s = scope.scrape()
+        assert_equal(s.count(app.port, app.pid, http_route="/users/:id"), 25, "/users/:id")
+        assert_equal(s.value(harness.REQ_SIZE + "_sum", pid=str(app.pid),
+                             server_port=str(app.port), http_route="/echo"), 70000,
+                     "request body bytes")
+
+
+@privileged
+def test_connection_open_before_attach():
+    """A keep-alive connection opened (and used) before bunscope starts is
+    followed from its next request; nothing before that is invented."""
+    with BunApp() as app:
+        conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+        conn.request("GET", "/users/1")
+        r = conn.getresponse()
+        r.read()
+        before = app.handled()
+        with Bunscope.for_app(app) as scope:
+            log = scope.log_text()
+            assert "opened before attaching" in log, log
+            for i in range(5):
+                conn.request("GET", "/users/%d" % (10 + i))
+                r = conn.getresponse()
+                r.read()
+                assert r.status == 200
+            scope.wait_count(app.port, 5, app.pid)
+            assert_equal(app.handled() - before, 5, "Bun handled since attach")
+            s = scope.scrape()
+            assert_equal(s.count(app.port, app.pid, http_route="/users/:id"), 5,
+                         "requests counted on the old connection")
+            assert_equal(s.active(app.port, app.pid), 0, "active")
+        conn.close()
+
+
+@privileged
+def test_json_and_health_shape():
+    """/api/server-metrics has Bun's native shape; ?pid of a non-target is 404."""
+    with BunApp() as app, Bunscope.for_app(app) as scope:
+        app.get("/")
+        scope.wait_count(app.port, 1, app.pid)
+        j = scope.server_metrics(app.pid)
+        assert set(j) >= {"timestamp", "pid", "http", "websockets", "memory"}, j
+        assert j["pid"] == app.pid and j["http"]["pendingRequests"] == 0, j
+        assert j["websockets"] == {"pendingConnections": 0}, j
+        assert j["memory"]["rss"] > 1 << 20, j
+        status, _, body = scope.get("/api/server-metrics?pid=1")
+        assert status == 404, (status, body)
+        status, _, body = scope.get("/api/server-metrics?pid=abc")
+        assert status == 400, (status, body)
+        h = scope.health()
+        assert h["status"] == "ok" and h["targets"][0]["pid"] == app.pid, h
+        json.dumps(h)
