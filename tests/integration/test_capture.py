@@ -79,3 +79,42 @@ def test_json_and_health_shape():
         h = scope.health()
         assert h["status"] == "ok" and h["targets"][0]["pid"] == app.pid, h
         json.dumps(h)
+
+
+@privileged
+def test_heads_split_across_reads():
+    """Request heads and bodies delivered in pieces (separate sends with
+    TCP_NODELAY, so Bun reads them in separate recvs: the pauses between
+    pieces are the stimulus, not synchronisation) are counted exactly."""
+    import socket
+    import time
+    req = (b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n"
+           b"User-Agent: split-test\r\n\r\n0123456789")
+    cuts = [
+        [1, 2, 15, 16],                    # inside the method, at the CRLF
+        [5, 20, 37, 38, 39, 40],           # inside CRLFs and a field name
+        [len(req) - 12, len(req) - 10],    # the final CRLF, then the body
+        [len(req) - 5],                    # inside the body
+    ]
+    with BunApp() as app, Bunscope.for_app(app) as scope:
+        s = socket.create_connection(("127.0.0.1", app.port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = harness.HTTPReader(s)
+        for points in cuts:
+            last = 0
+            for p in points + [len(req)]:
+                s.sendall(req[last:p])
+                last = p
+                time.sleep(0.02)
+            r = reader.read_response()
+            assert r.status == 200 and r.body == b"10", r
+        s.close()
+        scope.wait_count(app.port, len(cuts), app.pid)
+        assert_equal(app.handled(), len(cuts), "Bun handled")
+        sc = scope.scrape()
+        assert_equal(sc.count(app.port, app.pid, http_route="/echo"), len(cuts), "/echo count")
+        assert_equal(sc.value(harness.REQ_SIZE + "_sum", pid=str(app.pid),
+                              server_port=str(app.port), http_route="/echo"),
+                     10 * len(cuts), "request body bytes")
+        for reason in ("method", "version", "header", "host"):
+            assert_equal(sc.rejected(app.port, reason, app.pid), 0, "rejected " + reason)
