@@ -38,10 +38,12 @@ if [ -n "$missing" ]; then
 	apt-get update -qq
 	# The prometheus package starts a service where systemd runs; we only
 	# want the binaries, so keep service starts out of it.
-	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-	chmod +x /usr/sbin/policy-rc.d
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-	rm -f /usr/sbin/policy-rc.d
 fi
 
 bun="$ROOT/.deps/node_modules/bun/bin/bun.exe"
