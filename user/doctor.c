@@ -79,8 +79,7 @@ static void check_privileges(void)
 	if (sys_admin || (bpf && perfmon))
 		item(OK, NULL, "privileges: %s", sys_admin ? "CAP_SYS_ADMIN" : "CAP_BPF + CAP_PERFMON");
 	else
-		item(FAIL, "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE "
-		     "(setcap cap_bpf,cap_perfmon+ep build/bunscope)",
+		item(FAIL, "run bunscope (and this doctor) as root: sudo build/bunscope doctor",
 		     "privileges: loading tracing BPF programs needs CAP_BPF + CAP_PERFMON");
 }
 
@@ -88,6 +87,13 @@ static void check_kernel(void)
 {
 	int stats = 0;
 	struct rlimit rl;
+
+	if (!loader_privileged()) {
+		/* the probes below load BPF programs: without privileges they all
+		 * fail, which says nothing about the kernel */
+		item(INFO, NULL, "kernel BPF features not probed: that needs root too");
+		return;
+	}
 
 	if (!access("/sys/kernel/btf/vmlinux", R_OK))
 		item(OK, NULL, "kernel BTF: /sys/kernel/btf/vmlinux (CO-RE works)");
@@ -139,7 +145,9 @@ static void check_filesystems(void)
 {
 	if (loader_tracefs_mounted()) {
 		item(OK, NULL, "tracefs mounted on /sys/kernel/tracing");
-		if (loader_have_syscall_tracepoints())
+		if (!loader_privileged())
+			item(INFO, NULL, "syscall tracepoints not looked for: tracefs needs root");
+		else if (loader_have_syscall_tracepoints())
 			item(OK, NULL, "syscall tracepoints present: capture mode 'tracepoint'");
 		else
 			item(WARN, NULL, "no syscall tracepoints (CONFIG_FTRACE_SYSCALLS=n): "

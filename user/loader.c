@@ -49,6 +49,22 @@ const char *capture_mode_name(enum capture_mode mode)
 	}
 }
 
+bool loader_privileged(void)
+{
+	FILE *fp = fopen("/proc/self/status", "re");
+	unsigned long long caps = 0;
+	char line[256];
+
+	if (!fp)
+		return false;
+	while (fgets(line, sizeof(line), fp))
+		if (!strncmp(line, "CapEff:", 7))
+			caps = strtoull(line + 7, NULL, 16);
+	fclose(fp);
+	/* CAP_SYS_ADMIN = 21, CAP_PERFMON = 38, CAP_BPF = 39 */
+	return (caps & (1ULL << 21)) || ((caps & (1ULL << 38)) && (caps & (1ULL << 39)));
+}
+
 static bool is_fs(const char *path, long magic)
 {
 	struct statfs sf;
@@ -220,6 +236,11 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 	int err;
 
 	memset(l, 0, sizeof(*l));
+	if (!loader_privileged()) {
+		pr_warn("loading BPF programs needs root (CAP_BPF and CAP_PERFMON; CAP_SYS_ADMIN "
+			"to mount tracefs): run it with sudo\n");
+		return -EPERM;
+	}
 	loader_prepare_fs(o->mode != CAPTURE_RAW_TP);
 
 	l->mode = choose_mode(o->mode, &why);

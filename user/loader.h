@@ -31,6 +31,8 @@ struct loader {
 	char capture[160];	/* one line: what was attached and why */
 };
 
+/* Can this process load tracing BPF programs (CAP_SYS_ADMIN, or CAP_BPF + CAP_PERFMON)? */
+bool loader_privileged(void);
 /* Mount tracefs / bpffs where they are missing (and say so); 0 or -errno. */
 int loader_prepare_fs(bool need_tracefs);
 bool loader_tracefs_mounted(void);
