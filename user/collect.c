@@ -617,6 +617,18 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		    "Completed requests not in the histograms because the series map was full.");
 	expo_sample_u64(sb, "bunscope_series_dropped_total", NULL, 0,
 			agg_full + uagg_dropped(a->uagg));
+	expo_header(sb, "bunscope_ringbuf_records_total", "counter",
+		    "Ring buffer records the daemon received, by type.");
+	{
+		struct expo_label l[1] = { { "type", "path" } };
+
+		expo_sample_u64(sb, "bunscope_ringbuf_records_total", l, 1, a->path_events);
+		l[0].value = "completion";
+		expo_sample_u64(sb, "bunscope_ringbuf_records_total", l, 1, a->complete_events);
+	}
+	expo_header(sb, "bunscope_route_unknown_total", "counter",
+		    "Completions whose path record was lost (counted under http_route=\"_other\").");
+	expo_sample_u64(sb, "bunscope_route_unknown_total", NULL, 0, a->unknown_hash);
 	expo_header(sb, "bunscope_route_misses_total", "counter",
 		    "Completed requests aggregated by the daemon because their path was new to "
 		    "the kernel.");

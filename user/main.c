@@ -298,11 +298,11 @@ static void on_target(void *ctx, const struct target *t, bool attached)
 static void refresh_targets(struct app *a, bool initial)
 {
 	struct target fresh[BUNSCOPE_MAX_TARGETS];
-	int changes, n, nfresh;
+	int n, nfresh;
 
 	pthread_mutex_lock(&a->lock);
 	a->nfresh = 0;
-	changes = targets_refresh(&a->targets, &a->cfg.sel, on_target, a);
+	targets_refresh(&a->targets, &a->cfg.sel, on_target, a);
 	n = a->targets.n;
 	nfresh = a->nfresh;
 	memcpy(fresh, a->fresh, sizeof(fresh[0]) * (size_t)nfresh);
@@ -314,7 +314,6 @@ static void refresh_targets(struct app *a, bool initial)
 		seed_connections(a, &fresh[i]);
 	if (!n && initial)
 		pr_info("waiting for a process to match the selectors\n");
-	(void)changes;
 }
 
 /* ---- ring buffer ---------------------------------------------------------------- */
