@@ -306,7 +306,7 @@ static void test_pipeline_overflow(void **state)
 
 		big[0] = 0;
 		for (int i = 0; i < 100; i++) {
-			char one[64];
+			char one[128];
 
 			snprintf(one, sizeof(one), GET("/q%d"), i);
 			strcat(big, one);
