@@ -163,6 +163,18 @@ struct hp_conn {
 	__u8  fifo_len;
 	__u8  cflags;		/* HP_CF_* */
 	__u8  pad[5];
+	/*
+	 * The last request line (up to 32 bytes, without CRLF) and what it
+	 * parsed to: an identical line on the same connection (a keep-alive
+	 * client repeating itself) takes the result without parsing again.
+	 */
+	__u64 rl_w[4];
+	__u64 rl_hash;
+	__u32 rl_route;		/* BS_ROUTE_UNRESOLVED: nothing cached */
+	__u8  rl_len;
+	__u8  rl_method;
+	__u8  rl_mflags;
+	__u8  rl_pad;
 	__u8  req_carry[HP_CARRY_REQ];
 	__u8  resp_carry[HP_CARRY_RESP];
 };
@@ -758,6 +770,43 @@ HP_INLINE int hp_trim(const struct hp_run *r, __u32 *vs, __u32 *ve)
 	return 1;
 }
 
+/* Word i of a line of total bytes at s (zero past its end), for the cache. */
+HP_INLINE __u64 hp_rl_word(const struct hp_run *r, __u32 s, __u32 total, __u32 i)
+{
+	__u32 at = i * 8;
+	__u64 w;
+
+	if (at >= total)
+		return 0;
+	w = hp_w(r, s + at);
+	return total - at < 8 ? hp_lowbytes(w, total - at) : w;
+}
+
+/* Is the request line at s the one cached for this connection? */
+HP_INLINE int hp_rl_hit(const struct hp_run *r, __u32 s, __u32 total)
+{
+	const struct hp_conn *c = r->c;
+
+	return c->rl_route != BS_ROUTE_UNRESOLVED && total == c->rl_len &&
+	       hp_rl_word(r, s, total, 0) == c->rl_w[0] &&
+	       hp_rl_word(r, s, total, 1) == c->rl_w[1] &&
+	       hp_rl_word(r, s, total, 2) == c->rl_w[2] &&
+	       hp_rl_word(r, s, total, 3) == c->rl_w[3];
+}
+
+/* A request head begins: the request line parsed to method/mflags/hash/route. */
+HP_INLINE void hp_req_begin(struct hp_dir *d, __u32 total)
+{
+	d->state = HS_FIELDS;
+	d->dflags |= HP_DF_SEEN;
+	d->nfields = 0;
+	d->head_len = total + 2;
+	d->cl = 0;
+	d->cl_len = 0;
+	d->body = 0;
+	d->remaining = 0;
+}
+
 /*
  * Request line: METHOD SP request-target SP "HTTP/1.1" or "HTTP/1.0".
  * scr[s, e) is the line without CRLF; total is its real length (longer than
@@ -849,16 +898,25 @@ HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 	d->method = label;
 	d->hash = hp_hash(r, t, plen);
 	d->route = hp_on_path(r, d->hash, t, plen, ptrunc);
-	d->state = HS_FIELDS;
-	d->dflags |= HP_DF_SEEN;
-	d->nfields = 0;
-	d->head_len = total + 2;
-	d->cl = 0;
-	d->cl_len = 0;
-	d->body = 0;
-	d->remaining = 0;
-	if (d->head_len > HP_MAX_HEAD)
+	hp_req_begin(d, total);
+	if (d->head_len > HP_MAX_HEAD) {
 		hp_req_reject(r, d, BS_REJ_TOO_LARGE);
+		return;
+	}
+	/* remember a short line whose route is known, for the next request */
+	if (!trunc && total <= 32 && d->route != BS_ROUTE_UNRESOLVED) {
+		struct hp_conn *c = r->c;
+
+		c->rl_w[0] = hp_rl_word(r, s, total, 0);
+		c->rl_w[1] = hp_rl_word(r, s, total, 1);
+		c->rl_w[2] = hp_rl_word(r, s, total, 2);
+		c->rl_w[3] = hp_rl_word(r, s, total, 3);
+		c->rl_len = (__u8)total;
+		c->rl_hash = d->hash;
+		c->rl_route = d->route;
+		c->rl_method = d->method;
+		c->rl_mflags = d->mflags;
+	}
 	return;
 
 bad_method:
@@ -1317,6 +1375,16 @@ HP_INLINE void hp_line(struct hp_run *r, struct hp_dir *d, int dir, __u32 le,
 	d->dflags &= ~HP_DF_CR;
 	r->v->off = r->v->wbase + (next - HP_WIN_OFF);
 	r->v->in_line = 0;
+	if (!HP_NO_FAST && !dir && d->state == HS_START && !r->v->line_trunc &&
+	    hp_rl_hit(r, s, r->v->line_total)) {
+		/* the same request line as last time on this connection */
+		d->method = r->c->rl_method;
+		d->mflags = r->c->rl_mflags;
+		d->hash = r->c->rl_hash;
+		d->route = r->c->rl_route;
+		hp_req_begin(d, r->v->line_total);
+		return;
+	}
 	if (!HP_NO_FAST && d->state == HS_FIELDS && !r->v->line_trunc) {
 		if (le > s) {
 			if (hp_field_fast(r, d, dir, s, le, r->v->line_total))

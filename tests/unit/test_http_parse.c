@@ -42,6 +42,7 @@ struct rec {
 	char path[64][BS_PATH_MAX + 1];
 	int path_trunc[64];
 	unsigned long max_steps_over;	/* steps beyond n + 2 for a segment */
+	int resolve;			/* hp_on_path resolves routes (as live) */
 };
 
 HP_INLINE int hp_src_read(struct hp_run *r, __u8 *dst, __u32 len, __u32 off)
@@ -66,7 +67,7 @@ HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
 		rec->path[i][k] = (char)hp_b(r, start + k);
 	rec->path[i][len] = 0;
 	rec->path_trunc[i] = truncated;
-	return BS_ROUTE_UNRESOLVED;
+	return rec->resolve ? BS_ROUTE_FIRST + (__u32)(hash & 0xff) : BS_ROUTE_UNRESOLVED;
 }
 
 HP_INLINE void hp_on_start(struct hp_run *r)
@@ -529,6 +530,56 @@ static void test_abort_on_close(void **state)
 	free(t);
 }
 
+/* A keep-alive client repeating its request line: parsed once, exactly. */
+static void test_request_line_cache(void **state)
+{
+	struct tconn *t = tc_new();
+	int paths;
+
+	(void)state;
+	t->rec.resolve = 1;
+	for (int i = 0; i < 5; i++) {
+		feed(t, REQ, GET("/"));
+		feed(t, RESP, RESP_HI);
+	}
+	assert_int_equal(t->rec.completed, 5);
+	/* the path was looked at once; the other four came from the cache
+	 * (which the HP_NO_FAST build leaves out) */
+	assert_int_equal(t->rec.npaths, HP_NO_FAST ? 5 : 1);
+	for (int i = 1; i < 5; i++) {
+		assert_int_equal(t->rec.done[i].hash, t->rec.done[0].hash);
+		assert_int_equal(t->rec.done[i].route, t->rec.done[0].route);
+		assert_int_equal(t->rec.done[i].method, BS_M_GET);
+	}
+	assert_int_not_equal(t->rec.done[0].route, BS_ROUTE_UNRESOLVED);
+	/* same path, other method: not the cached line */
+	feed(t, REQ, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+	feed(t, RESP, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n");
+	assert_int_equal(t->rec.done[5].method, BS_M_HEAD);
+	assert_int_equal(t->rec.done[5].resp_body, 0);
+	/* other version: HTTP/1.0 needs no Host, and must not inherit 1.1's flags */
+	feed(t, REQ, "GET / HTTP/1.0\r\n\r\n");
+	assert_int_equal(t->rec.started, 7);
+	assert_true(t->c.req.mflags & HP_RF_ANCIENT);
+	feed(t, RESP, RESP_HI);
+	feed(t, REQ, "GET / HTTP/1.1\r\n\r\n");	/* 1.1 again, without Host */
+	assert_int_equal(t->rec.rejects[BS_REJ_HOST], 1);
+	free(t);
+
+	/* a line longer than the cache is parsed every time, and right */
+	t = tc_new();
+	t->rec.resolve = 1;
+	for (int i = 0; i < 3; i++) {
+		feed(t, REQ, GET("/a/rather/long/path/that/does/not/fit"));
+		feed(t, RESP, RESP_HI);
+	}
+	paths = t->rec.npaths;
+	assert_int_equal(paths, 3);
+	assert_string_equal(last_path(t), "/a/rather/long/path/that/does/not/fit");
+	assert_int_equal(t->rec.completed, 3);
+	free(t);
+}
+
 struct reject_case {
 	const char *name;
 	const char *req;
@@ -791,6 +842,8 @@ static void test_random_valid_streams(void **state)
 	for (int iter = 0; iter < 300; iter++) {
 		struct tconn *t = tc_new();
 		size_t rl = 0, pl = 0;
+
+		t->rec.resolve = iter & 1;	/* with and without the line cache */
 		int n = 1 + (int)(rnd() % HP_FIFO);	/* beyond HP_FIFO: test_pipeline_overflow */
 		__u64 want_req = 0, want_resp = 0;
 
@@ -951,6 +1004,7 @@ int main(void)
 		cmocka_unit_test(test_head_204_304_100_101),
 		cmocka_unit_test(test_http10_until_close),
 		cmocka_unit_test(test_abort_on_close),
+		cmocka_unit_test(test_request_line_cache),
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_canned_responses),
