@@ -475,55 +475,9 @@ static __always_inline int next_segment(struct hp_run *r, struct bs_scratch *s)
 	return 1;
 }
 
-static __always_inline void line_init(struct hp_run *r, struct bs_scratch *s,
-				      struct bs_conn *conn, struct bs_server_stats *st);
-
-static __always_inline int step_init(struct hp_run *r, struct bs_scratch *s, struct bs_conn *conn,
-				     struct bs_server_stats *st)
-{
-	line_init(r, s, conn, st);
-	if (s->pos.off >= s->pos.n && !next_segment(r, s))
-		return 1;
-	return 0;
-}
-
-/*
- * One parser step.  Global (not static) functions are verified once, on
- * their own, with unknown arguments: the parser's cost for the verifier no
- * longer multiplies with the states of its callers.
- */
-__noinline int bs_step_req(struct bs_scratch *s, struct bs_conn *conn,
-			   struct bs_server_stats *st)
-{
-	struct hp_run r;
-
-	if (!s || !conn || !st)
-		return 1;
-	for (int i = 0; i < STEPS_PER_CALL; i++) {
-		if (step_init(&r, s, conn, st))
-			return 1;
-		hp_step_req(&r);
-	}
-	return 0;
-}
-
-__noinline int bs_step_resp(struct bs_scratch *s, struct bs_conn *conn,
-			    struct bs_server_stats *st)
-{
-	struct hp_run r;
-
-	if (!s || !conn || !st)
-		return 1;
-	for (int i = 0; i < STEPS_PER_CALL; i++) {
-		if (step_init(&r, s, conn, st))
-			return 1;
-		hp_step_resp(&r);
-	}
-	return 0;
-}
-
-static __always_inline void line_init(struct hp_run *r, struct bs_scratch *s,
-				      struct bs_conn *conn, struct bs_server_stats *st)
+/* The run context of a connection's walk; the same for every step of a syscall. */
+static __always_inline void run_init(struct hp_run *r, struct bs_scratch *s,
+				     struct bs_conn *conn, struct bs_server_stats *st)
 {
 	r->c = &conn->hp;
 	r->scr = s->b;
@@ -535,28 +489,64 @@ static __always_inline void line_init(struct hp_run *r, struct bs_scratch *s,
 	r->now = s->now;
 }
 
-__noinline int bs_line_req(struct bs_scratch *s, struct bs_conn *conn,
-			   struct bs_server_stats *st)
+/* Up to STEPS_PER_CALL parser steps in direction dir; 1 when the syscall is done. */
+static __always_inline int steps(struct bs_scratch *s, struct bs_conn *conn,
+				 struct bs_server_stats *st, const int dir)
+{
+	struct hp_run r;
+
+	if (!s || !conn || !st)
+		return 1;
+	run_init(&r, s, conn, st);
+	for (int i = 0; i < STEPS_PER_CALL; i++) {
+		if (s->pos.off >= s->pos.n && !next_segment(&r, s))
+			return 1;
+		hp_step(&r, dir);
+	}
+	return 0;
+}
+
+/* A complete line (bounds in s->pos) in direction dir. */
+static __always_inline int line(struct bs_scratch *s, struct bs_conn *conn,
+				struct bs_server_stats *st, const int dir)
 {
 	struct hp_run r;
 
 	if (!s || !conn || !st)
 		return 0;
-	line_init(&r, s, conn, st);
-	hp_line_do(&r, &conn->hp.req, 0);
+	run_init(&r, s, conn, st);
+	hp_line_do(&r, dir ? &conn->hp.resp : &conn->hp.req, dir);
 	return 0;
+}
+
+/*
+ * Global (not static) functions are verified once, on their own, with
+ * unknown arguments: the parser's cost for the verifier does not multiply
+ * with the states of its callers.  One per direction, so that each program
+ * holds only the parser half it runs.
+ */
+__noinline int bs_step_req(struct bs_scratch *s, struct bs_conn *conn,
+			   struct bs_server_stats *st)
+{
+	return steps(s, conn, st, 0);
+}
+
+__noinline int bs_step_resp(struct bs_scratch *s, struct bs_conn *conn,
+			    struct bs_server_stats *st)
+{
+	return steps(s, conn, st, 1);
+}
+
+__noinline int bs_line_req(struct bs_scratch *s, struct bs_conn *conn,
+			   struct bs_server_stats *st)
+{
+	return line(s, conn, st, 0);
 }
 
 __noinline int bs_line_resp(struct bs_scratch *s, struct bs_conn *conn,
 			    struct bs_server_stats *st)
 {
-	struct hp_run r;
-
-	if (!s || !conn || !st)
-		return 0;
-	line_init(&r, s, conn, st);
-	hp_line_do(&r, &conn->hp.resp, 1);
-	return 0;
+	return line(s, conn, st, 1);
 }
 
 static long step_req_cb(__u32 i __attribute__((unused)), void *data)
@@ -635,14 +625,7 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 	scr->left = 0;
 	scr->tgid = tgid;
 	scr->now = bpf_ktime_get_ns();
-	x.r.c = &conn->hp;
-	x.r.scr = scr->b;
-	x.r.v = &scr->pos;
-	x.r.st = st;
-	x.r.bc = conn;
-	x.r.tgid = tgid;
-	x.r.port = conn->port;
-	x.r.now = scr->now;
+	run_init(&x.r, scr, conn, st);
 
 	switch (kind) {
 	case K_READ:
@@ -721,18 +704,12 @@ static __always_inline int conn_ctx(struct loop_ctx *x, struct bs_conn *conn, __
 	__u32 zk = 0;
 
 	x->s = bpf_map_lookup_elem(&scratch, &zk);
-	if (!x->s)
+	x->st = stats_at(conn->stats_idx);
+	if (!x->s || !x->st)
 		return -1;
-	x->r.v = &x->s->pos;
-	x->r.scr = x->s->b;
-	x->r.c = &conn->hp;
-	x->r.bc = conn;
-	x->r.tgid = tgid;
-	x->r.port = conn->port;
-	x->r.st = stats_at(conn->stats_idx);
-	if (!x->r.st)
-		return -1;
-	x->r.now = bpf_ktime_get_ns();
+	x->s->tgid = tgid;
+	x->s->now = bpf_ktime_get_ns();
+	run_init(&x->r, x->s, conn, x->st);
 	return 0;
 }
 
@@ -802,7 +779,6 @@ static __always_inline void on_accept(long ret)
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return;
-	conn->opened_ns = bpf_ktime_get_ns();
 	conn->family = (__u8)family;
 	conn->port = port;
 	conn->stats_idx = (__u32)idx;
@@ -900,8 +876,7 @@ static __always_inline void tp_data_exit(struct trace_event_raw_sys_exit *ctx, c
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct sys_args a;
 
-	if (ctx->ret <= 0 || !is_target(tgid) ||
-	    sys_args_btf((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), &a))
+	if (ctx->ret <= 0 || !is_target(tgid) || sys_args_btf(current_regs(), &a))
 		return;
 	sys_exit(dir, tgid, kind_of(nr_of(ctx)), &a, ctx->ret);
 }
@@ -934,7 +909,7 @@ int bs_tp_exit_close(struct trace_event_raw_sys_exit *ctx)
 	struct sys_args a;
 
 	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
-	    !sys_args(current_regs(), &a))
+	    !sys_args_btf(current_regs(), &a))
 		on_close((long)(int)a.a0);
 	return 0;
 }
@@ -945,7 +920,7 @@ int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
 	struct sys_args a;
 
 	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
-	    !sys_args(current_regs(), &a))
+	    !sys_args_btf(current_regs(), &a))
 		on_shutdown((long)(int)a.a0, (long)(int)a.a1);
 	return 0;
 }

@@ -19,7 +19,6 @@ struct bs_conn_key {
 
 struct bs_conn {
 	struct hp_conn hp;
-	__u64 opened_ns;
 	__u16 port;		/* local (listening) port, host order */
 	__u16 peer_port;	/* host order */
 	__u8  family;		/* AF_INET, AF_INET6, AF_UNIX */

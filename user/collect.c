@@ -557,19 +557,6 @@ static double self_cpu_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool bpf_stats_enabled(void)
-{
-	FILE *fp = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
-	int v = 0;
-
-	if (fp) {
-		if (fscanf(fp, "%d", &v) != 1)
-			v = 0;
-		fclose(fp);
-	}
-	return v == 1;
-}
-
 static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *rows, int nrows,
 		       const struct stat_row *srows, int nsrows)
 {
@@ -678,8 +665,8 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 
 	expo_header(sb, "bunscope_bpf_stats_enabled", "gauge",
 		    "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).");
-	expo_sample_u64(sb, "bunscope_bpf_stats_enabled", NULL, 0, bpf_stats_enabled());
-	if (bpf_stats_enabled()) {
+	expo_sample_u64(sb, "bunscope_bpf_stats_enabled", NULL, 0, loader_bpf_stats_enabled());
+	if (loader_bpf_stats_enabled()) {
 		struct prog_stat ps[16];
 		int np = loader_prog_stats(&a->ld, ps, 16);
 

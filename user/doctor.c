@@ -43,36 +43,9 @@ static void item(enum verdict v, const char *fix, const char *fmt, ...)
 		blockers++;
 }
 
-static __u64 cap_eff(void)
-{
-	FILE *fp = fopen("/proc/self/status", "re");
-	char line[256];
-	__u64 caps = 0;
-
-	if (!fp)
-		return 0;
-	while (fgets(line, sizeof(line), fp))
-		if (!strncmp(line, "CapEff:", 7))
-			caps = strtoull(line + 7, NULL, 16);
-	fclose(fp);
-	return caps;
-}
-
-static int read_int(const char *path, int *out)
-{
-	FILE *fp = fopen(path, "re");
-	int ok;
-
-	if (!fp)
-		return -errno;
-	ok = fscanf(fp, "%d", out) == 1;
-	fclose(fp);
-	return ok ? 0 : -EINVAL;
-}
-
 static void check_privileges(void)
 {
-	__u64 caps = cap_eff();
+	__u64 caps = loader_caps();
 	int sys_admin = !!(caps & (1ULL << 21)), perfmon = !!(caps & (1ULL << 38)),
 	    bpf = !!(caps & (1ULL << 39));
 
@@ -85,7 +58,6 @@ static void check_privileges(void)
 
 static void check_kernel(void)
 {
-	int stats = 0;
 	struct rlimit rl;
 
 	if (!loader_privileged()) {
@@ -134,7 +106,7 @@ static void check_kernel(void)
 		     "cgroup instead; bunscope does not raise it)",
 		     rl.rlim_cur == RLIM_INFINITY ? "unlimited" : "limited");
 
-	if (!read_int("/proc/sys/kernel/bpf_stats_enabled", &stats) && stats)
+	if (loader_bpf_stats_enabled())
 		item(OK, NULL, "kernel.bpf_stats_enabled=1: per-program run time is exported");
 	else
 		item(INFO, "sysctl -w kernel.bpf_stats_enabled=1 (costs tens of ns per program run)",

@@ -49,20 +49,40 @@ const char *capture_mode_name(enum capture_mode mode)
 	}
 }
 
-bool loader_privileged(void)
+__u64 loader_caps(void)
 {
 	FILE *fp = fopen("/proc/self/status", "re");
 	unsigned long long caps = 0;
 	char line[256];
 
 	if (!fp)
-		return false;
+		return 0;
 	while (fgets(line, sizeof(line), fp))
 		if (!strncmp(line, "CapEff:", 7))
 			caps = strtoull(line + 7, NULL, 16);
 	fclose(fp);
+	return caps;
+}
+
+bool loader_privileged(void)
+{
+	__u64 caps = loader_caps();
+
 	/* CAP_SYS_ADMIN = 21, CAP_PERFMON = 38, CAP_BPF = 39 */
 	return (caps & (1ULL << 21)) || ((caps & (1ULL << 38)) && (caps & (1ULL << 39)));
+}
+
+bool loader_bpf_stats_enabled(void)
+{
+	FILE *fp = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
+	int v = 0;
+
+	if (fp) {
+		if (fscanf(fp, "%d", &v) != 1)
+			v = 0;
+		fclose(fp);
+	}
+	return v == 1;
 }
 
 static bool is_fs(const char *path, long magic)

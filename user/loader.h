@@ -31,8 +31,12 @@ struct loader {
 	char capture[160];	/* one line: what was attached and why */
 };
 
+/* The effective capability set of this process (CapEff). */
+__u64 loader_caps(void);
 /* Can this process load tracing BPF programs (CAP_SYS_ADMIN, or CAP_BPF + CAP_PERFMON)? */
 bool loader_privileged(void);
+/* kernel.bpf_stats_enabled */
+bool loader_bpf_stats_enabled(void);
 /* Mount tracefs / bpffs where they are missing (and say so); 0 or -errno. */
 int loader_prepare_fs(bool need_tracefs);
 bool loader_tracefs_mounted(void);
