@@ -161,6 +161,28 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* WebSocket figures (struct bs_ws_val) and close codes, see bunscope.h */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct bs_ws_key);
+	__type(value, struct bs_ws_val);
+} ws_agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct bs_ws_key);
+	__type(value, __u64);
+} ws_close SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_ws_val);
+} ws_zero SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -443,6 +465,138 @@ HP_INLINE void hp_on_overflow(struct hp_run *r)
 	r->st->fifo_overflow++;
 }
 
+/* ---- WebSockets ----------------------------------------------------------- */
+
+/* The key of a WebSocket connection's figures (code 0; see bs_ws_key). */
+static __always_inline void ws_key(struct bs_conn *bc, __u32 tgid, struct bs_ws_key *k)
+{
+	if (bc->ws.route == BS_ROUTE_UNRESOLVED) {
+		__u32 *id = bpf_map_lookup_elem(&routes, &bc->ws.hash);
+
+		if (id)
+			bc->ws.route = *id;
+	}
+	k->tgid = tgid;
+	k->route_id = bc->ws.route;
+	k->hash = bc->ws.route == BS_ROUTE_UNRESOLVED ? bc->ws.hash : 0;
+	k->port = bc->port;
+	k->code = 0;
+	k->pad = 0;
+}
+
+static __always_inline struct bs_ws_val *ws_val(struct hp_run *r)
+{
+	struct bs_ws_key k;
+	struct bs_ws_val *v, *zero;
+	__u32 zk = 0;
+
+	ws_key(r->bc, r->tgid, &k);
+	v = bpf_map_lookup_elem(&ws_agg, &k);
+	if (v)
+		return v;
+	zero = bpf_map_lookup_elem(&ws_zero, &zk);
+	if (!zero)
+		return NULL;
+	bpf_map_update_elem(&ws_agg, &k, zero, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(&ws_agg, &k);
+	if (!v)
+		r->st->ws_agg_full++;
+	return v;
+}
+
+HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s)
+{
+	struct ws_conn *w = &r->bc->ws;
+	struct bs_ws_val *v;
+
+	__builtin_memset(w, 0, sizeof(*w));
+	w->open_ns = r->now;
+	w->hash = s->path_hash;
+	w->route = s->route_id;
+	w->open = 1;
+	v = ws_val(r);
+	if (v)
+		v->opened++;
+}
+
+HP_INLINE void ws_on_frame(struct hp_run *r, int dir, __u32 kind, __u64 bytes, int msg_end)
+{
+	struct bs_ws_val *v = ws_val(r);
+
+	if (!v || kind >= BS_WS_KINDS)
+		return;
+	dir = dir ? 1 : 0;
+	v->bytes[dir][kind] += bytes;
+	if (msg_end)
+		v->messages[dir][kind]++;
+}
+
+HP_INLINE void ws_on_close_frame(struct hp_run *r, int dir __attribute__((unused)), __u16 code)
+{
+	/* the first close frame decides (the answer echoes it) */
+	if (!r->bc->ws.close_code)
+		r->bc->ws.close_code = code;
+}
+
+HP_INLINE void ws_on_error(struct hp_run *r, int dir __attribute__((unused)),
+			   int reason __attribute__((unused)))
+{
+	r->st->ws_errors++;
+}
+
+static __always_inline __u32 life_slot(__u64 ns)
+{
+	static const __u64 bounds[BS_LIFE_BOUNDS] = {
+		100000000ULL, 1000000000ULL, 10000000000ULL, 60000000000ULL,
+		300000000000ULL, 900000000000ULL, 1800000000000ULL, 3600000000000ULL,
+		14400000000000ULL, 86400000000000ULL,
+	};
+
+	for (int i = 0; i < BS_LIFE_BOUNDS; i++) {
+		if (ns <= bounds[i])
+			return i;
+	}
+	return BS_LIFE_BOUNDS;
+}
+
+/* The connection of a WebSocket ended: count the close, its code and lifetime. */
+static __always_inline void ws_end(struct hp_run *r)
+{
+	struct bs_conn *bc = r->bc;
+	struct bs_ws_val *v;
+	struct bs_ws_key k;
+	__u64 life = r->now - bc->ws.open_ns, one = 1, *n;
+	__u16 code = bc->ws.close_code;
+	__u32 i;
+
+	bc->ws.open = 0;
+	v = ws_val(r);
+	if (v) {
+		v->closed++;
+		i = life_slot(life);
+		if (i < BS_LIFE_SLOTS)
+			v->life[i]++;
+		v->life_sum_ns += life;
+	}
+	ws_key(bc, r->tgid, &k);
+	if (!code)
+		k.code = BS_WS_CODE_ABNORMAL;
+	else if (code < 1000 || code > 4999)
+		k.code = BS_WS_CODE_INVALID;
+	else
+		k.code = code;
+	n = bpf_map_lookup_elem(&ws_close, &k);
+	if (n) {
+		(*n)++;
+	} else if (bpf_map_update_elem(&ws_close, &k, &one, BPF_NOEXIST)) {
+		n = bpf_map_lookup_elem(&ws_close, &k);	/* another CPU added it */
+		if (n)
+			(*n)++;
+		else
+			r->st->ws_agg_full++;
+	}
+}
+
 /* ---- syscall plumbing ----------------------------------------------------- */
 
 struct loop_ctx {
@@ -502,6 +656,27 @@ static __always_inline int steps(struct bs_scratch *s, struct bs_conn *conn,
 		if (s->pos.off >= s->pos.n && !next_segment(&r, s))
 			return 1;
 		hp_step(&r, dir);
+		if ((dir ? conn->hp.resp.state : conn->hp.req.state) == HS_WS)
+			return 1;	/* the rest are frames: ws_steps() */
+	}
+	return 0;
+}
+
+/* The same over WebSocket frames. */
+static __always_inline int ws_steps(struct bs_scratch *s, struct bs_conn *conn,
+				    struct bs_server_stats *st, int dir)
+{
+	struct ws_dir *d;
+	struct hp_run r;
+
+	if (!s || !conn || !st)
+		return 1;
+	run_init(&r, s, conn, st);
+	d = &conn->ws.dir[dir ? 1 : 0];
+	for (int i = 0; i < STEPS_PER_CALL; i++) {
+		if (s->pos.off >= s->pos.n && !next_segment(&r, s))
+			return 1;
+		ws_step(&r, d, dir ? 1 : 0);
 	}
 	return 0;
 }
@@ -547,6 +722,26 @@ __noinline int bs_line_resp(struct bs_scratch *s, struct bs_conn *conn,
 			    struct bs_server_stats *st)
 {
 	return line(s, conn, st, 1);
+}
+
+__noinline int bs_ws_step(struct bs_scratch *s, struct bs_conn *conn,
+			  struct bs_server_stats *st, int dir)
+{
+	return ws_steps(s, conn, st, dir);
+}
+
+static long ws_step_in_cb(__u32 i __attribute__((unused)), void *data)
+{
+	struct loop_ctx *x = data;
+
+	return bs_ws_step(x->s, x->conn, x->st, 0) ? 1 : 0;
+}
+
+static long ws_step_out_cb(__u32 i __attribute__((unused)), void *data)
+{
+	struct loop_ctx *x = data;
+
+	return bs_ws_step(x->s, x->conn, x->st, 1) ? 1 : 0;
 }
 
 static long step_req_cb(__u32 i __attribute__((unused)), void *data)
@@ -612,7 +807,7 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 	struct bs_scratch *scr;
 	__u8 state = dir ? conn->hp.resp.state : conn->hp.req.state;
 
-	if (state == HS_DEAD)
+	if (state == HS_DEAD || (state == HS_WS && (conn->ws.dir[dir].state == WS_DEAD)))
 		return;
 	scr = bpf_map_lookup_elem(&scratch, &zk);
 	if (!scr)
@@ -664,12 +859,24 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 	if (nr > (1U << 23))
 		nr = 1U << 23;
 	/* most segments are done in one call; bpf_loop takes the rest */
-	if (dir) {
-		if (!bs_step_resp(scr, conn, st))
-			bpf_loop(nr, step_resp_cb, &x, 0);
-	} else {
-		if (!bs_step_req(scr, conn, st))
-			bpf_loop(nr, step_req_cb, &x, 0);
+	if (state != HS_WS) {
+		if (dir) {
+			if (!bs_step_resp(scr, conn, st))
+				bpf_loop(nr, step_resp_cb, &x, 0);
+		} else {
+			if (!bs_step_req(scr, conn, st))
+				bpf_loop(nr, step_req_cb, &x, 0);
+		}
+		state = dir ? conn->hp.resp.state : conn->hp.req.state;
+	}
+	/* after a 101, frames (possibly in the same write as the 101) */
+	if (state == HS_WS && (scr->pos.off < scr->pos.n || scr->left)) {
+		if (bs_ws_step(scr, conn, st, dir))
+			;
+		else if (dir)
+			bpf_loop(nr, ws_step_out_cb, &x, 0);
+		else
+			bpf_loop(nr, ws_step_in_cb, &x, 0);
 	}
 	if (scr->pos.off < scr->pos.n || scr->left)
 		hp_on_desync(&x.r, HP_DS_STEPS);
@@ -720,6 +927,8 @@ static __always_inline void conn_end(struct bs_conn *conn, __u32 tgid)
 
 	if (conn_ctx(&x, conn, tgid))
 		return;
+	if (conn->ws.open)
+		ws_end(&x.r);
 	hp_close(&x.r);
 	x.r.st->conns_closed++;
 }

@@ -11,6 +11,7 @@
 #define HP_TYPES_ONLY	/* the daemon only needs the layout */
 #endif
 #include "http_parse.h"
+#include "ws_parse.h"
 
 struct bs_conn_key {
 	__u32 tgid;
@@ -32,6 +33,8 @@ struct bs_conn {
 	__u16 series_status;	/* status */
 	__u8  series_method;	/* and method; */
 	__u8  series_ok;	/* 1 when series_* is valid */
+	__u32 pad2;
+	struct ws_conn ws;	/* after a 101 to an Upgrade: websocket */
 };
 
 #endif /* BUNSCOPE_BS_CONN_H */

@@ -19,6 +19,9 @@
 #define BS_SIZE_BOUNDS		11	/* 0, 64, 256, .. 16 MiB (powers of 4) */
 #define BS_SIZE_SLOTS		(BS_SIZE_BOUNDS + 1)
 
+#define BS_LIFE_BOUNDS		10	/* WebSocket lifetime: 0.1 s .. 1 day */
+#define BS_LIFE_SLOTS		(BS_LIFE_BOUNDS + 1)
+
 /* Normalised HTTP request methods (OTel semconv set; anything else is _OTHER). */
 enum bs_method {
 	BS_M_OTHER = 0,
@@ -82,6 +85,8 @@ struct bs_server_stats {
 	__u64 fifo_overflow;	/* pipelined requests beyond BS_FIFO_SLOTS shared a slot */
 	__u64 agg_full;		/* completions not aggregated: series map full */
 	__u64 events_lost;	/* ring buffer full */
+	__u64 ws_errors;	/* WebSocket directions given up (see enum ws_err) */
+	__u64 ws_agg_full;	/* WebSocket events not aggregated: ws maps full */
 };
 /* pending == started - completed - aborted - unstarted */
 
@@ -108,6 +113,46 @@ struct bs_agg_val {
 	__u64 resp_size[BS_SIZE_SLOTS];
 	__u64 resp_size_sum;
 	__u64 count;
+};
+
+/*
+ * WebSockets.  Kinds of frames and messages, the opcode label: a data
+ * message is text or binary whole, however many frames it took.
+ */
+enum bs_ws_kind {
+	BS_WS_TEXT = 0,
+	BS_WS_BINARY,
+	BS_WS_PING,
+	BS_WS_PONG,
+	BS_WS_CLOSE,
+	BS_WS_KINDS,
+};
+
+/*
+ * Per (target, port, upgrade route) WebSocket figures: a
+ * BPF_MAP_TYPE_PERCPU_HASH.  hash is 0 once the route is known; while the
+ * kernel's routes map does not know the upgrade path yet, route_id is
+ * BS_ROUTE_UNRESOLVED and hash names the path (the daemon merges by label).
+ */
+struct bs_ws_key {
+	__u32 tgid;
+	__u32 route_id;
+	__u64 hash;
+	__u16 port;
+	__u16 code;		/* ws_close map only: BS_WS_CODE_* or the status code */
+	__u32 pad;
+};
+
+#define BS_WS_CODE_ABNORMAL	0	/* TCP close without a close frame */
+#define BS_WS_CODE_INVALID	1	/* a code outside 1000..4999 */
+
+struct bs_ws_val {
+	__u64 opened;
+	__u64 closed;
+	__u64 messages[2][BS_WS_KINDS];	/* [0] in (client to server), [1] out */
+	__u64 bytes[2][BS_WS_KINDS];	/* payload bytes */
+	__u64 life[BS_LIFE_SLOTS];	/* connection lifetime, closed ones */
+	__u64 life_sum_ns;
 };
 
 /* Route ids: the daemon owns the mapping path hash -> id -> label. */

@@ -73,7 +73,8 @@ enum hp_state {
 	HS_UNTIL_CLOSE,	/* response body delimited by the connection's end */
 	HS_HOLD,	/* request side after an Upgrade request: wait for the answer */
 	HS_RESYNC,	/* attached mid-stream: wait for something recognisable */
-	HS_DEAD,	/* rejected, desynchronised or upgraded: bytes are ignored */
+	HS_DEAD,	/* rejected, desynchronised or tunnelled: bytes are ignored */
+	HS_WS,		/* upgraded to WebSocket: ws_parse.h walks the bytes */
 };
 
 /* Why a stream was given up (hp_on_desync). */
@@ -237,6 +238,8 @@ HP_INLINE void hp_on_reject(struct hp_run *r, int reason);
 HP_INLINE void hp_on_timeout(struct hp_run *r);
 HP_INLINE void hp_on_desync(struct hp_run *r, int reason);
 HP_INLINE void hp_on_overflow(struct hp_run *r);
+/* A 101 answered the upgrade request s: a WebSocket opens (state HS_WS). */
+HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s);
 
 /* ---- byte and word primitives ------------------------------------------ */
 
@@ -1171,10 +1174,18 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 
 	d->body = 0;
 	if (st == 101) {
+		/* Bun switches protocols only for WebSocket upgrades; a 101 to
+		 * anything else leaves bytes nobody here can frame */
+		__u8 next = HS_DEAD;
+
+		if (hp_waiting(c) && (hp_oldest(c)->flags & HP_SF_UPGRADE)) {
+			hp_on_upgrade(r, hp_oldest(c));
+			next = HS_WS;
+		}
 		hp_complete(r, st, 0);
 		c->cflags |= HP_CF_UPGRADED;
-		d->state = HS_DEAD;
-		c->req.state = HS_DEAD;
+		d->state = next;
+		c->req.state = next;
 		return;
 	}
 	if (st >= 100 && st < 200) {
@@ -1494,6 +1505,8 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 	case HS_CHUNK_SIZE:
 	case HS_RESYNC:
 		break;
+	case HS_WS:
+		return 1;	/* not HTTP any more: the caller walks the frames */
 	case HS_HOLD:
 		if (!dir)
 			hp_desync(r, d, HP_DS_HOLD);

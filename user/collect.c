@@ -186,7 +186,7 @@ unsigned long long uagg_dropped(const struct uagg *u)
 
 /* ---- reading the kernel maps --------------------------------------------- */
 
-static int ncpus(void)
+int collect_ncpus(void)
 {
 	static int n;
 
@@ -196,13 +196,13 @@ static int ncpus(void)
 }
 
 /* Sum of the per-CPU copies of a value made of __u64 fields. */
-static void sum_percpu(const void *percpu, size_t size, void *out)
+void collect_sum_percpu(const void *percpu, size_t size, void *out)
 {
 	size_t words = size / sizeof(__u64), stride = (size + 7) & ~(size_t)7;
 	__u64 *o = out;
 
 	memset(out, 0, size);
-	for (int c = 0; c < ncpus(); c++) {
+	for (int c = 0; c < collect_ncpus(); c++) {
 		const __u64 *v = (const __u64 *)((const char *)percpu + (size_t)c * stride);
 
 		for (size_t w = 0; w < words; w++)
@@ -219,14 +219,14 @@ struct stat_row {
 static int read_percpu(int fd, __u32 idx, void *out, size_t vsz)
 {
 	size_t stride = (vsz + 7) & ~(size_t)7;
-	void *buf = malloc(stride * (size_t)ncpus());
+	void *buf = malloc(stride * (size_t)collect_ncpus());
 	int err;
 
 	if (!buf)
 		return -ENOMEM;
 	err = bpf_map_lookup_elem(fd, &idx, buf) ? -errno : 0;
 	if (!err)
-		sum_percpu(buf, vsz, out);
+		collect_sum_percpu(buf, vsz, out);
 	free(buf);
 	return err;
 }
@@ -235,7 +235,7 @@ static int read_percpu(int fd, __u32 idx, void *out, size_t vsz)
 static void zero_percpu(int fd, __u32 idx, size_t vsz)
 {
 	size_t stride = (vsz + 7) & ~(size_t)7;
-	void *buf = calloc((size_t)ncpus(), stride);
+	void *buf = calloc((size_t)collect_ncpus(), stride);
 
 	if (buf)
 		bpf_map_update_elem(fd, &idx, buf, BPF_ANY);
@@ -368,7 +368,7 @@ static __s64 pending_of(const struct bs_server_stats *s)
 	return p < 0 ? 0 : p;
 }
 
-static bool live_tgid(const struct app *a, __u32 tgid)
+bool collect_live_tgid(const struct app *a, __u32 tgid)
 {
 	for (int i = 0; i < a->targets.n; i++)
 		if (a->targets.t[i].pid == tgid)
@@ -461,6 +461,7 @@ GETTER(bytes_in)
 GETTER(bytes_out)
 GETTER(desync)
 GETTER(fifo_overflow)
+GETTER(ws_errors)
 
 static __u64 get_pending(const struct bs_server_stats *s)
 {
@@ -513,16 +514,20 @@ static void write_server_stats(struct sbuf *sb, const struct stat_row *rows, int
 	write_stat_family(sb, rows, n, "bunscope_http_pipeline_overflow_total", "counter",
 			  "Pipelined requests beyond the per-connection slots (latency approximate).",
 			  get_fifo_overflow);
+	write_stat_family(sb, rows, n, "bunscope_websocket_errors_total", "counter",
+			  "WebSocket directions bunscope stopped following: a frame Bun refuses "
+			  "(Bun closes such connections) or bytes that could not be read.",
+			  get_ws_errors);
 }
 
 static __u64 read_counter(int fd, __u32 idx)
 {
-	__u64 *vals = calloc((size_t)ncpus(), sizeof(__u64)), sum = 0;
+	__u64 *vals = calloc((size_t)collect_ncpus(), sizeof(__u64)), sum = 0;
 
 	if (!vals)
 		return 0;
 	if (!bpf_map_lookup_elem(fd, &idx, vals))
-		for (int c = 0; c < ncpus(); c++)
+		for (int c = 0; c < collect_ncpus(); c++)
 			sum += vals[c];
 	free(vals);
 	return sum;
@@ -562,13 +567,15 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 {
 	int cfd = loader_fd_counters(&a->ld);
 	__u64 ins = read_counter(cfd, BS_CNT_CONN_INSERT), del = read_counter(cfd, BS_CNT_CONN_DELETE);
-	unsigned long long overflow = 0, agg_full = 0, conns;
+	unsigned long long overflow = 0, agg_full = 0, ws_full = 0, conns;
 
 	for (int i = 0; i < nrows; i++)
 		if (rows[i].k.route_id == BS_ROUTE_OTHER)
 			overflow += rows[i].v.count;
-	for (int i = 0; i < nsrows; i++)
+	for (int i = 0; i < nsrows; i++) {
 		agg_full += srows[i].s.agg_full;
+		ws_full += srows[i].s.ws_agg_full;
+	}
 	/* the kernel counts its inserts and deletes, the daemon its own */
 	ins += a->seeded_conns;
 	del += a->forgotten_conns;
@@ -604,6 +611,9 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		    "Completed requests not in the histograms because the series map was full.");
 	expo_sample_u64(sb, "bunscope_series_dropped_total", NULL, 0,
 			agg_full + uagg_dropped(a->uagg));
+	expo_header(sb, "bunscope_websocket_series_dropped_total", "counter",
+		    "WebSocket events not counted because the WebSocket maps were full.");
+	expo_sample_u64(sb, "bunscope_websocket_series_dropped_total", NULL, 0, ws_full);
 	expo_header(sb, "bunscope_ringbuf_records_total", "counter",
 		    "Ring buffer records the daemon received, by type.");
 	{
@@ -706,12 +716,12 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 	}
 	/* series of exited targets may linger until their cleanup ran */
 	for (int i = 0; i < n; i++)
-		if (live_tgid(a, rows[i].k.tgid))
+		if (collect_live_tgid(a, rows[i].k.tgid))
 			rows[k++] = rows[i];
 	n = k;
 	k = 0;
 	for (int i = 0; i < ns; i++)
-		if (live_tgid(a, srows[i].k.tgid))
+		if (collect_live_tgid(a, srows[i].k.tgid))
 			srows[k++] = srows[i];
 	ns = k;
 	qsort(rows, (size_t)n, sizeof(*rows), cmp_agg);
@@ -719,6 +729,8 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 
 	write_histograms(sb, a, rows, n);
 	write_server_stats(sb, srows, ns);
+	if (collect_ws_metrics(a, sb))
+		sb->oom = true;
 	write_self(sb, a, rows, n, srows, ns);
 	pthread_mutex_unlock(&a->lock);
 	free(rows);
@@ -733,6 +745,7 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 	struct app *a = ctx;
 	struct stat_row *srows = NULL;
 	unsigned long long pending = 0, total = 0;
+	struct ws_totals ws;
 	struct timespec now;
 	__u32 pid = 0;
 	int ns;
@@ -747,7 +760,7 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 			return -EINVAL;
 		}
 		pid = (__u32)v;
-		if (!live_tgid(a, pid)) {
+		if (!collect_live_tgid(a, pid)) {
 			pthread_mutex_unlock(&a->lock);
 			return -ENOENT;
 		}
@@ -758,6 +771,11 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 		return -ENOENT;
 	}
 	ns = read_stats(a, &srows);
+	if (collect_ws_totals(a, pid, &ws)) {
+		pthread_mutex_unlock(&a->lock);
+		free(srows);
+		return -ENOMEM;
+	}
 	pthread_mutex_unlock(&a->lock);
 	for (int i = 0; i < ns; i++) {
 		if (srows[i].k.tgid != pid)
@@ -769,9 +787,12 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 	clock_gettime(CLOCK_REALTIME, &now);
 	sbuf_printf(sb,
 		    "{\"timestamp\":%lld,\"pid\":%u,\"http\":{\"pendingRequests\":%llu,"
-		    "\"totalRequests\":%llu},\"websockets\":{\"pendingConnections\":0},"
+		    "\"totalRequests\":%llu},\"websockets\":{\"pendingConnections\":%llu,"
+		    "\"totalConnections\":%llu,\"messages\":{\"in\":%llu,\"out\":%llu},"
+		    "\"bytes\":{\"in\":%llu,\"out\":%llu}},"
 		    "\"memory\":{\"rss\":%ld}}\n",
 		    (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, pid, pending, total,
+		    ws.pending, ws.opened, ws.messages[0], ws.messages[1], ws.bytes[0], ws.bytes[1],
 		    self_rss_bytes(pid));
 	return sb->oom ? -ENOMEM : 0;
 }
@@ -851,6 +872,8 @@ void collect_forget_target(struct app *a, const struct target *t)
 					     t->pid, -1, -1);
 	delete_keys_of(loader_fd_series(&a->ld), sizeof(struct bs_agg_key), t->pid,
 		       loader_fd_series_free(&a->ld), loader_fd_agg(&a->ld));
+	delete_keys_of(loader_fd_ws_agg(&a->ld), sizeof(struct bs_ws_key), t->pid, -1, -1);
+	delete_keys_of(loader_fd_ws_close(&a->ld), sizeof(struct bs_ws_key), t->pid, -1, -1);
 	for (int p = 0; p < BS_PORT_SLOTS; p++)
 		zero_percpu(loader_fd_stats(&a->ld), (__u32)(t->slot * BS_PORT_SLOTS + p),
 			    sizeof(struct bs_server_stats));

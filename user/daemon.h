@@ -72,6 +72,19 @@ unsigned long long uagg_dropped(const struct uagg *u);
 unsigned int bs_dur_slot(__u64 ns);
 unsigned int bs_size_slot(__u64 n);
 
+/* collect.c helpers shared with collect_ws.c */
+int collect_ncpus(void);
+/* sum of the per-CPU copies (as a lookup returns them) of a value of __u64s */
+void collect_sum_percpu(const void *percpu, size_t size, void *out);
+bool collect_live_tgid(const struct app *a, __u32 tgid);
+
+/* collect_ws.c: WebSocket figures (caller holds a->lock) */
+struct ws_totals {
+	unsigned long long pending, opened, messages[2], bytes[2];
+};
+int collect_ws_metrics(const struct app *a, struct sbuf *sb);
+int collect_ws_totals(const struct app *a, __u32 tgid, struct ws_totals *t);
+
 /* stop observing an exited target and remove everything the maps hold of it */
 void collect_forget_target(struct app *a, const struct target *t);
 

@@ -392,6 +392,16 @@ int loader_fd_counters(const struct loader *l)
 	return bpf_map__fd(l->skel->maps.counters);
 }
 
+int loader_fd_ws_agg(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.ws_agg);
+}
+
+int loader_fd_ws_close(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.ws_close);
+}
+
 int loader_fd_events(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.events);

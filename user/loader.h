@@ -67,6 +67,8 @@ int loader_fd_series_free(const struct loader *l);
 int loader_fd_routes(const struct loader *l);
 int loader_fd_counters(const struct loader *l);
 int loader_fd_events(const struct loader *l);
+int loader_fd_ws_agg(const struct loader *l);
+int loader_fd_ws_close(const struct loader *l);
 
 /* Per-program run statistics (kernel.bpf_stats_enabled). */
 struct prog_stat {

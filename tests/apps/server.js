@@ -12,12 +12,19 @@
 //   POST /echo                   -> byte length of the request body, as text
 //   GET  /stream?chunks=N&delay=MS -> N chunks of 1 KiB, MS apart (chunked)
 //   GET  /proxy?url=U            -> upstream status + text of fetch(U)
+//   GET  /ws, /ws/rooms/:id      -> WebSocket upgrade (anything else on /ws: 400)
 //   anything else                -> 404
+// WebSocket: open sends "welcome" when the query has greet=1; every message
+// is echoed with its own type, except the text "close-me" (the server closes
+// with 4002 "bye") and "terminate" (the server drops the TCP connection).
+// Pings are answered with pongs by Bun itself.
 // HEAD is routed like GET (Bun sends the head only).
 //
 // Control server (127.0.0.1) on CONTROL_PORT, the ground truth for tests:
 //   GET /stats   -> {"handled","pendingRequests","pendingWebSockets","pid"}
 //   GET /release -> releases every held /hold request, returns how many
+//   GET /ws-stats -> {"opened","closed","messages","closeCodes":{code:n}} as the
+//                    websocket handlers saw them
 //
 // Prints one line "ready <pid>" on stdout when both servers listen.
 
@@ -26,6 +33,7 @@ const CONTROL_PORT = Number(process.env.CONTROL_PORT ?? 8081);
 
 let handled = 0; // requests that reached the main server's fetch handler
 let held = []; // resolvers of pending /hold requests
+const ws = { opened: 0, closed: 0, messages: 0, closeCodes: {} };
 
 const KIB = new Uint8Array(1024).fill(0x78); // "x" * 1024
 const MAX_BIG = 256 * 1024 * 1024;
@@ -132,9 +140,32 @@ const main = Bun.serve({
   port: PORT,
   development: false,
   idleTimeout: 120,
-  fetch(req) {
+  fetch(req, server) {
     handled++;
+    const path = new URL(req.url).pathname;
+    if (path === "/ws" || /^\/ws\/rooms\/\d+$/.test(path)) {
+      const greet = new URL(req.url).searchParams.get("greet") === "1";
+      if (server.upgrade(req, { data: { greet } })) return undefined;
+      return bad("upgrade failed");
+    }
     return route(req);
+  },
+  websocket: {
+    idleTimeout: 120,
+    open(sock) {
+      ws.opened++;
+      if (sock.data.greet) sock.send("welcome");
+    },
+    message(sock, msg) {
+      ws.messages++;
+      if (msg === "close-me") sock.close(4002, "bye");
+      else if (msg === "terminate") sock.terminate();
+      else sock.send(msg);
+    },
+    close(sock, code) {
+      ws.closed++;
+      ws.closeCodes[code] = (ws.closeCodes[code] ?? 0) + 1;
+    },
   },
   error(err) {
     return new Response("error: " + err + "\n", { status: 500 });
@@ -155,6 +186,7 @@ const control = Bun.serve({
         pid: process.pid,
       });
     }
+    if (path === "/ws-stats") return Response.json(ws);
     if (path === "/release") {
       const waiting = held;
       held = [];

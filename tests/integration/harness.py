@@ -1045,6 +1045,165 @@ def get_req(path, host="x", extra=b"", method=b"GET"):
 
 
 # ---------------------------------------------------------------------------
+# WebSocket client (RFC 6455), independent of the code under test
+# ---------------------------------------------------------------------------
+
+WS_TEXT, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG, WS_CONT = 1, 2, 8, 9, 10, 0
+WS_KIND = {WS_TEXT: "text", WS_BINARY: "binary", WS_CLOSE: "close", WS_PING: "ping",
+           WS_PONG: "pong"}
+
+
+def ws_frame(op, payload, fin=True, mask=True, rsv1=False):
+    """Bytes of one frame, the shortest length form, masked with a random key."""
+    hdr = bytearray([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | op])
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        hdr.append(m | n)
+    elif n < 65536:
+        hdr.append(m | 126)
+        hdr += n.to_bytes(2, "big")
+    else:
+        hdr.append(m | 127)
+        hdr += n.to_bytes(8, "big")
+    if not mask:
+        return bytes(hdr) + payload
+    key = os.urandom(4)
+    return bytes(hdr) + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+
+
+class WSClient:
+    """A WebSocket client on a raw socket that keeps its own ground truth:
+    sent[kind] / received[kind] = [messages, payload bytes], a fragmented
+    message counting once."""
+
+    def __init__(self, host, port, path="/ws", timeout=10.0):
+        import base64
+        import hashlib
+        self.sock = connect(host, port, timeout)
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.sent = {k: [0, 0] for k in WS_KIND.values()}
+        self.received = {k: [0, 0] for k in WS_KIND.values()}
+        self.close_code = None
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n"
+               % (path, "[%s]" % host if ":" in host else host, port, key))
+        self.sock.sendall(req.encode())
+        head = self._read_head()
+        status = head.split(b"\r\n", 1)[0]
+        if not status.startswith(b"HTTP/1.1 101"):
+            raise AssertionError("no upgrade: %r" % head[:200])
+        want = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        if want not in head:
+            raise AssertionError("bad Sec-WebSocket-Accept in %r" % head)
+
+    def _read_head(self):
+        deadline = time.monotonic() + self.timeout
+        while b"\r\n\r\n" not in self.buf:
+            self._recv_some(deadline)
+        i = self.buf.index(b"\r\n\r\n") + 4
+        head = bytes(self.buf[:i])
+        del self.buf[:i]
+        return head
+
+    def _recv_some(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("WebSocket: timed out reading")
+        self.sock.settimeout(left)
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionClosed("WebSocket: server closed the connection")
+        self.buf += data
+
+    def _count(self, table, op, n, msg_end):
+        kind = WS_KIND[op]
+        table[kind][1] += n
+        if msg_end:
+            table[kind][0] += 1
+
+    def send_raw(self, data, pieces=None, gap=0.03):
+        """Send bytes, optionally cut at the offsets in pieces with a pause
+        between the parts so that the server reads them separately."""
+        cuts = [0] + list(pieces or []) + [len(data)]
+        for i in range(len(cuts) - 1):
+            if i:
+                time.sleep(gap)  # shaping the traffic, not synchronising
+            self.sock.sendall(data[cuts[i]:cuts[i + 1]])
+
+    def send(self, op, payload, pieces=None):
+        """One whole message (or control frame) in one frame."""
+        self.send_raw(ws_frame(op, payload), pieces)
+        self._count(self.sent, op, len(payload), True)
+
+    def send_fragmented(self, op, parts, between=None):
+        """One message in len(parts) frames; `between` is a control frame
+        (op, payload) sent after every fragment but the last."""
+        data = bytearray()
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            data += ws_frame(op if i == 0 else WS_CONT, part, fin=last)
+            self._count(self.sent, op, len(part), last)
+            if between and not last:
+                data += ws_frame(between[0], between[1])
+                self._count(self.sent, between[0], len(between[1]), True)
+        self.sock.sendall(bytes(data))
+
+    def recv(self, timeout=None):
+        """The next whole message or control frame: (op, payload)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        msg_op, msg = None, bytearray()
+        while True:
+            while len(self.buf) < 2:
+                self._recv_some(deadline)
+            b0, b1 = self.buf[0], self.buf[1]
+            n, o = b1 & 0x7F, 2
+            if n == 126:
+                o = 4
+            elif n == 127:
+                o = 10
+            while len(self.buf) < o:
+                self._recv_some(deadline)
+            if n >= 126:
+                n = int.from_bytes(self.buf[2:o], "big")
+            if b1 & 0x80:
+                raise AssertionError("server frame is masked")
+            while len(self.buf) < o + n:
+                self._recv_some(deadline)
+            payload = bytes(self.buf[o:o + n])
+            del self.buf[:o + n]
+            op, fin = b0 & 0x0F, bool(b0 & 0x80)
+            if op >= 8:
+                self._count(self.received, op, n, True)
+                if op == WS_CLOSE:
+                    self.close_code = int.from_bytes(payload[:2], "big") if n >= 2 else None
+                return op, payload
+            if op != WS_CONT:
+                msg_op = op
+            self._count(self.received, msg_op, n, fin)
+            msg += payload
+            if fin:
+                return msg_op, bytes(msg)
+
+    def close(self, code=1000):
+        """Client-initiated close: send a close frame, read up to the server's."""
+        self.send(WS_CLOSE, code.to_bytes(2, "big"))
+        while True:
+            op, _ = self.recv()
+            if op == WS_CLOSE:
+                break
+        self.sock.close()
+
+    def abort(self):
+        """End the TCP connection without a close frame."""
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------------
 # Load generator and helper servers
 # ---------------------------------------------------------------------------
 

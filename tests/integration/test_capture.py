@@ -70,7 +70,9 @@ def test_json_and_health_shape():
         j = scope.server_metrics(app.pid)
         assert set(j) >= {"timestamp", "pid", "http", "websockets", "memory"}, j
         assert j["pid"] == app.pid and j["http"]["pendingRequests"] == 0, j
-        assert j["websockets"] == {"pendingConnections": 0}, j
+        assert j["websockets"] == {"pendingConnections": 0, "totalConnections": 0,
+                                   "messages": {"in": 0, "out": 0},
+                                   "bytes": {"in": 0, "out": 0}}, j
         assert j["memory"]["rss"] > 1 << 20, j
         status, _, body = scope.get("/api/server-metrics?pid=1")
         assert status == 404, (status, body)

@@ -15,8 +15,9 @@
 #include <cmocka.h>
 
 struct rec;
-#define HP_RUN_EXTRA struct rec *rec;
+#define HP_RUN_EXTRA struct rec *rec; struct ws_conn *ws;
 #include "http_parse.h"
+#include "ws_parse.h"
 
 #define MAX_DONE 4096
 
@@ -42,6 +43,13 @@ struct rec {
 	char path[64][BS_PATH_MAX + 1];
 	int path_trunc[64];
 	unsigned long max_steps_over;	/* steps beyond n + 2 for a segment */
+	/* WebSocket side */
+	int upgrades;
+	__u64 ws_msgs[2][BS_WS_KINDS], ws_bytes[2][BS_WS_KINDS];
+	int ws_frames[2];
+	int ws_errors[2][WS_E_MAX];
+	int nclose;
+	__u16 close_codes[16];
 	int resolve;			/* hp_on_path resolves routes (as live) */
 };
 
@@ -124,10 +132,41 @@ HP_INLINE void hp_on_overflow(struct hp_run *r)
 	r->rec->overflow++;
 }
 
+HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s)
+{
+	(void)s;
+	memset(r->ws, 0, sizeof(*r->ws));
+	r->ws->open = 1;
+	r->rec->upgrades++;
+}
+
+HP_INLINE void ws_on_frame(struct hp_run *r, int dir, __u32 kind, __u64 bytes, int msg_end)
+{
+	assert_true(kind < BS_WS_KINDS);
+	r->rec->ws_frames[dir]++;
+	r->rec->ws_bytes[dir][kind] += bytes;
+	if (msg_end)
+		r->rec->ws_msgs[dir][kind]++;
+}
+
+HP_INLINE void ws_on_close_frame(struct hp_run *r, int dir, __u16 code)
+{
+	(void)dir;
+	if (r->rec->nclose < 16)
+		r->rec->close_codes[r->rec->nclose] = code;
+	r->rec->nclose++;
+}
+
+HP_INLINE void ws_on_error(struct hp_run *r, int dir, int reason)
+{
+	r->rec->ws_errors[dir][reason]++;
+}
+
 /* ---- driver ---------------------------------------------------------------- */
 
 struct tconn {
 	struct hp_conn c;
+	struct ws_conn ws;
 	struct rec rec;
 	__u8 scr[HP_SCR_ALLOC];
 	__u64 now;
@@ -147,14 +186,24 @@ static struct tconn *tc_new(void)
 static void feed_ex(struct tconn *t, int dir, const void *buf, size_t n, int readable)
 {
 	struct hp_pos pos = {};
-	struct hp_run r = { .c = &t->c, .scr = t->scr, .v = &pos, .rec = &t->rec };
+	struct hp_run r = { .c = &t->c, .scr = t->scr, .v = &pos, .rec = &t->rec, .ws = &t->ws };
 	unsigned long steps = 0;
 
 	t->now += 1000;
 	r.now = t->now;
 	hp_run_segment(&r, (__u64)(uintptr_t)buf, (__u32)n, readable);
 	for (;;) {
-		int done = dir ? hp_step_resp(&r) : hp_step_req(&r);
+		__u8 st = dir ? t->c.resp.state : t->c.req.state;
+		int done;
+
+		if (st == HS_WS)
+			done = ws_step(&r, &t->ws.dir[dir], dir);
+		else
+			done = dir ? hp_step_resp(&r) : hp_step_req(&r);
+		/* the BPF side switches to the frames after the 101 */
+		if (done && st != HS_WS && pos.off < pos.n &&
+		    (dir ? t->c.resp.state : t->c.req.state) == HS_WS)
+			done = 0;
 
 		steps++;
 		if (done)
@@ -184,7 +233,7 @@ static void feed_split(struct tconn *t, int dir, const char *s, size_t len, size
 static void tc_close(struct tconn *t)
 {
 	struct hp_pos pos = {};
-	struct hp_run r = { .c = &t->c, .scr = t->scr, .v = &pos, .rec = &t->rec };
+	struct hp_run r = { .c = &t->c, .scr = t->scr, .v = &pos, .rec = &t->rec, .ws = &t->ws };
 
 	t->now += 1000;
 	r.now = t->now;
@@ -495,6 +544,11 @@ static void test_head_204_304_100_101(void **state)
 	feed(t, REQ, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58");
 	feed(t, RESP, "\x81\x05hello");
 	assert_int_equal(pending(t), 0);
+	assert_int_equal(t->rec.upgrades, 1);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_TEXT], 1);
+	assert_int_equal(t->rec.ws_bytes[REQ][BS_WS_TEXT], 5);
+	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_TEXT], 1);
+	assert_int_equal(t->rec.ws_bytes[RESP][BS_WS_TEXT], 5);
 	for (int k = 0; k < BS_REJ_MAX; k++)
 		assert_int_equal(t->rec.rejects[k], 0);
 	free(t);
@@ -822,6 +876,337 @@ static void test_resync(void **state)
 	free(t);
 }
 
+/* ---- WebSockets ---------------------------------------------------------- */
+
+#define WS_UPGRADE_REQ "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" \
+		       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" \
+		       "Sec-WebSocket-Version: 13\r\n\r\n"
+#define WS_101 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" \
+	       "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+
+/*
+ * Append one frame to buf: header as RFC 6455 5.2 lays it out (the shortest
+ * length form unless force_len says 126/127), then len payload bytes, masked
+ * with a fixed key when masked.  Returns the frame's size.
+ */
+static size_t ws_frame(__u8 *buf, int fin, int rsv, int op, int masked, const __u8 *payload,
+		       size_t len, int force_len)
+{
+	static const __u8 key[4] = { 0x37, 0xfa, 0x21, 0x3d };
+	size_t o = 0;
+	int l7 = force_len ? force_len : len < 126 ? (int)len : len < 65536 ? 126 : 127;
+
+	buf[o++] = (__u8)((fin ? 0x80 : 0) | (rsv << 4) | op);
+	buf[o++] = (__u8)((masked ? 0x80 : 0) | l7);
+	if (l7 == 126) {
+		buf[o++] = (__u8)(len >> 8);
+		buf[o++] = (__u8)len;
+	} else if (l7 == 127) {
+		for (int i = 7; i >= 0; i--)
+			buf[o++] = (__u8)((__u64)len >> (8 * i));
+	}
+	if (masked) {
+		memcpy(buf + o, key, 4);
+		o += 4;
+	}
+	for (size_t i = 0; i < len; i++) {
+		__u8 c = payload ? payload[i] : (__u8)('a' + i % 26);
+
+		buf[o + i] = masked ? c ^ key[i & 3] : c;
+	}
+	return o + len;
+}
+
+static struct tconn *ws_open(void)
+{
+	struct tconn *t = tc_new();
+
+	feed(t, REQ, WS_UPGRADE_REQ);
+	feed(t, RESP, WS_101);
+	assert_int_equal(t->rec.upgrades, 1);
+	assert_int_equal(t->c.req.state, HS_WS);
+	assert_int_equal(t->c.resp.state, HS_WS);
+	return t;
+}
+
+static void assert_ws_clean(const struct tconn *t)
+{
+	for (int d = 0; d < 2; d++)
+		for (int k = 0; k < WS_E_MAX; k++)
+			assert_int_equal(t->rec.ws_errors[d][k], 0);
+}
+
+/* A realistic exchange: 101 corked with a greeting, echo, ping, close. */
+static void test_ws_exchange(void **state)
+{
+	static __u8 in[4096], out[4096];
+	struct tconn *t = tc_new();
+	size_t ni = 0, no = 0;
+	__u8 code[2] = { 0x0f, 0xa1 };	/* 4001 */
+
+	(void)state;
+	feed(t, REQ, WS_UPGRADE_REQ);
+	/* Bun corks the 101 with what the open handler sends */
+	no = strlen(WS_101);
+	memcpy(out, WS_101, no);
+	no += ws_frame(out + no, 1, 0, WS_OP_TEXT, 0, (const __u8 *)"welcome", 7, 0);
+	feed_ex(t, RESP, out, no, 1);
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].status, 101);
+	assert_int_equal(t->rec.upgrades, 1);
+	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_TEXT], 1);
+	assert_int_equal(t->rec.ws_bytes[RESP][BS_WS_TEXT], 7);
+
+	ni = ws_frame(in, 1, 0, WS_OP_TEXT, 1, NULL, 300, 0);		/* 16-bit length */
+	ni += ws_frame(in + ni, 1, 0, WS_OP_BINARY, 1, NULL, 3, 127);	/* 64-bit form */
+	ni += ws_frame(in + ni, 1, 0, WS_OP_PING, 1, NULL, 4, 0);
+	ni += ws_frame(in + ni, 1, 0, WS_OP_CLOSE, 1, code, 2, 0);
+	feed_ex(t, REQ, in, ni, 1);
+	no = ws_frame(out, 1, 0, WS_OP_TEXT, 0, NULL, 300, 0);
+	no += ws_frame(out + no, 1, 0, WS_OP_BINARY, 0, NULL, 3, 0);
+	no += ws_frame(out + no, 1, 0, WS_OP_PONG, 0, NULL, 4, 0);
+	no += ws_frame(out + no, 1, 0, WS_OP_CLOSE, 0, code, 2, 0);
+	feed_ex(t, RESP, out, no, 1);
+
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_TEXT], 1);
+	assert_int_equal(t->rec.ws_bytes[REQ][BS_WS_TEXT], 300);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_BINARY], 1);
+	assert_int_equal(t->rec.ws_bytes[REQ][BS_WS_BINARY], 3);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_PING], 1);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_CLOSE], 1);
+	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_TEXT], 2);
+	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_PONG], 1);
+	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_CLOSE], 1);
+	assert_int_equal(t->rec.nclose, 2);
+	assert_int_equal(t->rec.close_codes[0], 4001);	/* unmasked from the client's */
+	assert_int_equal(t->rec.close_codes[1], 4001);
+	assert_ws_clean(t);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+/* Fragmented messages with control frames between the fragments. */
+static void test_ws_fragments(void **state)
+{
+	static __u8 in[8192];
+	struct tconn *t = ws_open();
+	size_t n = 0;
+
+	(void)state;
+	n += ws_frame(in + n, 0, 0, WS_OP_TEXT, 1, NULL, 10, 0);
+	n += ws_frame(in + n, 1, 0, WS_OP_PING, 1, NULL, 0, 0);
+	n += ws_frame(in + n, 0, 0, WS_OP_CONT, 1, NULL, 200, 0);
+	n += ws_frame(in + n, 1, 0, WS_OP_PONG, 1, NULL, 1, 0);
+	n += ws_frame(in + n, 1, 0, WS_OP_CONT, 1, NULL, 5, 0);
+	/* a compressed (RSV1) binary message in two fragments */
+	n += ws_frame(in + n, 0, 4, WS_OP_BINARY, 1, NULL, 7, 0);
+	n += ws_frame(in + n, 1, 0, WS_OP_CONT, 1, NULL, 8, 0);
+	n += ws_frame(in + n, 1, 0, WS_OP_CLOSE, 1, NULL, 0, 0);	/* no code */
+	feed_ex(t, REQ, in, n, 1);
+	assert_ws_clean(t);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_TEXT], 1);
+	assert_int_equal(t->rec.ws_bytes[REQ][BS_WS_TEXT], 215);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_BINARY], 1);
+	assert_int_equal(t->rec.ws_bytes[REQ][BS_WS_BINARY], 15);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_PING], 1);
+	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_PONG], 1);
+	assert_int_equal(t->rec.ws_bytes[REQ][BS_WS_PONG], 1);
+	assert_int_equal(t->rec.nclose, 1);
+	assert_int_equal(t->rec.close_codes[0], WS_CODE_NONE);
+	free(t);
+}
+
+/* Frames that uWS refuses give the direction up, and only that direction. */
+static void test_ws_errors(void **state)
+{
+	static const struct {
+		int fin, rsv, op, masked, force_len;
+		size_t len;
+		int dir, err;
+	} cases[] = {
+		{ 1, 0, WS_OP_TEXT, 0, 0, 3, REQ, WS_E_MASK },		/* client unmasked */
+		{ 1, 0, WS_OP_TEXT, 1, 0, 3, RESP, WS_E_MASK },		/* server masked */
+		{ 1, 0, 3, 1, 0, 3, REQ, WS_E_OPCODE },
+		{ 1, 0, 0xB, 1, 0, 3, REQ, WS_E_OPCODE },
+		{ 0, 0, WS_OP_PING, 1, 0, 3, REQ, WS_E_CONTROL },	/* fragmented control */
+		{ 1, 0, WS_OP_PING, 1, 126, 3, REQ, WS_E_CONTROL },	/* long control */
+		{ 1, 2, WS_OP_TEXT, 1, 0, 3, REQ, WS_E_RSV },
+		{ 1, 4, WS_OP_PONG, 1, 0, 3, REQ, WS_E_RSV },
+		{ 1, 0, WS_OP_CONT, 1, 0, 3, REQ, WS_E_SEQUENCE },	/* orphan continuation */
+	};
+	__u8 buf[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tconn *t = ws_open();
+		int other = !cases[i].dir;
+		size_t n = ws_frame(buf, cases[i].fin, cases[i].rsv, cases[i].op,
+				    cases[i].masked, NULL, cases[i].len, cases[i].force_len);
+
+		feed_ex(t, cases[i].dir, buf, n, 1);
+		assert_int_equal(t->rec.ws_errors[cases[i].dir][cases[i].err], 1);
+		assert_int_equal(t->ws.dir[cases[i].dir].state, WS_DEAD);
+		/* what follows in that direction is only counted */
+		n = ws_frame(buf, 1, 0, WS_OP_TEXT, cases[i].dir == REQ, NULL, 3, 0);
+		feed_ex(t, cases[i].dir, buf, n, 1);
+		assert_int_equal(t->rec.ws_msgs[cases[i].dir][BS_WS_TEXT], 0);
+		/* the other direction goes on */
+		n = ws_frame(buf, 1, 0, WS_OP_TEXT, other == REQ, NULL, 3, 0);
+		feed_ex(t, other, buf, n, 1);
+		assert_int_equal(t->rec.ws_msgs[other][BS_WS_TEXT], 1);
+		free(t);
+	}
+	/* a new data message inside a fragmented one */
+	{
+		struct tconn *t = ws_open();
+		size_t n = ws_frame(buf, 0, 0, WS_OP_TEXT, 1, NULL, 3, 0);
+
+		n += ws_frame(buf + n, 1, 0, WS_OP_BINARY, 1, NULL, 3, 0);
+		feed_ex(t, REQ, buf, n, 1);
+		assert_int_equal(t->rec.ws_errors[REQ][WS_E_SEQUENCE], 1);
+		free(t);
+	}
+	/* a 64-bit length with its top bit set */
+	{
+		struct tconn *t = ws_open();
+		__u8 f[] = { 0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 1 };
+
+		feed_ex(t, RESP, f, sizeof(f), 1);
+		assert_int_equal(t->rec.ws_errors[RESP][WS_E_LENGTH], 1);
+		free(t);
+	}
+	/* a 101 that answers no Upgrade request opens nothing */
+	{
+		struct tconn *t = tc_new();
+
+		feed(t, REQ, GET("/"));
+		feed(t, RESP, WS_101);
+		assert_int_equal(t->rec.upgrades, 0);
+		assert_int_equal(t->c.resp.state, HS_DEAD);
+		free(t);
+	}
+}
+
+/*
+ * A random valid frame stream per direction, delivered in random pieces
+ * (down to one byte, so headers split at every position): the counts equal
+ * the generator's.
+ */
+static __u64 rnd(void);
+
+static void test_ws_random_streams(void **state)
+{
+	static __u8 buf[2][1 << 20];
+
+	(void)state;
+	for (int iter = 0; iter < 300; iter++) {
+		struct tconn *t = ws_open();
+		__u64 want_msgs[2][BS_WS_KINDS] = {}, want_bytes[2][BS_WS_KINDS] = {};
+		size_t len[2] = { 0, 0 };
+		int want_close = 0;
+
+
+		for (int dir = 0; dir < 2; dir++) {
+			int nmsg = 1 + (int)(rnd() % 40);
+
+			for (int m = 0; m < nmsg; m++) {
+				int op = rnd() % 2 ? WS_OP_TEXT : WS_OP_BINARY;
+				int kind = op == WS_OP_TEXT ? BS_WS_TEXT : BS_WS_BINARY;
+				int frags = 1 + (int)(rnd() % 4);
+
+				/* room for the largest message and the close frame */
+				if (len[dir] + 4 * (70000 + 14 + 140) + 16 > sizeof(buf[0]))
+					break;
+
+				for (int f = 0; f < frags; f++) {
+					size_t pl = rnd() % 8 ? rnd() % 200 : rnd() % 70000;
+					int force = rnd() % 10 == 0 ? 127 : 0;
+
+					len[dir] += ws_frame(buf[dir] + len[dir], f == frags - 1, 0,
+							     f ? WS_OP_CONT : op, dir == REQ, NULL,
+							     pl, force && pl < 65536 ? force : 0);
+					want_bytes[dir][kind] += pl;
+					if (rnd() % 5 == 0) {
+						int cop = rnd() % 2 ? WS_OP_PING : WS_OP_PONG;
+						size_t cl = rnd() % 126;
+
+						len[dir] += ws_frame(buf[dir] + len[dir], 1, 0, cop,
+								     dir == REQ, NULL, cl, 0);
+						want_msgs[dir][cop == WS_OP_PING ? BS_WS_PING : BS_WS_PONG]++;
+						want_bytes[dir][cop == WS_OP_PING ? BS_WS_PING : BS_WS_PONG] += cl;
+					}
+				}
+				want_msgs[dir][kind]++;
+			}
+			if (rnd() % 2) {
+				__u8 code[2] = { 0x03, 0xe8 };	/* 1000 */
+
+				len[dir] += ws_frame(buf[dir] + len[dir], 1, 0, WS_OP_CLOSE,
+						     dir == REQ, code, 2, 0);
+				want_msgs[dir][BS_WS_CLOSE]++;
+				want_bytes[dir][BS_WS_CLOSE] += 2;
+				want_close++;
+			}
+		}
+		for (int dir = 0; dir < 2; dir++) {
+			size_t o = 0;
+			size_t maxp = iter % 3 == 0 ? 3 : iter % 3 == 1 ? 40 : 9000;
+
+			while (o < len[dir]) {
+				size_t k = 1 + rnd() % maxp;
+
+				if (k > len[dir] - o)
+					k = len[dir] - o;
+				feed_ex(t, dir, buf[dir] + o, k, 1);
+				o += k;
+			}
+		}
+		assert_ws_clean(t);
+		for (int dir = 0; dir < 2; dir++) {
+			for (int k = 0; k < BS_WS_KINDS; k++) {
+				assert_int_equal(t->rec.ws_msgs[dir][k], want_msgs[dir][k]);
+				assert_int_equal(t->rec.ws_bytes[dir][k], want_bytes[dir][k]);
+			}
+		}
+		assert_int_equal(t->rec.nclose, want_close);
+		for (int i = 0; i < want_close && i < 16; i++)
+			assert_int_equal(t->rec.close_codes[i], 1000);
+		free(t);
+	}
+}
+
+/* Random bytes after the upgrade: no crash, bounded steps, nothing invented. */
+static void test_ws_garbage(void **state)
+{
+	static __u8 g[4096];
+
+	(void)state;
+	for (int iter = 0; iter < 2000; iter++) {
+		struct tconn *t = ws_open();
+		size_t n = 1 + rnd() % sizeof(g), o = 0;
+
+		for (size_t i = 0; i < n; i++)
+			g[i] = (__u8)rnd();
+		while (o < n) {
+			size_t k = 1 + rnd() % 64;
+
+			if (k > n - o)
+				k = n - o;
+			feed_ex(t, (int)(iter & 1), g + o, k, 1);
+			o += k;
+		}
+		/* payload bytes reported never exceed the bytes fed */
+		{
+			__u64 sum = 0;
+
+			for (int k = 0; k < BS_WS_KINDS; k++)
+				sum += t->rec.ws_bytes[iter & 1][k];
+			assert_true(sum <= n);
+		}
+		free(t);
+	}
+}
+
 /* Deterministic PRNG for the randomized tests. */
 static __u64 rng_state = 0x9E3779B97F4A7C15ULL;
 
@@ -1012,6 +1397,11 @@ int main(void)
 		cmocka_unit_test(test_resync),
 		cmocka_unit_test(test_random_valid_streams),
 		cmocka_unit_test(test_random_garbage),
+		cmocka_unit_test(test_ws_exchange),
+		cmocka_unit_test(test_ws_fragments),
+		cmocka_unit_test(test_ws_errors),
+		cmocka_unit_test(test_ws_random_streams),
+		cmocka_unit_test(test_ws_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

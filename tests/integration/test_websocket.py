@@ -1,0 +1,187 @@
+"""WebSockets: the active gauge against Bun's server.pendingWebSockets, and
+message/byte counts, close codes and lifetimes against what the clients sent
+and received (a raw-socket client for exact framing, Bun's own WebSocket
+client for load)."""
+
+import json
+import subprocess
+import time
+
+from harness import (BUN, REPO, WS_BINARY, WS_CLOSE, WS_PING, WS_TEXT, BunApp, Bunscope,
+                     WSClient, assert_equal, privileged, wait_until)
+
+ACTIVE = "bun_websocket_active_connections"
+MSGS = "bun_websocket_messages_total"
+BYTES = "bun_websocket_bytes_total"
+CLOSED = "bun_websocket_closed_total"
+OPENED = "bun_websocket_opened_total"
+LIFE = "bun_websocket_connection_duration_seconds"
+KINDS = ("text", "binary", "ping", "pong", "close")
+
+
+def ws_active(scope, app):
+    return int(scope.scrape().sum_values(ACTIVE, server_port=app.port, pid=app.pid))
+
+
+def wait_active(scope, app, n, timeout=15):
+    """Wait until bunscope's gauge and Bun's pendingWebSockets both equal n."""
+    return wait_until(lambda: (ws_active(scope, app), app.stats()["pendingWebSockets"]),
+                      timeout, "bunscope active WebSockets, Bun pendingWebSockets == %d" % n,
+                      check=lambda v: v == (n, n))
+
+
+def ground_truth(clients):
+    """Per (direction, kind): [messages, bytes] summed over the clients; in is
+    what the clients sent, out what they received."""
+    total = {}
+    for c in clients:
+        for kind in KINDS:
+            for d, table in (("in", c.sent), ("out", c.received)):
+                t = total.setdefault((d, kind), [0, 0])
+                t[0] += table[kind][0]
+                t[1] += table[kind][1]
+    return total
+
+
+def scraped(s, app):
+    out = {}
+    for d in ("in", "out"):
+        for kind in KINDS:
+            lab = dict(server_port=app.port, pid=app.pid, direction=d, opcode=kind)
+            out[(d, kind)] = [int(s.sum_values(MSGS, **lab)), int(s.sum_values(BYTES, **lab))]
+    return out
+
+
+@privileged
+def test_websocket_frames_and_closes():
+    """Raw-socket clients: 101 corked with a greeting, 7/16/64-bit lengths,
+    a fragmented message with pings between the fragments, frame headers
+    split between reads, ping/pong; then a client close (4001), a server
+    close (4002) and a TCP close without a close frame.  Counts equal the
+    clients' own, the gauge equals Bun's pendingWebSockets throughout."""
+    with BunApp() as app, Bunscope.for_app(app) as scope:
+        c1 = WSClient("127.0.0.1", app.port, "/ws?greet=1")
+        assert c1.recv() == (WS_TEXT, b"welcome")
+        c2 = WSClient("127.0.0.1", app.port, "/ws/rooms/7")
+        c3 = WSClient("::1", app.port, "/ws")
+        clients = [c1, c2, c3]
+        wait_active(scope, app, 3)
+        assert_equal(scope.server_metrics(app.pid)["websockets"]["pendingConnections"], 3,
+                     "JSON pendingConnections")
+
+        for i in range(5):
+            c1.send(WS_TEXT, b"hello %d" % i)
+        for i in range(3):
+            c2.send(WS_BINARY, bytes([i, 1, 2]))
+        c1.send(WS_TEXT, b"x" * 300)                 # 16-bit length
+        c3.send(WS_BINARY, bytes(70000))             # 64-bit length
+        c1.send_fragmented(WS_TEXT, [b"frag-one ", b"frag-two ", b"frag-three"],
+                           between=(WS_PING, b"p"))
+        c2.send(WS_TEXT, b"split header one", pieces=[1])   # header cut after byte 1
+        c2.send(WS_TEXT, b"split header two", pieces=[3, 8])  # in the mask, in the payload
+        c3.send(WS_BINARY, bytes(300), pieces=[2])   # between the 16-bit length bytes
+        c3.send(WS_PING, b"are you there")
+        # every echo and pong back at the clients
+        want = {c1: 5 + 1 + 1, c2: 3 + 2, c3: 2}
+        pongs = {c1: 2, c2: 0, c3: 1}
+        for c in clients:
+            got_msgs = got_pongs = 0
+            while got_msgs < want[c] or got_pongs < pongs[c]:
+                op, _ = c.recv()
+                if op == 10:
+                    got_pongs += 1
+                else:
+                    got_msgs += 1
+        truth = ground_truth(clients)
+        assert truth[("in", "text")][0] == 5 + 1 + 1 + 2 and truth[("out", "pong")][0] == 3
+
+        got = wait_until(lambda: scraped(scope.scrape(), app), 10,
+                         "bunscope WebSocket counts == the clients'",
+                         check=lambda v: v == truth)
+        assert_equal(got, truth, "messages and bytes")
+
+        # closes: client-initiated, server-initiated, abrupt
+        c1.close(4001)
+        c2.send(WS_TEXT, b"close-me")
+        op, _ = c2.recv()
+        assert op == WS_CLOSE and c2.close_code == 4002, (op, c2.close_code)
+        c2.send(WS_CLOSE, (4002).to_bytes(2, "big"))
+        c2.sock.close()
+        c3.abort()
+        wait_active(scope, app, 0)
+        bun = json.loads(app._control("/ws-stats"))
+        assert_equal(bun["opened"], 3, "Bun opened")
+        assert_equal(bun["closeCodes"], {"4001": 1, "4002": 1, "1006": 1}, "Bun's close codes")
+
+        s = scope.scrape()
+        for code, n in (("4001", 1), ("4002", 1), ("abnormal", 1)):
+            assert_equal(int(s.sum_values(CLOSED, server_port=app.port, code=code)), n,
+                         "closed with %s" % code)
+        assert_equal(int(s.sum_values(CLOSED, server_port=app.port)), 3, "closed in all")
+        assert_equal(int(s.sum_values(OPENED, server_port=app.port)), 3, "opened")
+        assert_equal(int(s.sum_values(LIFE + "_count", server_port=app.port)), 3, "lifetimes")
+        assert_equal(int(s.sum_values(OPENED, server_port=app.port, http_route="/ws/rooms/:id")),
+                     1, "templated upgrade route")
+        assert_equal(int(s.sum_values(OPENED, server_port=app.port, http_route="/ws")), 2,
+                     "/ws upgrades")
+        assert_equal(scraped(s, app), ground_truth(clients), "final counts")
+        assert_equal(int(s.sum_values("bunscope_websocket_errors_total", server_port=app.port)),
+                     0, "WebSocket errors")
+        # the upgrades are HTTP requests too (status 101), nothing is pending
+        assert_equal(s.count(app.port, app.pid, http_response_status_code="101"), 3,
+                     "101 responses")
+        assert_equal(s.active(app.port, app.pid), 0, "pending requests")
+
+
+@privileged
+def test_websocket_load_bun_client():
+    """Bun's WebSocket client: 40 connections each with 500 messages in
+    flight.  The gauge equals Bun's pendingWebSockets before, during and after
+    the traffic; message and byte counts equal the client's."""
+    conns, msgs, size = 40, 500, 64
+    with BunApp() as app, Bunscope.for_app(app) as scope:
+        client = subprocess.Popen(
+            [str(BUN), str(REPO / "tests" / "apps" / "ws_client.js"),
+             "ws://127.0.0.1:%d/ws" % app.port, str(conns), str(msgs), str(size)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            line = client.stdout.readline().strip()
+            assert line == "open", "client: %r" % line
+            wait_active(scope, app, conns)
+            # while the messages flow, both views stay at conns
+            samples = []
+            t0 = time.monotonic()
+            while client.poll() is None and time.monotonic() - t0 < 0.5:
+                samples.append((ws_active(scope, app), app.stats()["pendingWebSockets"]))
+            assert all(a == b == conns for a, b in samples), samples
+            line = client.stdout.readline().split()
+            assert line[0] == "done", line
+            sent, received, rbytes = int(line[1]), int(line[2]), int(line[3])
+            assert sent == received == conns * msgs, line
+
+            def counts():
+                s = scope.scrape()
+                lab = dict(server_port=app.port, pid=app.pid, opcode="text")
+                return (int(s.sum_values(MSGS, direction="in", **lab)),
+                        int(s.sum_values(MSGS, direction="out", **lab)),
+                        int(s.sum_values(BYTES, direction="in", **lab)),
+                        int(s.sum_values(BYTES, direction="out", **lab)))
+            want = (sent, received, sent * size, rbytes)
+            got = wait_until(counts, 15, "text messages in/out == the client's",
+                             check=lambda v: v == want)
+            assert_equal(got, want, "messages")
+
+            client.stdin.write("close\n")
+            client.stdin.flush()
+            line = client.stdout.readline().split()
+            assert line == ["closed", str(conns)], line
+            wait_active(scope, app, 0)
+            s = scope.scrape()
+            assert_equal(int(s.sum_values(CLOSED, server_port=app.port, code="1000")), conns,
+                         "closed with 1000")
+            assert_equal(int(s.sum_values("bunscope_websocket_errors_total",
+                                          server_port=app.port)), 0, "WebSocket errors")
+        finally:
+            if client.poll() is None:
+                client.kill()
+            client.wait(10)
