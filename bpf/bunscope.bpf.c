@@ -64,6 +64,8 @@ const volatile __u32 max_series = 16384;
 volatile __u32 targets[BUNSCOPE_MAX_TARGETS];
 /* The listening ports seen per target slot (BS_PORT_USED | port), claimed at accept. */
 volatile __u32 target_ports[BUNSCOPE_MAX_TARGETS][BS_PORT_SLOTS];
+/* kmem:rss_stat's mm_id of each target slot, learnt from the target's own events. */
+volatile __u32 target_mm[BUNSCOPE_MAX_TARGETS];
 /* Histogram series indexes never handed out yet start here. */
 volatile __u32 series_next;
 
@@ -182,6 +184,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bs_ws_val);
 } ws_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BUNSCOPE_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct bs_mem);
+} mem SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BUNSCOPE_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct bs_mem_calls);
+} mem_calls SEC(".maps");
 
 static __always_inline void count(__u32 idx)
 {
@@ -1134,6 +1150,142 @@ int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/* ---- memory --------------------------------------------------------------- */
+
+#define NR_MMAP		9
+#define NR_MUNMAP	11
+#define NR_BRK		12
+#define NR_MADVISE	28
+#define PAGE_ROUND(x)	(((x) + 4095) & ~4095ULL)
+
+/* Exit of mmap, munmap, brk or madvise in target slot t. */
+static __always_inline void mem_syscall(int t, long nr, const struct sys_args *a, long ret)
+{
+	__u32 k = (__u32)t;
+	struct bs_mem_calls *c;
+	struct bs_mem *m;
+
+	c = bpf_map_lookup_elem(&mem_calls, &k);
+	if (!c)
+		return;
+	switch (nr) {
+	case NR_MMAP:
+		if (ret < 0 && ret > -4096)
+			return;
+		c->mmap_calls++;
+		c->mmap_bytes += PAGE_ROUND(a->a1);
+		return;
+	case NR_MUNMAP:
+		if (ret)
+			return;
+		c->munmap_calls++;
+		c->munmap_bytes += PAGE_ROUND(a->a1);
+		return;
+	case NR_BRK:
+		c->brk_calls++;
+		m = bpf_map_lookup_elem(&mem, &k);
+		if (!m)
+			return;
+		/* the first break seen is the baseline (the old one is not in the exit) */
+		if (m->brk && (__u64)ret > m->brk)
+			c->brk_grow_bytes += (__u64)ret - m->brk;
+		else if (m->brk && (__u64)ret < m->brk)
+			c->brk_shrink_bytes += m->brk - (__u64)ret;
+		m->brk = (__u64)ret;
+		return;
+	case NR_MADVISE: {
+		__u64 adv = a->a2;
+
+		if (ret)
+			return;
+		if (adv > BS_MADV_OTHER)
+			adv = BS_MADV_OTHER;
+		adv &= 31;	/* for the verifier, which sees the clamp on another copy */
+		if (adv < BS_MADV_KINDS) {
+			c->madvise_calls[adv]++;
+			c->madvise_bytes[adv] += PAGE_ROUND(a->a1);
+		}
+		return;
+	}
+	}
+}
+
+SEC("tracepoint")
+int bs_tp_exit_mem(struct trace_event_raw_sys_exit *ctx)
+{
+	int t = target_slot(bpf_get_current_pid_tgid() >> 32);
+	struct sys_args a;
+
+	if (t >= 0 && !sys_args_btf(current_regs(), &a))
+		mem_syscall(t, nr_of(ctx), &a, ctx->ret);
+	return 0;
+}
+
+/*
+ * kmem:rss_stat: a resident-memory counter of some mm changed; size is the
+ * counter's exact new value.  Events of the target itself (curr) teach the
+ * mm_id; others (reclaim, another process touching the mm) match by it.
+ */
+SEC("tracepoint/kmem/rss_stat")
+int bs_rss_stat(struct trace_event_raw_rss_stat *ctx)
+{
+	int member = ctx->member, t = -1;
+	__u32 id = ctx->mm_id, k;
+	struct bs_mem *m;
+	__u64 total;
+
+	if (member < 0 || member >= BS_RSS_KINDS)
+		return 0;
+	if (ctx->curr) {
+		t = target_slot(bpf_get_current_pid_tgid() >> 32);
+		if (t < 0)
+			return 0;
+		if (target_mm[t] != id)
+			target_mm[t] = id;
+	} else {
+		for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++) {
+			if (targets[i] && target_mm[i] == id) {
+				t = i;
+				break;
+			}
+		}
+		if (t < 0)
+			return 0;
+	}
+	k = (__u32)t;
+	m = bpf_map_lookup_elem(&mem, &k);
+	if (!m)
+		return 0;
+	m->rss[member] = ctx->size > 0 ? (__u64)ctx->size : 0;
+	total = m->rss[BS_RSS_FILE] + m->rss[BS_RSS_ANON] + m->rss[BS_RSS_SHMEM];
+	if (total > m->hwm)
+		m->hwm = total;
+	return 0;
+}
+
+/* oom:mark_victim: the OOM killer chose a process. */
+SEC("tracepoint/oom/mark_victim")
+int bs_oom_victim(struct trace_event_raw_mark_victim *ctx)
+{
+	struct bs_ev_oom *ev;
+
+	if (!is_target((__u32)ctx->pid))
+		return 0;
+	count(BS_CNT_OOM_KILLS);
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(BS_CNT_EV_LOST);
+		return 0;
+	}
+	ev->type = BS_EV_OOM;
+	ev->pid = (__u32)ctx->pid;
+	ev->anon_rss = (__u64)ctx->anon_rss << 10;	/* the event has KiB */
+	ev->file_rss = (__u64)ctx->file_rss << 10;
+	ev->shmem_rss = (__u64)ctx->shmem_rss << 10;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
 /*
  * Raw sys_exit: for kernels without syscall tracepoints.  It runs for every
  * syscall of every process, so the target check comes first; the data
@@ -1171,6 +1323,13 @@ int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 	case NR_SHUTDOWN:
 		if (!ret && !sys_args(regs, &a))
 			on_shutdown((long)(int)a.a0, (long)(int)a.a1);
+		return 0;
+	case NR_MMAP:
+	case NR_MUNMAP:
+	case NR_BRK:
+	case NR_MADVISE:
+		if (!sys_args(regs, &a))
+			mem_syscall(target_slot(bpf_get_current_pid_tgid() >> 32), nr, &a, ret);
 		return 0;
 	}
 	kind = kind_of(nr);

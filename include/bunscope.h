@@ -155,6 +155,36 @@ struct bs_ws_val {
 	__u64 life_sum_ns;
 };
 
+/*
+ * Memory of a target (BPF_MAP_TYPE_ARRAY, one element per target slot).
+ * The daemon seeds it from /proc/PID/status before the slot is observed;
+ * kmem:rss_stat events keep rss[] exact from then on.
+ */
+#define BS_RSS_FILE	0	/* the kernel's MM_FILEPAGES .. MM_SHMEMPAGES */
+#define BS_RSS_ANON	1
+#define BS_RSS_SWAP	2
+#define BS_RSS_SHMEM	3
+#define BS_RSS_KINDS	4
+
+struct bs_mem {
+	__u64 rss[BS_RSS_KINDS];	/* bytes (swap: swapped-out bytes) */
+	__u64 hwm;			/* highest file + anon + shmem seen */
+	__u64 brk;			/* the last program break returned by brk() */
+};
+
+/* madvise advice values below this are counted by value, the rest as "other" */
+#define BS_MADV_KINDS		27
+#define BS_MADV_OTHER		(BS_MADV_KINDS - 1)
+
+/* Memory syscalls of a target (BPF_MAP_TYPE_PERCPU_ARRAY, one per target slot). */
+struct bs_mem_calls {
+	__u64 mmap_calls, mmap_bytes;
+	__u64 munmap_calls, munmap_bytes;
+	__u64 brk_calls, brk_grow_bytes, brk_shrink_bytes;
+	__u64 madvise_calls[BS_MADV_KINDS];
+	__u64 madvise_bytes[BS_MADV_KINDS];
+};
+
 /* Route ids: the daemon owns the mapping path hash -> id -> label. */
 #define BS_ROUTE_UNRESOLVED	0	/* kernel has not been told yet */
 #define BS_ROUTE_OTHER		1	/* overflow of --max-routes */
@@ -166,6 +196,15 @@ struct bs_ws_val {
 enum bs_event_type {
 	BS_EV_PATH = 1,		/* a path hash the routes map did not know */
 	BS_EV_COMPLETE = 2,	/* a completed request whose route was still unknown */
+	BS_EV_OOM = 3,		/* the OOM killer picked a target */
+};
+
+struct bs_ev_oom {
+	__u32 type;		/* BS_EV_OOM */
+	__u32 pid;
+	__u64 anon_rss;		/* bytes, as the OOM killer saw them */
+	__u64 file_rss;
+	__u64 shmem_rss;
 };
 
 struct bs_ev_path {
@@ -198,6 +237,7 @@ enum bs_counter {
 	BS_CNT_EV_LOST,		/* ring buffer reservations that failed */
 	BS_CNT_ROUTE_MISS,	/* completions aggregated by the daemon */
 	BS_CNT_PORTS_FULL,	/* accept on a (BS_PORT_SLOTS + 1)th port: not followed */
+	BS_CNT_OOM_KILLS,	/* targets the OOM killer picked */
 	BS_CNT_MAX,
 };
 

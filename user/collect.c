@@ -611,6 +611,10 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		    "Completed requests not in the histograms because the series map was full.");
 	expo_sample_u64(sb, "bunscope_series_dropped_total", NULL, 0,
 			agg_full + uagg_dropped(a->uagg));
+	expo_header(sb, "bun_process_oom_kills_total", "counter",
+		    "Targets the OOM killer chose (oom:mark_victim), over bunscope's life.");
+	expo_sample_u64(sb, "bun_process_oom_kills_total", NULL, 0,
+			read_counter(cfd, BS_CNT_OOM_KILLS));
 	expo_header(sb, "bunscope_websocket_series_dropped_total", "counter",
 		    "WebSocket events not counted because the WebSocket maps were full.");
 	expo_sample_u64(sb, "bunscope_websocket_series_dropped_total", NULL, 0, ws_full);
@@ -731,6 +735,7 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 	write_server_stats(sb, srows, ns);
 	if (collect_ws_metrics(a, sb))
 		sb->oom = true;
+	mem_write_metrics(a, sb);
 	write_self(sb, a, rows, n, srows, ns);
 	pthread_mutex_unlock(&a->lock);
 	free(rows);
@@ -745,6 +750,7 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 	struct app *a = ctx;
 	struct stat_row *srows = NULL;
 	unsigned long long pending = 0, total = 0;
+	struct mem_view mv = {};
 	struct ws_totals ws;
 	struct timespec now;
 	__u32 pid = 0;
@@ -771,6 +777,9 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 		return -ENOENT;
 	}
 	ns = read_stats(a, &srows);
+	for (int i = 0; i < a->targets.n; i++)
+		if (a->targets.t[i].pid == pid)
+			mem_read(a, &a->targets.t[i], &mv);
 	if (collect_ws_totals(a, pid, &ws)) {
 		pthread_mutex_unlock(&a->lock);
 		free(srows);
@@ -790,10 +799,13 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 		    "\"totalRequests\":%llu},\"websockets\":{\"pendingConnections\":%llu,"
 		    "\"totalConnections\":%llu,\"messages\":{\"in\":%llu,\"out\":%llu},"
 		    "\"bytes\":{\"in\":%llu,\"out\":%llu}},"
-		    "\"memory\":{\"rss\":%ld}}\n",
+		    "\"memory\":{\"rss\":%llu,\"rssAnon\":%llu,\"rssFile\":%llu,"
+		    "\"rssShmem\":%llu,\"maxRss\":%llu,\"ceiling\":%llu,"
+		    "\"ceilingExceeded\":%s}}\n",
 		    (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, pid, pending, total,
 		    ws.pending, ws.opened, ws.messages[0], ws.messages[1], ws.bytes[0], ws.bytes[1],
-		    self_rss_bytes(pid));
+		    mv.rss, mv.anon, mv.file, mv.shmem, mv.hwm, a->cfg.memory_ceiling,
+		    mv.over ? "true" : "false");
 	return sb->oom ? -ENOMEM : 0;
 }
 
@@ -804,9 +816,10 @@ int collect_health(void *ctx, struct sbuf *sb)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&a->lock);
-	sbuf_printf(sb, "{\"status\":\"%s\",\"capture\":\"%s\",\"uptime_seconds\":%ld,\"targets\":[",
+	sbuf_printf(sb, "{\"status\":\"%s\",\"capture\":\"%s\",\"uptime_seconds\":%ld,"
+		    "\"refreshes\":%llu,\"targets\":[",
 		    a->targets.n ? "ok" : "waiting", capture_mode_name(a->ld.mode),
-		    (long)(now.tv_sec - a->started.tv_sec));
+		    (long)(now.tv_sec - a->started.tv_sec), a->refreshes);
 	for (int i = 0; i < a->targets.n; i++) {
 		const struct target *t = &a->targets.t[i];
 

@@ -17,6 +17,7 @@
 #define DEFAULT_MAX_SERIES	16384
 #define DEFAULT_RINGBUF		(4u << 20)
 #define MAX_ROUTE_PATTERNS	64
+#define DEFAULT_MEMORY_CEILING	(4ULL << 30)
 
 struct config {
 	struct selectors sel;
@@ -24,6 +25,7 @@ struct config {
 	const char *routes[MAX_ROUTE_PATTERNS];
 	int nroutes;
 	unsigned int max_routes;
+	unsigned long long memory_ceiling;	/* bytes of resident memory */
 	struct loader_opts lopts;
 	int verbose;
 };
@@ -52,6 +54,9 @@ struct app {
 	unsigned long long forgotten_conns;	/* deleted for exited targets */
 	struct target fresh[BUNSCOPE_MAX_TARGETS];	/* attached by this refresh */
 	int nfresh;
+	bool mem_over[BUNSCOPE_MAX_TARGETS];	/* by slot: above --memory-ceiling */
+	unsigned long long oom_events;
+	unsigned long long refreshes;	/* target refresh ticks done (in /health) */
 };
 
 /* collect.c: what the endpoints serve */
@@ -84,6 +89,18 @@ struct ws_totals {
 };
 int collect_ws_metrics(const struct app *a, struct sbuf *sb);
 int collect_ws_totals(const struct app *a, __u32 tgid, struct ws_totals *t);
+
+/* memory.c: the targets' memory */
+struct mem_view {
+	unsigned long long rss, anon, file, shmem, swap, hwm;
+	bool over;			/* rss > --memory-ceiling */
+};
+/* before a target's slot is observed: its figures from /proc, its counters zeroed */
+void mem_seed(struct app *a, const struct target *t);
+int mem_read(const struct app *a, const struct target *t, struct mem_view *v);
+void mem_write_metrics(const struct app *a, struct sbuf *sb);
+/* log each crossing of --memory-ceiling, up or down */
+void mem_check_ceiling(struct app *a);
 
 /* stop observing an exited target and remove everything the maps hold of it */
 void collect_forget_target(struct app *a, const struct target *t);

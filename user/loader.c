@@ -36,6 +36,7 @@
 static const char *const exit_read_tps[] = { "read", "recvfrom", "readv", "recvmsg" };
 static const char *const exit_write_tps[] = { "write", "sendto", "writev", "sendmsg", "sendfile64" };
 static const char *const exit_accept_tps[] = { "accept", "accept4" };
+static const char *const exit_mem_tps[] = { "mmap", "munmap", "brk", "madvise" };
 
 const char *capture_mode_name(enum capture_mode mode)
 {
@@ -172,10 +173,41 @@ static int attach_tracepoints(struct loader *l)
 		return err;
 	if ((err = attach_tp(l, s->progs.bs_tp_exit_shutdown, "exit", "shutdown")))
 		return err;
+	for (i = 0; i < ARRAY_LEN(exit_mem_tps); i++)
+		if ((err = attach_tp(l, s->progs.bs_tp_exit_mem, "exit", exit_mem_tps[i])))
+			return err;
 	snprintf(l->capture, sizeof(l->capture),
 		 "syscall exit tracepoints (syscalls:sys_exit_*, %d hooks): only the followed "
 		 "syscalls are hooked", l->nlinks);
 	return 0;
+}
+
+/*
+ * Memory events (kmem:rss_stat, oom:mark_victim): not needed for the HTTP
+ * figures, so a kernel without them only loses the memory figures.
+ */
+static void attach_memory(struct loader *l)
+{
+	struct bpf_program *progs[] = { l->skel->progs.bs_rss_stat, l->skel->progs.bs_oom_victim };
+	size_t len = strlen(l->capture);
+
+	for (size_t i = 0; i < ARRAY_LEN(progs); i++) {
+		struct bpf_link *link;
+		const char *tp = bpf_program__section_name(progs[i]) + strlen("tracepoint/");
+
+		if (l->nlinks >= LOADER_MAX_LINKS)
+			return;
+		link = bpf_program__attach(progs[i]);
+		if (!link) {
+			pr_warn("cannot attach %s: %s; the memory figures it feeds stay at their "
+				"/proc values from attach time\n", tp, strerror(errno));
+			continue;
+		}
+		l->links[l->nlinks++] = link;
+		if (len < sizeof(l->capture))
+			len += (size_t)snprintf(l->capture + len, sizeof(l->capture) - len,
+						"%s %s", i ? "," : "; memory:", tp);
+	}
 }
 
 static int attach_raw(struct loader *l)
@@ -219,6 +251,7 @@ static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
 	bpf_program__set_autoload(s->progs.bs_tp_exit_accept, tp);
 	bpf_program__set_autoload(s->progs.bs_tp_exit_close, tp);
 	bpf_program__set_autoload(s->progs.bs_tp_exit_shutdown, tp);
+	bpf_program__set_autoload(s->progs.bs_tp_exit_mem, tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit, !tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit_read, !tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit_write, !tp);
@@ -301,6 +334,7 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 	err = l->mode == CAPTURE_TRACEPOINT ? attach_tracepoints(l) : attach_raw(l);
 	if (err)
 		goto fail;
+	attach_memory(l);
 	pr_info("capture: %s (%s)\n", l->capture, why);
 	return 0;
 fail:
@@ -319,8 +353,20 @@ void loader_stop(struct loader *l)
 
 void loader_set_target(struct loader *l, int slot, __u32 tgid)
 {
-	if (slot >= 0 && slot < BUNSCOPE_MAX_TARGETS)
+	if (slot >= 0 && slot < BUNSCOPE_MAX_TARGETS) {
 		l->skel->bss->targets[slot] = tgid;
+		l->skel->bss->target_mm[slot] = 0;
+	}
+}
+
+int loader_fd_mem(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.mem);
+}
+
+int loader_fd_mem_calls(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.mem_calls);
 }
 
 __u32 loader_target_port(const struct loader *l, int slot, int pslot)

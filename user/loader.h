@@ -69,6 +69,8 @@ int loader_fd_counters(const struct loader *l);
 int loader_fd_events(const struct loader *l);
 int loader_fd_ws_agg(const struct loader *l);
 int loader_fd_ws_close(const struct loader *l);
+int loader_fd_mem(const struct loader *l);
+int loader_fd_mem_calls(const struct loader *l);
 
 /* Per-program run statistics (kernel.bpf_stats_enabled). */
 struct prog_stat {

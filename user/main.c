@@ -40,6 +40,7 @@ enum {
 	OPT_MAX_SERIES,
 	OPT_RINGBUF,
 	OPT_CAPTURE,
+	OPT_MEMORY_CEILING,
 };
 
 struct opt_desc {
@@ -68,6 +69,9 @@ static const struct opt_desc opt_table[] = {
 	  "histogram series kept in the kernel (default 16384)" },
 	{ { "ringbuf-size", required_argument, NULL, OPT_RINGBUF }, "BYTES",
 	  "ring buffer for new paths, power of two (default 4194304)" },
+	{ { "memory-ceiling", required_argument, NULL, OPT_MEMORY_CEILING }, "BYTES",
+	  "resident memory above which a target is flagged and logged; K, M, G (powers of "
+	  "1024) allowed (default 4G)" },
 	{ { "capture", required_argument, NULL, OPT_CAPTURE }, "MODE",
 	  "auto, tracepoint or raw_tracepoint (default auto: chosen by probing)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "more messages, libbpf's included" },
@@ -103,6 +107,37 @@ static void usage(FILE *f)
 		"  bunscope --pid $(pgrep -n bun)\n"
 		"  bunscope --name bun --route /users/:id\n"
 		"  curl -s localhost:9464/metrics\n");
+}
+
+/* A byte count with an optional K, M, G or T suffix (powers of 1024; "KiB" and "KB" too). */
+static int parse_bytes(const char *s, unsigned long long *out)
+{
+	static const char *const units = "KMGT";
+	unsigned long long v, mul = 1;
+	char *end;
+
+	errno = 0;
+	if (!*s || *s == '-')
+		return -EINVAL;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		const char *u = strchr(units, end[0] & ~0x20);
+
+		if (!u || !*u)
+			return -EINVAL;
+		mul = 1ULL << (10 * (u - units + 1));
+		end++;
+		if (!strcmp(end, "iB") || !strcmp(end, "B") || !strcmp(end, "i"))
+			end += strlen(end);
+		if (*end)
+			return -EINVAL;
+	}
+	if (!v || v > ~0ULL / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
 }
 
 static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -206,6 +241,13 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			}
 			cfg->lopts.ringbuf_bytes = (__u32)v;
 			break;
+		case OPT_MEMORY_CEILING:
+			if (parse_bytes(optarg, &cfg->memory_ceiling)) {
+				pr_warn("--memory-ceiling: a byte count such as 536870912, 512M or 4G, "
+					"got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_CAPTURE:
 			if (!strcmp(optarg, "auto"))
 				cfg->lopts.mode = CAPTURE_AUTO;
@@ -302,14 +344,19 @@ static void refresh_targets(struct app *a, bool initial)
 
 	pthread_mutex_lock(&a->lock);
 	a->nfresh = 0;
+	a->refreshes++;
 	targets_refresh(&a->targets, &a->cfg.sel, on_target, a);
 	n = a->targets.n;
 	nfresh = a->nfresh;
 	memcpy(fresh, a->fresh, sizeof(fresh[0]) * (size_t)nfresh);
-	pthread_mutex_unlock(&a->lock);
-	/* filter on first so no accept is missed, then look for older connections */
+	/* memory first (its events then only update it), then the filter so no
+	 * accept is missed; both before /health can list the target */
+	for (int i = 0; i < nfresh; i++)
+		mem_seed(a, &fresh[i]);
 	for (int i = 0; i < nfresh; i++)
 		loader_set_target(&a->ld, fresh[i].slot, fresh[i].pid);
+	pthread_mutex_unlock(&a->lock);
+	/* then the connections that were open already */
 	for (int i = 0; i < nfresh; i++)
 		seed_connections(a, &fresh[i]);
 	if (!n && initial)
@@ -349,6 +396,13 @@ static int on_event(void *ctx, void *data, size_t size)
 		}
 		uagg_add(a->uagg, &k, ev->dur_ns, ev->req_body, ev->resp_body);
 		pthread_mutex_unlock(&a->lock);
+	} else if (type == BS_EV_OOM && size >= sizeof(struct bs_ev_oom)) {
+		const struct bs_ev_oom *ev = data;
+
+		a->oom_events++;
+		pr_warn("pid %u was chosen by the OOM killer (anon %.1f MiB, file %.1f MiB, "
+			"shmem %.1f MiB resident)\n", ev->pid, (double)ev->anon_rss / (1 << 20),
+			(double)ev->file_rss / (1 << 20), (double)ev->shmem_rss / (1 << 20));
 	}
 	return 0;
 }
@@ -455,6 +509,7 @@ static int run_loop(struct app *a, int sfd)
 				if (read(tfd, &exp, sizeof(exp)) < 0)
 					continue;
 				refresh_targets(a, false);
+				mem_check_ceiling(a);
 				/* every 10 s: say so if records were lost */
 				if (++ticks % (10000 / REFRESH_MS) == 0) {
 					__u32 idx = BS_CNT_EV_LOST;
@@ -560,6 +615,7 @@ int main(int argc, char **argv)
 	struct config cfg = {
 		.listen = DEFAULT_LISTEN,
 		.max_routes = DEFAULT_MAX_ROUTES,
+		.memory_ceiling = DEFAULT_MEMORY_CEILING,
 		.lopts = {
 			.mode = CAPTURE_AUTO,
 			.max_conns = DEFAULT_MAX_CONNS,

@@ -12,6 +12,8 @@
 //   POST /echo                   -> byte length of the request body, as text
 //   GET  /stream?chunks=N&delay=MS -> N chunks of 1 KiB, MS apart (chunked)
 //   GET  /proxy?url=U            -> upstream status + text of fetch(U)
+//   GET  /alloc?mb=N             -> allocates and touches N MiB, kept until /free
+//   GET  /free                   -> drops what /alloc kept, runs the GC
 //   GET  /ws, /ws/rooms/:id      -> WebSocket upgrade (anything else on /ws: 400)
 //   anything else                -> 404
 // WebSocket: open sends "welcome" when the query has greet=1; every message
@@ -33,6 +35,7 @@ const CONTROL_PORT = Number(process.env.CONTROL_PORT ?? 8081);
 
 let handled = 0; // requests that reached the main server's fetch handler
 let held = []; // resolvers of pending /hold requests
+let kept = []; // what /alloc allocated
 const ws = { opened: 0, closed: 0, messages: 0, closeCodes: {} };
 
 const KIB = new Uint8Array(1024).fill(0x78); // "x" * 1024
@@ -84,6 +87,16 @@ async function route(req) {
       await Bun.sleep(ms);
       return new Response("slow");
     }
+    case "/alloc": {
+      const mb = intParam(url, "mb", 1, 1, 4096);
+      if (Number.isNaN(mb)) return bad("bad mb");
+      for (let i = 0; i < mb; i++) kept.push(Buffer.alloc(1 << 20, 1));
+      return new Response(String(kept.length));
+    }
+    case "/free":
+      kept = [];
+      Bun.gc(true);
+      return new Response("0");
     case "/hold":
       return new Promise((resolve) => {
         held.push(() => resolve(new Response("released")));
