@@ -65,7 +65,7 @@ $(BUILD)/user/%.o: user/%.c $(HEADERS) | $(BUILD)/user
 	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
 
 # the objects that include the generated skeleton
-$(BUILD)/user/loader.o $(BUILD)/user/bench.o: $(BUILD)/bunscope.skel.h
+$(BUILD)/user/loader.o $(BUILD)/user/bench.o $(BUILD)/user/uprobes.o: $(BUILD)/bunscope.skel.h
 
 $(BUILD)/bunscope: $(USER_OBJS)
 	$(call msg,LINK,$@)

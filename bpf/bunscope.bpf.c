@@ -1286,6 +1286,75 @@ int bs_oom_victim(struct trace_event_raw_mark_victim *ctx)
 	return 0;
 }
 
+/* ---- --uprobe ------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BUNSCOPE_MAX_TARGETS * BS_MAX_UPROBES);
+	__type(key, __u32);
+	__type(value, struct bs_uprobe_val);
+} uprobe_stats SEC(".maps");
+
+struct uprobe_key {
+	__u64 pid_tgid;		/* the calling thread */
+	__u64 probe;		/* attach cookie */
+};
+
+/* Entry times of calls in progress (a nested call of the same function on the
+ * same thread replaces its caller's: the outer latency is then not measured). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct uprobe_key);
+	__type(value, __u64);
+} uprobe_start SEC(".maps");
+
+SEC("uprobe")
+int bs_uprobe_enter(struct pt_regs *ctx)
+{
+	struct uprobe_key k = { .pid_tgid = bpf_get_current_pid_tgid(),
+				.probe = bpf_get_attach_cookie(ctx) };
+	__u32 idx = (__u32)k.probe;
+	struct bs_uprobe_val *v = bpf_map_lookup_elem(&uprobe_stats, &idx);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!v)
+		return 0;
+	v->calls++;
+	bpf_map_update_elem(&uprobe_start, &k, &now, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int bs_uprobe_return(struct pt_regs *ctx)
+{
+	static const __u64 bounds[BS_ULAT_BOUNDS] = {
+		1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL,
+		1000000000ULL, 10000000000ULL,
+	};
+	struct uprobe_key k = { .pid_tgid = bpf_get_current_pid_tgid(),
+				.probe = bpf_get_attach_cookie(ctx) };
+	__u32 idx = (__u32)k.probe, i;
+	struct bs_uprobe_val *v;
+	__u64 *start, dur;
+
+	start = bpf_map_lookup_elem(&uprobe_start, &k);
+	if (!start)
+		return 0;
+	dur = bpf_ktime_get_ns() - *start;
+	bpf_map_delete_elem(&uprobe_start, &k);
+	v = bpf_map_lookup_elem(&uprobe_stats, &idx);
+	if (!v)
+		return 0;
+	for (i = 0; i < BS_ULAT_BOUNDS; i++)
+		if (dur <= bounds[i])
+			break;
+	if (i < BS_ULAT_SLOTS)
+		v->lat[i]++;
+	v->lat_sum_ns += dur;
+	return 0;
+}
+
 /*
  * Raw sys_exit: for kernels without syscall tracepoints.  It runs for every
  * syscall of every process, so the target check comes first; the data

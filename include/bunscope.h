@@ -185,6 +185,21 @@ struct bs_mem_calls {
 	__u64 madvise_bytes[BS_MADV_KINDS];
 };
 
+/*
+ * --uprobe BINARY:SYMBOL: calls and latency per (target slot, probe), a
+ * BPF_MAP_TYPE_PERCPU_ARRAY indexed slot * BS_MAX_UPROBES + probe (the
+ * probe's attach cookie).
+ */
+#define BS_MAX_UPROBES		8
+#define BS_ULAT_BOUNDS		8	/* 1 us, 10 us .. 10 s */
+#define BS_ULAT_SLOTS		(BS_ULAT_BOUNDS + 1)
+
+struct bs_uprobe_val {
+	__u64 calls;			/* entries */
+	__u64 lat[BS_ULAT_SLOTS];	/* entry to return, calls that returned */
+	__u64 lat_sum_ns;
+};
+
 /* Route ids: the daemon owns the mapping path hash -> id -> label. */
 #define BS_ROUTE_UNRESOLVED	0	/* kernel has not been told yet */
 #define BS_ROUTE_OTHER		1	/* overflow of --max-routes */

@@ -736,6 +736,7 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 	if (collect_ws_metrics(a, sb))
 		sb->oom = true;
 	mem_write_metrics(a, sb);
+	uprobes_write_metrics(a, sb);
 	write_self(sb, a, rows, n, srows, ns);
 	pthread_mutex_unlock(&a->lock);
 	free(rows);

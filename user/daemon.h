@@ -19,6 +19,12 @@
 #define MAX_ROUTE_PATTERNS	64
 #define DEFAULT_MEMORY_CEILING	(4ULL << 30)
 
+struct uprobe_spec {
+	char binary[256];
+	char symbol[128];
+	char label[400];	/* BINARY:SYMBOL, the probe label */
+};
+
 struct config {
 	struct selectors sel;
 	const char *listen;
@@ -26,6 +32,8 @@ struct config {
 	int nroutes;
 	unsigned int max_routes;
 	unsigned long long memory_ceiling;	/* bytes of resident memory */
+	struct uprobe_spec uprobes[BS_MAX_UPROBES];
+	int nuprobes;
 	struct loader_opts lopts;
 	int verbose;
 };
@@ -34,6 +42,7 @@ struct route_table;
 struct uagg;
 struct httpd;
 struct ring_buffer;
+struct bpf_link;
 
 struct app {
 	struct config cfg;
@@ -57,6 +66,7 @@ struct app {
 	bool mem_over[BUNSCOPE_MAX_TARGETS];	/* by slot: above --memory-ceiling */
 	unsigned long long oom_events;
 	unsigned long long refreshes;	/* target refresh ticks done (in /health) */
+	struct bpf_link *ulinks[BUNSCOPE_MAX_TARGETS][BS_MAX_UPROBES][2];	/* entry, return */
 };
 
 /* collect.c: what the endpoints serve */
@@ -101,6 +111,14 @@ int mem_read(const struct app *a, const struct target *t, struct mem_view *v);
 void mem_write_metrics(const struct app *a, struct sbuf *sb);
 /* log each crossing of --memory-ceiling, up or down */
 void mem_check_ceiling(struct app *a);
+
+/* uprobes.c: --uprobe BINARY:SYMBOL */
+int uprobe_parse(const char *arg, struct uprobe_spec *u);
+/* attach every probe to this process and detach again: fails early on a bad symbol */
+int uprobes_validate(struct app *a);
+void uprobes_attach(struct app *a, const struct target *t);
+void uprobes_detach(struct app *a, int slot);
+void uprobes_write_metrics(const struct app *a, struct sbuf *sb);
 
 /* stop observing an exited target and remove everything the maps hold of it */
 void collect_forget_target(struct app *a, const struct target *t);

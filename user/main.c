@@ -41,6 +41,7 @@ enum {
 	OPT_RINGBUF,
 	OPT_CAPTURE,
 	OPT_MEMORY_CEILING,
+	OPT_UPROBE,
 };
 
 struct opt_desc {
@@ -72,6 +73,9 @@ static const struct opt_desc opt_table[] = {
 	{ { "memory-ceiling", required_argument, NULL, OPT_MEMORY_CEILING }, "BYTES",
 	  "resident memory above which a target is flagged and logged; K, M, G (powers of "
 	  "1024) allowed (default 4G)" },
+	{ { "uprobe", required_argument, NULL, OPT_UPROBE }, "BINARY:SYMBOL",
+	  "count calls of SYMBOL in BINARY (a path, or a library such as libc.so.6) and time "
+	  "them, in every target; costs microseconds per call (repeatable, up to 8)" },
 	{ { "capture", required_argument, NULL, OPT_CAPTURE }, "MODE",
 	  "auto, tracepoint or raw_tracepoint (default auto: chosen by probing)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "more messages, libbpf's included" },
@@ -248,6 +252,18 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 				return -EINVAL;
 			}
 			break;
+		case OPT_UPROBE:
+			if (cfg->nuprobes >= BS_MAX_UPROBES) {
+				pr_warn("--uprobe: at most %d probes\n", BS_MAX_UPROBES);
+				return -EINVAL;
+			}
+			if (uprobe_parse(optarg, &cfg->uprobes[cfg->nuprobes])) {
+				pr_warn("--uprobe: BINARY:SYMBOL, e.g. /usr/lib/x86_64-linux-gnu/"
+					"libc.so.6:malloc, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->nuprobes++;
+			break;
 		case OPT_CAPTURE:
 			if (!strcmp(optarg, "auto"))
 				cfg->lopts.mode = CAPTURE_AUTO;
@@ -333,6 +349,7 @@ static void on_target(void *ctx, const struct target *t, bool attached)
 			a->fresh[a->nfresh++] = *t;
 	} else {
 		pr_info("pid %u (%s) exited; its series are removed\n", t->pid, t->comm);
+		uprobes_detach(a, t->slot);
 		collect_forget_target(a, t);
 	}
 }
@@ -353,8 +370,10 @@ static void refresh_targets(struct app *a, bool initial)
 	 * accept is missed; both before /health can list the target */
 	for (int i = 0; i < nfresh; i++)
 		mem_seed(a, &fresh[i]);
-	for (int i = 0; i < nfresh; i++)
+	for (int i = 0; i < nfresh; i++) {
 		loader_set_target(&a->ld, fresh[i].slot, fresh[i].pid);
+		uprobes_attach(a, &fresh[i]);
+	}
 	pthread_mutex_unlock(&a->lock);
 	/* then the connections that were open already */
 	for (int i = 0; i < nfresh; i++)
@@ -436,6 +455,8 @@ static void app_fini(struct app *a)
 	a->httpd = NULL;
 	ring_buffer__free(a->rb);
 	a->rb = NULL;
+	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++)
+		uprobes_detach(a, i);
 	loader_stop(&a->ld);
 	routes_free(a->routes);
 	uagg_free(a->uagg);
@@ -567,6 +588,11 @@ static int run(struct config *cfg, bool check_only)
 
 	if ((ret = loader_start(&a->ld, &cfg->lopts)))
 		goto out;
+	if ((ret = uprobes_validate(a)))
+		goto out;
+	if (cfg->nuprobes)
+		pr_info("uprobes: %d function(s), attached to each target: %s%s\n", cfg->nuprobes,
+			cfg->uprobes[0].label, cfg->nuprobes > 1 ? ", ..." : "");
 	a->rb = ring_buffer__new(loader_fd_events(&a->ld), on_event, a, NULL);
 	if (!a->rb) {
 		ret = -errno;
