@@ -562,6 +562,14 @@ static double self_cpu_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A family of one unlabelled sample. */
+static void scalar(struct sbuf *sb, const char *name, const char *type, const char *help,
+		   unsigned long long v)
+{
+	expo_header(sb, name, type, help);
+	expo_sample_u64(sb, name, NULL, 0, v);
+}
+
 static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *rows, int nrows,
 		       const struct stat_row *srows, int nsrows)
 {
@@ -588,8 +596,8 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 
 		expo_sample_u64(sb, "bunscope_build_info", l, 2, 1);
 	}
-	expo_header(sb, "bunscope_targets", "gauge", "Processes observed.");
-	expo_sample_u64(sb, "bunscope_targets", NULL, 0, (unsigned long long)a->targets.n);
+	scalar(sb, "bunscope_targets", "gauge", "Processes observed.",
+	       (unsigned long long)a->targets.n);
 	expo_header(sb, "bunscope_target_info", "gauge", "An observed process.");
 	for (int i = 0; i < a->targets.n; i++) {
 		const struct target *t = &a->targets.t[i];
@@ -599,25 +607,22 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		snprintf(pid, sizeof(pid), "%u", t->pid);
 		expo_sample_u64(sb, "bunscope_target_info", l, 3, 1);
 	}
-	expo_header(sb, "bunscope_target_exits_total", "counter", "Observed processes that exited.");
-	expo_sample_u64(sb, "bunscope_target_exits_total", NULL, 0, a->targets.exits);
+	scalar(sb, "bunscope_target_exits_total", "counter", "Observed processes that exited.",
+	       a->targets.exits);
 
-	expo_header(sb, "bunscope_events_lost_total", "counter",
-		    "Ring buffer records dropped because it was full (the requests are still "
-		    "counted in http_server_active_requests; their histograms miss them).");
-	expo_sample_u64(sb, "bunscope_events_lost_total", NULL, 0,
-			read_counter(cfd, BS_CNT_EV_LOST));
-	expo_header(sb, "bunscope_series_dropped_total", "counter",
-		    "Completed requests not in the histograms because the series map was full.");
-	expo_sample_u64(sb, "bunscope_series_dropped_total", NULL, 0,
-			agg_full + uagg_dropped(a->uagg));
-	expo_header(sb, "bun_process_oom_kills_total", "counter",
-		    "Targets the OOM killer chose (oom:mark_victim), over bunscope's life.");
-	expo_sample_u64(sb, "bun_process_oom_kills_total", NULL, 0,
-			read_counter(cfd, BS_CNT_OOM_KILLS));
-	expo_header(sb, "bunscope_websocket_series_dropped_total", "counter",
-		    "WebSocket events not counted because the WebSocket maps were full.");
-	expo_sample_u64(sb, "bunscope_websocket_series_dropped_total", NULL, 0, ws_full);
+	scalar(sb, "bunscope_events_lost_total", "counter",
+	       "Ring buffer records dropped because it was full (the requests are still "
+	       "counted in http_server_active_requests; their histograms miss them).",
+	       read_counter(cfd, BS_CNT_EV_LOST));
+	scalar(sb, "bunscope_series_dropped_total", "counter",
+	       "Completed requests not in the histograms because the series map was full.",
+	       agg_full + uagg_dropped(a->uagg));
+	scalar(sb, "bun_process_oom_kills_total", "counter",
+	       "Targets the OOM killer chose (oom:mark_victim), over bunscope's life.",
+	       read_counter(cfd, BS_CNT_OOM_KILLS));
+	scalar(sb, "bunscope_websocket_series_dropped_total", "counter",
+	       "WebSocket events not counted because the WebSocket maps were full.",
+	       ws_full);
 	expo_header(sb, "bunscope_ringbuf_records_total", "counter",
 		    "Ring buffer records the daemon received, by type.");
 	{
@@ -627,30 +632,26 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		l[0].value = "completion";
 		expo_sample_u64(sb, "bunscope_ringbuf_records_total", l, 1, a->complete_events);
 	}
-	expo_header(sb, "bunscope_route_unknown_total", "counter",
-		    "Completions whose path record was lost (counted under http_route=\"_other\").");
-	expo_sample_u64(sb, "bunscope_route_unknown_total", NULL, 0, a->unknown_hash);
-	expo_header(sb, "bunscope_route_misses_total", "counter",
-		    "Completed requests aggregated by the daemon because their path was new to "
-		    "the kernel.");
-	expo_sample_u64(sb, "bunscope_route_misses_total", NULL, 0,
-			read_counter(cfd, BS_CNT_ROUTE_MISS));
-	expo_header(sb, "bunscope_route_overflow_requests_total", "counter",
-		    "Requests counted under http_route=\"_other\" because --max-routes was reached.");
-	expo_sample_u64(sb, "bunscope_route_overflow_requests_total", NULL, 0, overflow);
-	expo_header(sb, "bunscope_routes", "gauge", "Distinct http_route values (without _other).");
-	expo_sample_u64(sb, "bunscope_routes", NULL, 0, routes_count(a->routes));
-	expo_header(sb, "bunscope_routes_limit", "gauge", "--max-routes.");
-	expo_sample_u64(sb, "bunscope_routes_limit", NULL, 0, a->cfg.max_routes);
-	expo_header(sb, "bunscope_connections_untracked_total", "counter",
-		    "Accepted connections not followed because the connection map was full.");
-	expo_sample_u64(sb, "bunscope_connections_untracked_total", NULL, 0,
-			read_counter(cfd, BS_CNT_CONN_FULL));
-	expo_header(sb, "bunscope_connections_unfollowed_ports_total", "counter",
-		    "Accepted connections not followed because their process already had "
-		    "8 listening ports counted.");
-	expo_sample_u64(sb, "bunscope_connections_unfollowed_ports_total", NULL, 0,
-			read_counter(cfd, BS_CNT_PORTS_FULL));
+	scalar(sb, "bunscope_route_unknown_total", "counter",
+	       "Completions whose path record was lost (counted under http_route=\"_other\").",
+	       a->unknown_hash);
+	scalar(sb, "bunscope_route_misses_total", "counter",
+	       "Completed requests aggregated by the daemon because their path was new to "
+	       "the kernel.",
+	       read_counter(cfd, BS_CNT_ROUTE_MISS));
+	scalar(sb, "bunscope_route_overflow_requests_total", "counter",
+	       "Requests counted under http_route=\"_other\" because --max-routes was reached.",
+	       overflow);
+	scalar(sb, "bunscope_routes", "gauge", "Distinct http_route values (without _other).",
+	       routes_count(a->routes));
+	scalar(sb, "bunscope_routes_limit", "gauge", "--max-routes.", a->cfg.max_routes);
+	scalar(sb, "bunscope_connections_untracked_total", "counter",
+	       "Accepted connections not followed because the connection map was full.",
+	       read_counter(cfd, BS_CNT_CONN_FULL));
+	scalar(sb, "bunscope_connections_unfollowed_ports_total", "counter",
+	       "Accepted connections not followed because their process already had "
+	       "8 listening ports counted.",
+	       read_counter(cfd, BS_CNT_PORTS_FULL));
 
 	expo_header(sb, "bunscope_map_entries", "gauge", "Entries in the BPF maps.");
 	{
@@ -669,17 +670,16 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		expo_sample_u64(sb, "bunscope_map_capacity", l, 1, a->cfg.lopts.max_series);
 	}
 
-	expo_header(sb, "bunscope_process_resident_memory_bytes", "gauge",
-		    "Resident memory of the bunscope daemon.");
-	expo_sample_u64(sb, "bunscope_process_resident_memory_bytes", NULL, 0,
-			(unsigned long long)self_rss_bytes((__u32)getpid()));
+	scalar(sb, "bunscope_process_resident_memory_bytes", "gauge",
+	       "Resident memory of the bunscope daemon.",
+	       (unsigned long long)self_rss_bytes((__u32)getpid()));
 	expo_header(sb, "bunscope_process_cpu_seconds_total", "counter",
 		    "CPU time of the bunscope daemon (user and system).");
 	expo_sample(sb, "bunscope_process_cpu_seconds_total", NULL, 0, self_cpu_seconds());
 
-	expo_header(sb, "bunscope_bpf_stats_enabled", "gauge",
-		    "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).");
-	expo_sample_u64(sb, "bunscope_bpf_stats_enabled", NULL, 0, loader_bpf_stats_enabled());
+	scalar(sb, "bunscope_bpf_stats_enabled", "gauge",
+	       "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).",
+	       loader_bpf_stats_enabled());
 	if (loader_bpf_stats_enabled()) {
 		struct prog_stat ps[16];
 		int np = loader_prog_stats(&a->ld, ps, 16);
