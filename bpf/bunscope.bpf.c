@@ -500,21 +500,21 @@ static __always_inline void ws_key(struct bs_conn *bc, __u32 tgid, struct bs_ws_
 	k->pad = 0;
 }
 
-static __always_inline struct bs_ws_val *ws_val(struct hp_run *r)
+/* The figures of r's WebSocket, created when new; its key is left in k. */
+static __always_inline struct bs_ws_val *ws_val(struct hp_run *r, struct bs_ws_key *k)
 {
-	struct bs_ws_key k;
 	struct bs_ws_val *v, *zero;
 	__u32 zk = 0;
 
-	ws_key(r->bc, r->tgid, &k);
-	v = bpf_map_lookup_elem(&ws_agg, &k);
+	ws_key(r->bc, r->tgid, k);
+	v = bpf_map_lookup_elem(&ws_agg, k);
 	if (v)
 		return v;
 	zero = bpf_map_lookup_elem(&ws_zero, &zk);
 	if (!zero)
 		return NULL;
-	bpf_map_update_elem(&ws_agg, &k, zero, BPF_NOEXIST);
-	v = bpf_map_lookup_elem(&ws_agg, &k);
+	bpf_map_update_elem(&ws_agg, k, zero, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(&ws_agg, k);
 	if (!v)
 		r->st->ws_agg_full++;
 	return v;
@@ -524,20 +524,22 @@ HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s)
 {
 	struct ws_conn *w = &r->bc->ws;
 	struct bs_ws_val *v;
+	struct bs_ws_key k;
 
 	__builtin_memset(w, 0, sizeof(*w));
 	w->open_ns = r->now;
 	w->hash = s->path_hash;
 	w->route = s->route_id;
 	w->open = 1;
-	v = ws_val(r);
+	v = ws_val(r, &k);
 	if (v)
 		v->opened++;
 }
 
 HP_INLINE void ws_on_frame(struct hp_run *r, int dir, __u32 kind, __u64 bytes, int msg_end)
 {
-	struct bs_ws_val *v = ws_val(r);
+	struct bs_ws_key k;
+	struct bs_ws_val *v = ws_val(r, &k);
 
 	if (!v || kind >= BS_WS_KINDS)
 		return;
@@ -586,7 +588,7 @@ static __always_inline void ws_end(struct hp_run *r)
 	__u32 i;
 
 	bc->ws.open = 0;
-	v = ws_val(r);
+	v = ws_val(r, &k);
 	if (v) {
 		v->closed++;
 		i = life_slot(life);
@@ -594,7 +596,6 @@ static __always_inline void ws_end(struct hp_run *r)
 			v->life[i]++;
 		v->life_sum_ns += life;
 	}
-	ws_key(bc, r->tgid, &k);
 	if (!code)
 		k.code = BS_WS_CODE_ABNORMAL;
 	else if (code < 1000 || code > 4999)
@@ -620,6 +621,7 @@ struct loop_ctx {
 	struct bs_scratch *s;
 	struct bs_conn *conn;
 	struct bs_server_stats *st;
+	int dir;
 };
 
 /* Move to the next iovec (or the unreadable rest); 0 when nothing is left. */
@@ -671,9 +673,9 @@ static __always_inline int steps(struct bs_scratch *s, struct bs_conn *conn,
 	for (int i = 0; i < STEPS_PER_CALL; i++) {
 		if (s->pos.off >= s->pos.n && !next_segment(&r, s))
 			return 1;
-		hp_step(&r, dir);
-		if ((dir ? conn->hp.resp.state : conn->hp.req.state) == HS_WS)
-			return 1;	/* the rest are frames: ws_steps() */
+		/* done with bytes left: a 101 switched the rest to frames (ws_steps) */
+		if (hp_step(&r, dir) && s->pos.off < s->pos.n)
+			return 1;
 	}
 	return 0;
 }
@@ -746,18 +748,11 @@ __noinline int bs_ws_step(struct bs_scratch *s, struct bs_conn *conn,
 	return ws_steps(s, conn, st, dir);
 }
 
-static long ws_step_in_cb(__u32 i __attribute__((unused)), void *data)
+static long ws_step_cb(__u32 i __attribute__((unused)), void *data)
 {
 	struct loop_ctx *x = data;
 
-	return bs_ws_step(x->s, x->conn, x->st, 0) ? 1 : 0;
-}
-
-static long ws_step_out_cb(__u32 i __attribute__((unused)), void *data)
-{
-	struct loop_ctx *x = data;
-
-	return bs_ws_step(x->s, x->conn, x->st, 1) ? 1 : 0;
+	return bs_ws_step(x->s, x->conn, x->st, x->dir) ? 1 : 0;
 }
 
 static long step_req_cb(__u32 i __attribute__((unused)), void *data)
@@ -831,6 +826,7 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 	x.s = scr;
 	x.conn = conn;
 	x.st = st;
+	x.dir = dir;
 	scr->iov = 0;
 	scr->iov_left = 0;
 	scr->left = 0;
@@ -886,14 +882,9 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 		state = dir ? conn->hp.resp.state : conn->hp.req.state;
 	}
 	/* after a 101, frames (possibly in the same write as the 101) */
-	if (state == HS_WS && (scr->pos.off < scr->pos.n || scr->left)) {
-		if (bs_ws_step(scr, conn, st, dir))
-			;
-		else if (dir)
-			bpf_loop(nr, ws_step_out_cb, &x, 0);
-		else
-			bpf_loop(nr, ws_step_in_cb, &x, 0);
-	}
+	if (state == HS_WS && (scr->pos.off < scr->pos.n || scr->left) &&
+	    !bs_ws_step(scr, conn, st, dir))
+		bpf_loop(nr, ws_step_cb, &x, 0);
 	if (scr->pos.off < scr->pos.n || scr->left)
 		hp_on_desync(&x.r, HP_DS_STEPS);
 }
@@ -1372,12 +1363,13 @@ SEC("raw_tracepoint/sys_exit")
 int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	int t = target_slot(bpf_get_current_pid_tgid() >> 32);
 	long ret = (long)ctx->args[1];
 	struct sys_args a;
 	__u32 kind;
 	long nr;
 
-	if (!is_target(bpf_get_current_pid_tgid() >> 32))
+	if (t < 0)
 		return 0;
 	nr = BPF_CORE_READ(regs, orig_ax);
 	switch (nr) {
@@ -1398,7 +1390,7 @@ int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 	case NR_BRK:
 	case NR_MADVISE:
 		if (!sys_args(regs, &a))
-			mem_syscall(target_slot(bpf_get_current_pid_tgid() >> 32), nr, &a, ret);
+			mem_syscall(t, nr, &a, ret);
 		return 0;
 	}
 	kind = kind_of(nr);

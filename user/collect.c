@@ -533,25 +533,12 @@ static __u64 read_counter(int fd, __u32 idx)
 	return sum;
 }
 
-static long self_rss_bytes(__u32 pid)
+static unsigned long long self_rss_bytes(void)
 {
-	char path[64], buf[4096], *p;
-	FILE *fp;
-	long kb = 0;
+	static const char *const key[1] = { "VmRSS" };
+	unsigned long long kb;
 
-	snprintf(path, sizeof(path), "/proc/%u/status", pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return 0;
-	while (fgets(buf, sizeof(buf), fp)) {
-		if (!strncmp(buf, "VmRSS:", 6)) {
-			p = buf + 6;
-			kb = strtol(p, NULL, 10);
-			break;
-		}
-	}
-	fclose(fp);
-	return kb * 1024;
+	return proc_status_kb((__u32)getpid(), key, &kb, 1) ? 0 : kb * 1024;
 }
 
 static double self_cpu_seconds(void)
@@ -672,7 +659,7 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 
 	scalar(sb, "bunscope_process_resident_memory_bytes", "gauge",
 	       "Resident memory of the bunscope daemon.",
-	       (unsigned long long)self_rss_bytes((__u32)getpid()));
+	       self_rss_bytes());
 	expo_header(sb, "bunscope_process_cpu_seconds_total", "counter",
 		    "CPU time of the bunscope daemon (user and system).");
 	expo_sample(sb, "bunscope_process_cpu_seconds_total", NULL, 0, self_cpu_seconds());

@@ -26,36 +26,19 @@ static const char *const advice_names[BS_MADV_KINDS] = {
 	[23] = "populate_write", [24] = "dontneed_locked", [25] = "collapse",
 };
 
-/* "Name:   1234 kB" lines of /proc/PID/status, in bytes; -errno if unreadable. */
+/* The resident figures of /proc/PID/status, in bytes. */
 static int read_status(__u32 pid, struct bs_mem *m)
 {
-	static const struct { const char *key; int idx; } keys[] = {
-		{ "RssAnon:", BS_RSS_ANON }, { "RssFile:", BS_RSS_FILE },
-		{ "RssShmem:", BS_RSS_SHMEM }, { "VmSwap:", BS_RSS_SWAP }, { "VmHWM:", -1 },
-	};
-	char path[64], line[256];
-	FILE *fp;
+	static const char *const keys[] = { "RssFile", "RssAnon", "VmSwap", "RssShmem", "VmHWM" };
+	unsigned long long kb[5];
+	int err = proc_status_kb(pid, keys, kb, 5);
 
 	memset(m, 0, sizeof(*m));
-	snprintf(path, sizeof(path), "/proc/%u/status", pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return -errno;
-	while (fgets(line, sizeof(line), fp)) {
-		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-			size_t n = strlen(keys[i].key);
-			__u64 v;
-
-			if (strncmp(line, keys[i].key, n))
-				continue;
-			v = strtoull(line + n, NULL, 10) * 1024;
-			if (keys[i].idx < 0)
-				m->hwm = v;
-			else
-				m->rss[keys[i].idx] = v;
-		}
-	}
-	fclose(fp);
+	if (err)
+		return err;
+	for (int i = 0; i < BS_RSS_KINDS; i++)	/* keys[] is in BS_RSS_* order */
+		m->rss[i] = kb[i] * 1024;
+	m->hwm = kb[4] * 1024;
 	return 0;
 }
 
@@ -98,28 +81,15 @@ int mem_read(const struct app *a, const struct target *t, struct mem_view *v)
 /* minflt and majflt of /proc/PID/stat (the whole process, exited threads too). */
 static int read_faults(__u32 pid, unsigned long long *minor, unsigned long long *major)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long f[10];
-	size_t n;
-	FILE *fp;
+	static const int fields[2] = { 10, 12 };
+	unsigned long long v[2];
+	int err = proc_stat_fields(pid, NULL, fields, v, 2);
 
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return -errno;
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = 0;
-	p = strrchr(buf, ')');	/* comm may hold anything */
-	if (!p)
-		return -EINVAL;
-	/* after ") ": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt */
-	if (sscanf(p + 2, "%*c %llu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2],
-		   &f[3], &f[4], &f[5], &f[6], &f[7], &f[8]) != 9)
-		return -EINVAL;
-	*minor = f[6];
-	*major = f[8];
-	return 0;
+	if (!err) {
+		*minor = v[0];
+		*major = v[1];
+	}
+	return err;
 }
 
 static int read_calls(const struct app *a, int slot, struct bs_mem_calls *c)

@@ -36,39 +36,73 @@ static int read_file(const char *path, char *buf, size_t size)
 	return (int)n;
 }
 
-/* Start time (field 22 of /proc/PID/stat) and comm. */
-static int proc_stat(__u32 pid, __u64 *start, char comm[16])
+int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals,
+		     int n)
 {
 	char path[64], buf[1024], *p, *open_paren;
-	int n, field;
+	int len, field, i = 0;
 
 	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	n = read_file(path, buf, sizeof(buf));
-	if (n < 0)
-		return n;
+	len = read_file(path, buf, sizeof(buf));
+	if (len < 0)
+		return len;
 	/* comm may contain anything, including ") ": use the last ')' */
 	open_paren = strchr(buf, '(');
 	p = strrchr(buf, ')');
 	if (!open_paren || !p || p < open_paren)
 		return -EINVAL;
 	if (comm) {
-		size_t len = (size_t)(p - open_paren - 1);
+		size_t clen = (size_t)(p - open_paren - 1);
 
-		if (len > 15)
-			len = 15;
-		memcpy(comm, open_paren + 1, len);
-		comm[len] = 0;
+		if (clen > 15)
+			clen = 15;
+		memcpy(comm, open_paren + 1, clen);
+		comm[clen] = 0;
 	}
-	/* p points at ')', field 3 (state) follows */
-	for (field = 2; *p && field < 22; p++) {
-		if (*p == ' ')
-			field++;
+	/* p points at ')', field 3 (state) follows; fields are in increasing order */
+	for (field = 2; *p && i < n; p++) {
+		if (*p != ' ')
+			continue;
+		if (++field == fields[i])
+			vals[i++] = strtoull(p + 1, NULL, 10);
 	}
-	if (field != 22)
-		return -EINVAL;
-	if (start)
-		*start = strtoull(p, NULL, 10);
+	return i == n ? 0 : -EINVAL;
+}
+
+int proc_status_kb(__u32 pid, const char *const *keys, unsigned long long *vals, int n)
+{
+	char path[64], buf[4096];
+	int len;
+
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	len = read_file(path, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	for (int i = 0; i < n; i++) {
+		size_t klen = strlen(keys[i]);
+		const char *line = buf;
+
+		vals[i] = 0;
+		for (; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+			if (!strncmp(line, keys[i], klen) && line[klen] == ':') {
+				vals[i] = strtoull(line + klen + 1, NULL, 10);
+				break;
+			}
+		}
+	}
 	return 0;
+}
+
+/* Start time (field 22 of /proc/PID/stat) and comm. */
+static int proc_stat(__u32 pid, __u64 *start, char comm[16])
+{
+	static const int f[1] = { 22 };
+	unsigned long long v;
+	int err = proc_stat_fields(pid, comm, f, &v, start ? 1 : 0);
+
+	if (!err && start)
+		*start = v;
+	return err;
 }
 
 int targets_probe_pid(__u32 pid, char comm[16])

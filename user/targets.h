@@ -49,6 +49,15 @@ typedef void (*target_cb)(void *ctx, const struct target *t, bool attached);
 int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb,
 		    void *ctx);
 
+/*
+ * Fields of /proc/PID/stat by their number in proc(5) (1: pid, 2: comm, ...),
+ * given in increasing order, and comm (NULL to skip).  0 or -errno.
+ */
+int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals,
+		     int n);
+/* "Key:  N kB" values of /proc/PID/status (0 for a missing key).  0 or -errno. */
+int proc_status_kb(__u32 pid, const char *const *keys, unsigned long long *vals, int n);
+
 /* 0 if pid exists (and fills comm), -errno otherwise. */
 int targets_probe_pid(__u32 pid, char comm[16]);
 

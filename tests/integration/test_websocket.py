@@ -153,7 +153,7 @@ def test_websocket_load_bun_client():
             t0 = time.monotonic()
             while client.poll() is None and time.monotonic() - t0 < 0.5:
                 samples.append((ws_active(scope, app), app.stats()["pendingWebSockets"]))
-            assert all(a == b == conns for a, b in samples), samples
+            assert samples and all(a == b == conns for a, b in samples), samples
             line = client.stdout.readline().split()
             assert line[0] == "done", line
             sent, received, rbytes = int(line[1]), int(line[2]), int(line[3])

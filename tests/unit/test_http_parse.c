@@ -200,10 +200,6 @@ static void feed_ex(struct tconn *t, int dir, const void *buf, size_t n, int rea
 			done = ws_step(&r, &t->ws.dir[dir], dir);
 		else
 			done = dir ? hp_step_resp(&r) : hp_step_req(&r);
-		/* the BPF side switches to the frames after the 101 */
-		if (done && st != HS_WS && pos.off < pos.n &&
-		    (dir ? t->c.resp.state : t->c.req.state) == HS_WS)
-			done = 0;
 
 		steps++;
 		if (done)
