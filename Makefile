@@ -29,7 +29,8 @@ USER_SRCS  := $(wildcard user/*.c)
 USER_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 HEADERS    := $(wildcard include/*.h) $(wildcard user/*.h)
 
-UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_routes test_expo
+UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_routes test_expo \
+	      test_thread_role
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 .PHONY: all deps test unit integration bench demo clean help check-root
@@ -85,6 +86,10 @@ $(BUILD)/tests/test_http_parse_win16: tests/unit/test_http_parse.c $(HEADERS) | 
 $(BUILD)/tests/test_http_parse_slow: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -DHP_WIN=7 -DHP_NO_FAST=1 $< -o $@ -lcmocka
+
+$(BUILD)/tests/test_thread_role: tests/unit/test_thread_role.c $(HEADERS) | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< -o $@ -lcmocka
 
 $(BUILD)/tests/test_routes: tests/unit/test_routes.c $(BUILD)/user/routes.o | $(BUILD)/tests
 	$(call msg,CC,$@)
