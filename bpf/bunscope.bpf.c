@@ -21,6 +21,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "bunscope.h"
+#include "thread_role.h"
 
 struct bs_conn;
 struct bs_scratch;
@@ -198,6 +199,27 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bs_mem_calls);
 } mem_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BUNSCOPE_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct bs_thread_cpu);
+} thread_cpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_oncpu);
+} oncpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BUNSCOPE_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct bs_loop);
+} loop SEC(".maps");
 
 static __always_inline void count(__u32 idx)
 {
@@ -1149,6 +1171,30 @@ int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
 #define NR_MADVISE	28
 #define PAGE_ROUND(x)	(((x) + 4095) & ~4095ULL)
 
+/*
+ * A madvise of the allocator's scavenger thread: calls, bytes and bursts
+ * (the first call after BS_BURST_QUIET_NS without one).  Only that thread
+ * writes these fields.
+ */
+static __always_inline void scavenge(__u32 k, __u64 bytes)
+{
+	char comm[BS_COMM_LEN];
+	struct bs_loop *l;
+	__u64 now;
+
+	if (bpf_get_current_comm(comm, sizeof(comm)) || !TR_IS(comm, "mi-scavenger"))
+		return;
+	l = bpf_map_lookup_elem(&loop, &k);
+	if (!l)
+		return;
+	now = bpf_ktime_get_ns();
+	if (now - l->scav_last > BS_BURST_QUIET_NS)
+		l->scav_bursts++;
+	l->scav_last = now;
+	l->scav_calls++;
+	l->scav_bytes += bytes;
+}
+
 /* Exit of mmap, munmap, brk or madvise in target slot t. */
 static __always_inline void mem_syscall(int t, long nr, const struct sys_args *a, long ret)
 {
@@ -1196,6 +1242,7 @@ static __always_inline void mem_syscall(int t, long nr, const struct sys_args *a
 			c->madvise_calls[adv]++;
 			c->madvise_bytes[adv] += PAGE_ROUND(a->a1);
 		}
+		scavenge(k, PAGE_ROUND(a->a1));
 		return;
 	}
 	}
@@ -1274,6 +1321,222 @@ int bs_oom_victim(struct trace_event_raw_mark_victim *ctx)
 	ev->file_rss = (__u64)ctx->file_rss << 10;
 	ev->shmem_rss = (__u64)ctx->shmem_rss << 10;
 	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/* ---- threads, event loop, GC ---------------------------------------------- */
+
+#define NR_EPOLL_WAIT	232
+#define NR_EPOLL_PWAIT	281
+#define NR_EPOLL_PWAIT2	441
+
+/* The bucket of ns: the first bound it does not exceed, or n (+Inf). */
+static __always_inline __u32 bucket_of(const __u64 *bounds, int n, __u64 ns)
+{
+	for (int i = 0; i < n; i++) {
+		if (ns <= bounds[i])
+			return i;
+	}
+	return n;
+}
+
+static const __u64 block_bounds[BS_BLOCK_BOUNDS] = {
+	100000ULL, 500000ULL, 1000000ULL, 5000000ULL, 10000000ULL, 25000000ULL,
+	50000000ULL, 100000000ULL, 250000000ULL, 500000000ULL, 1000000000ULL,
+	2500000000ULL, 5000000000ULL, 10000000000ULL,
+};
+
+static const __u64 rq_bounds[BS_RQ_BOUNDS] = {
+	10000ULL, 50000ULL, 100000ULL, 500000ULL, 1000000ULL, 5000000ULL,
+	10000000ULL, 50000000ULL, 100000000ULL, 500000000ULL, 1000000000ULL,
+};
+
+static __always_inline struct bs_loop *loop_of(int t)
+{
+	__u32 k = (__u32)t;
+
+	return bpf_map_lookup_elem(&loop, &k);
+}
+
+/* The loop state when the current thread is a target's JS thread, else NULL. */
+static __always_inline struct bs_loop *js_loop(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	if ((__u32)id != tgid)
+		return NULL;
+	int t = target_slot(tgid);
+
+	return t < 0 ? NULL : loop_of(t);
+}
+
+/* The JS thread parks in epoll: the stretch since it last returned was busy. */
+static __always_inline void epoll_in(struct bs_loop *l)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (l->epoll_exit && now > l->epoll_exit) {
+		__u64 d = now - l->epoll_exit;
+		__u32 i = bucket_of(block_bounds, BS_BLOCK_BOUNDS, d);
+
+		l->busy_ns += d;
+		if (i < BS_BLOCK_SLOTS)
+			l->block[i]++;
+	}
+	l->epoll_enter = now;
+}
+
+/* ... and returns: the wait was idle.  A wait begun before attach is not counted. */
+static __always_inline void epoll_out(struct bs_loop *l)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (l->epoll_enter && now > l->epoll_enter) {
+		l->idle_ns += now - l->epoll_enter;
+		l->iterations++;
+	}
+	l->epoll_enter = 0;
+	l->epoll_exit = now;
+}
+
+SEC("tracepoint")
+int bs_tp_enter_epoll(void *ctx __attribute__((unused)))
+{
+	struct bs_loop *l = js_loop();
+
+	if (l)
+		epoll_in(l);
+	return 0;
+}
+
+SEC("tracepoint")
+int bs_tp_exit_epoll(void *ctx __attribute__((unused)))
+{
+	struct bs_loop *l = js_loop();
+
+	if (l)
+		epoll_out(l);
+	return 0;
+}
+
+/* A target thread leaves the CPU: the run goes to its role. */
+static __always_inline void run_end(struct bs_oncpu *oc, struct task_struct *prev, __u32 tid,
+				    __u32 tgid, __u64 now)
+{
+	__u32 k = oc->slot, role = oc->role;
+	__u64 since = oc->since, ran;
+	struct bs_thread_cpu *c;
+	struct bs_loop *l;
+
+	oc->since = 0;
+	/* not switched in while observed (running at attach), or the slot moved on */
+	if (oc->tid != tid || !since || k >= BUNSCOPE_MAX_TARGETS || targets[k] != tgid ||
+	    role >= BS_ROLES)
+		return;
+	/*
+	 * The scheduler's clock for the thread starts when it is picked, a little
+	 * before the switch-in tracepoint, so a short run may exceed now - since;
+	 * far more than that is not a run (the task was reused): count none.
+	 */
+	ran = BPF_CORE_READ(prev, se.sum_exec_runtime) - oc->runtime;
+	if (ran > now - since + 1000000ULL)
+		ran = 0;
+	c = bpf_map_lookup_elem(&thread_cpu, &k);
+	if (c)
+		c->ns[role] += ran;
+	if (bs_role_is_gc(role) && (l = loop_of(k))) {
+		/* the end first: a GC thread that starts after the count drops sees it */
+		l->gc_last = now;
+		__sync_fetch_and_add(&l->gc_active, -1);
+		if (__sync_fetch_and_add(&l->gc_burst_ns, ran) + ran >= BS_GC_BURST_MIN_NS &&
+		    __sync_val_compare_and_swap(&l->gc_counted, 0, 1) == 0)
+			__sync_fetch_and_add(&l->gc_bursts, 1);
+	}
+}
+
+/* A target thread gets the CPU. */
+static __always_inline void run_start(struct bs_oncpu *oc, struct task_struct *next, int t,
+				      __u32 tgid, __u64 now)
+{
+	char comm[BS_COMM_LEN] = {};
+	__u32 k = (__u32)t, tid = BPF_CORE_READ(next, pid), role;
+	struct bs_thread_cpu *c;
+	struct bs_loop *l;
+
+	bpf_core_read(comm, sizeof(comm), &next->comm);
+	role = bs_thread_role(comm, tid, tgid);
+	oc->since = now;
+	oc->runtime = BPF_CORE_READ(next, se.sum_exec_runtime);
+	oc->tid = tid;
+	oc->slot = k;
+	oc->role = role;
+	c = bpf_map_lookup_elem(&thread_cpu, &k);
+	if (c && role < BS_ROLES)
+		c->runs[role]++;
+	if (bs_role_is_gc(role) && (l = loop_of(t))) {
+		/* the first GC run after a quiet spell starts a burst */
+		if (__sync_fetch_and_add(&l->gc_active, 1) <= 0 &&
+		    now - l->gc_last > BS_BURST_QUIET_NS) {
+			l->gc_burst_ns = 0;
+			l->gc_counted = 0;
+		}
+	}
+}
+
+/*
+ * The JS thread leaves the CPU: the scheduler has added the wait before this
+ * run to its sched_info.run_delay (at switch-in); the growth since its last
+ * switch-out is that wait.  Kernels without CONFIG_SCHED_INFO have no figure.
+ */
+static __always_inline void js_run_delay(int t, struct task_struct *prev)
+{
+	struct bs_loop *l;
+	__u64 rd, d;
+	__u32 i;
+
+	if (!bpf_core_field_exists(prev->sched_info) || !(l = loop_of(t)))
+		return;
+	rd = BPF_CORE_READ(prev, sched_info.run_delay);
+	if (l->run_delay_seen && rd >= l->run_delay) {
+		d = rd - l->run_delay;
+		i = bucket_of(rq_bounds, BS_RQ_BOUNDS, d);
+		l->rq_ns += d;
+		if (i < BS_RQ_SLOTS)
+			l->rq[i]++;
+	}
+	l->run_delay = rd;
+	l->run_delay_seen = 1;
+}
+
+/*
+ * sched_switch(preempt, prev, next, ...), host-wide on every context switch:
+ * two target checks (prev is the current task) before anything else.
+ */
+SEC("raw_tracepoint/sched_switch")
+int bs_sched_switch(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *prev = (struct task_struct *)ctx->args[1];
+	struct task_struct *next = (struct task_struct *)ctx->args[2];
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 ptgid = id >> 32, ntgid = BPF_CORE_READ(next, tgid), zero = 0;
+	int tp = target_slot(ptgid), tn = target_slot(ntgid);
+	struct bs_oncpu *oc;
+	__u64 now;
+
+	if (tp < 0 && tn < 0)
+		return 0;
+	oc = bpf_map_lookup_elem(&oncpu, &zero);
+	if (!oc)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (tp >= 0) {
+		run_end(oc, prev, (__u32)id, ptgid, now);
+		if ((__u32)id == ptgid)
+			js_run_delay(tp, prev);
+	}
+	if (tn >= 0)
+		run_start(oc, next, tn, ntgid, now);
 	return 0;
 }
 
@@ -1363,7 +1626,8 @@ SEC("raw_tracepoint/sys_exit")
 int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	int t = target_slot(bpf_get_current_pid_tgid() >> 32);
+	__u64 id = bpf_get_current_pid_tgid();
+	int t = target_slot(id >> 32);
 	long ret = (long)ctx->args[1];
 	struct sys_args a;
 	__u32 kind;
@@ -1392,10 +1656,35 @@ int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 		if (!sys_args(regs, &a))
 			mem_syscall(t, nr, &a, ret);
 		return 0;
+	case NR_EPOLL_WAIT:
+	case NR_EPOLL_PWAIT:
+	case NR_EPOLL_PWAIT2:
+		if ((__u32)id == id >> 32) {
+			struct bs_loop *l = loop_of(t);
+
+			if (l)
+				epoll_out(l);
+		}
+		return 0;
 	}
 	kind = kind_of(nr);
 	if (kind != K_NONE && ret > 0)
 		bpf_tail_call(ctx, &raw_exit_progs, is_read_kind(kind) ? 0 : 1);
+	return 0;
+}
+
+/* Raw sys_enter, only for the JS thread's epoll entries (the event loop figures). */
+SEC("raw_tracepoint/sys_enter")
+int bs_raw_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	long nr = (long)ctx->args[1];
+	struct bs_loop *l;
+
+	if (nr != NR_EPOLL_PWAIT2 && nr != NR_EPOLL_PWAIT && nr != NR_EPOLL_WAIT)
+		return 0;
+	l = js_loop();
+	if (l)
+		epoll_in(l);
 	return 0;
 }
 

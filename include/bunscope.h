@@ -200,6 +200,87 @@ struct bs_uprobe_val {
 	__u64 lat_sum_ns;
 };
 
+/*
+ * Threads, event loop and GC of a target (sched_switch and the JS thread's
+ * epoll calls).  Roles of threads, by name (include/thread_role.h).
+ */
+enum bs_role {
+	BS_ROLE_JS = 0,		/* the main JS thread: tid == pid */
+	BS_ROLE_GC_HELPER,	/* "HeapHelper": parallel GC markers */
+	BS_ROLE_GC_COLLECTOR,	/* JSC's concurrent collector thread */
+	BS_ROLE_ALLOCATOR,	/* "mi-scavenger": mimalloc returning memory */
+	BS_ROLE_JIT,		/* "JITWorker" */
+	BS_ROLE_HTTP_CLIENT,	/* "HTTP Client": fetch() */
+	BS_ROLE_OTHER,
+	BS_ROLES,
+};
+
+/*
+ * On-CPU time per role (BPF_MAP_TYPE_PERCPU_ARRAY, one per target slot), from
+ * the scheduler's own se.sum_exec_runtime at switch-in and switch-out: the
+ * time between the tracepoints also holds the scheduler's own work (idle
+ * balancing), which the kernel does not charge to the thread.
+ */
+struct bs_thread_cpu {
+	__u64 ns[BS_ROLES];
+	__u64 runs[BS_ROLES];		/* times a thread of the role was switched in */
+};
+
+/*
+ * The target thread running on a CPU (BPF_MAP_TYPE_PERCPU_ARRAY of one):
+ * the daemon adds the time it has run so far to what thread_cpu holds.
+ */
+struct bs_oncpu {
+	__u64 since;		/* switch-in time; 0 when no target thread runs */
+	__u64 runtime;		/* the thread's se.sum_exec_runtime then */
+	__u32 tid;
+	__u32 slot;
+	__u32 role;
+	__u32 pad;
+};
+
+#define BS_BLOCK_BOUNDS		14	/* event-loop blocks: 100 us .. 10 s */
+#define BS_BLOCK_SLOTS		(BS_BLOCK_BOUNDS + 1)
+#define BS_RQ_BOUNDS		11	/* run-queue delay: 10 us .. 1 s */
+#define BS_RQ_SLOTS		(BS_RQ_BOUNDS + 1)
+/*
+ * GC threads or the scavenger quiet this long: their next activity starts a
+ * new burst.  A GC burst counts once its threads have used BS_GC_BURST_MIN_NS
+ * of CPU: JSC's helper threads also wake briefly (tens of microseconds) when
+ * no collection runs.
+ */
+#define BS_BURST_QUIET_NS	20000000ULL
+#define BS_GC_BURST_MIN_NS	1000000ULL
+
+/*
+ * Event loop and GC of a target (BPF_MAP_TYPE_ARRAY, one per target slot).
+ * The epoll and run-queue fields are written only on behalf of the JS
+ * thread, which runs on one CPU at a time; the GC fields with atomics.
+ * Run-queue delay is the kernel's own (sched_info.run_delay), one sample per
+ * run of the JS thread.
+ */
+struct bs_loop {
+	__u64 epoll_enter;	/* when the JS thread entered epoll; 0: not inside */
+	__u64 epoll_exit;	/* when it last returned from epoll; 0: not yet */
+	__u64 busy_ns;		/* outside epoll, completed stretches */
+	__u64 idle_ns;		/* inside epoll, completed waits */
+	__u64 iterations;	/* epoll returns */
+	__u64 block[BS_BLOCK_SLOTS];	/* epoll return to the next epoll entry */
+	__u64 run_delay;	/* its sched_info.run_delay at its last switch-out */
+	__u64 run_delay_seen;	/* run_delay holds a value */
+	__u64 rq_ns;
+	__u64 rq[BS_RQ_SLOTS];
+	__u64 gc_last;		/* when the last GC-thread run ended */
+	__u64 gc_bursts;
+	__u64 gc_burst_ns;	/* CPU of the GC threads in the burst under way */
+	__s64 gc_active;	/* GC threads on a CPU now */
+	__u64 gc_counted;	/* the burst under way was counted */
+	__u64 scav_last;	/* the scavenger's last madvise */
+	__u64 scav_bursts;
+	__u64 scav_calls;	/* its successful madvise calls */
+	__u64 scav_bytes;
+};
+
 /* Route ids: the daemon owns the mapping path hash -> id -> label. */
 #define BS_ROUTE_UNRESOLVED	0	/* kernel has not been told yet */
 #define BS_ROUTE_OTHER		1	/* overflow of --max-routes */

@@ -216,7 +216,7 @@ struct stat_row {
 };
 
 /* A per-CPU array element, summed over the CPUs; 0 on success. */
-static int read_percpu(int fd, __u32 idx, void *out, size_t vsz)
+int collect_read_percpu(int fd, __u32 idx, void *out, size_t vsz)
 {
 	size_t stride = (vsz + 7) & ~(size_t)7;
 	void *buf = malloc(stride * (size_t)collect_ncpus());
@@ -232,7 +232,7 @@ static int read_percpu(int fd, __u32 idx, void *out, size_t vsz)
 }
 
 /* Zero a per-CPU array element on every CPU. */
-static void zero_percpu(int fd, __u32 idx, size_t vsz)
+void collect_zero_percpu(int fd, __u32 idx, size_t vsz)
 {
 	size_t stride = (vsz + 7) & ~(size_t)7;
 	void *buf = calloc((size_t)collect_ncpus(), stride);
@@ -260,7 +260,7 @@ static int read_stats(const struct app *a, struct stat_row **rows_out)
 				continue;
 			rows[n].k.tgid = t->pid;
 			rows[n].k.port = (__u16)port;
-			if (!read_percpu(fd, (__u32)(t->slot * BS_PORT_SLOTS + p), &rows[n].s,
+			if (!collect_read_percpu(fd, (__u32)(t->slot * BS_PORT_SLOTS + p), &rows[n].s,
 					 sizeof(rows[n].s)))
 				n++;
 		}
@@ -306,7 +306,7 @@ static int read_agg(const struct app *a, struct agg_row **rows_out)
 		if ((j = add_row(&rows, &n, &cap)) < 0)
 			break;
 		rows[j].k = key;
-		if (read_percpu(afd, idx, &rows[j].v, sizeof(rows[j].v)))
+		if (collect_read_percpu(afd, idx, &rows[j].v, sizeof(rows[j].v)))
 			n--;
 	}
 
@@ -723,6 +723,7 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 	if (collect_ws_metrics(a, sb))
 		sb->oom = true;
 	mem_write_metrics(a, sb);
+	sched_write_metrics(a, sb);
 	uprobes_write_metrics(a, sb);
 	write_self(sb, a, rows, n, srows, ns);
 	pthread_mutex_unlock(&a->lock);
@@ -739,6 +740,7 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 	struct stat_row *srows = NULL;
 	unsigned long long pending = 0, total = 0;
 	struct mem_view mv = {};
+	struct sched_view sv;
 	struct ws_totals ws;
 	struct timespec now;
 	__u32 pid = 0;
@@ -768,6 +770,8 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 	for (int i = 0; i < a->targets.n; i++)
 		if (a->targets.t[i].pid == pid)
 			mem_read(a, &a->targets.t[i], &mv);
+	if (sched_read_target(a, pid, &sv))
+		memset(&sv, 0, sizeof(sv));
 	if (collect_ws_totals(a, pid, &ws)) {
 		pthread_mutex_unlock(&a->lock);
 		free(srows);
@@ -789,11 +793,20 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 		    "\"bytes\":{\"in\":%llu,\"out\":%llu}},"
 		    "\"memory\":{\"rss\":%llu,\"rssAnon\":%llu,\"rssFile\":%llu,"
 		    "\"rssShmem\":%llu,\"maxRss\":%llu,\"ceiling\":%llu,"
-		    "\"ceilingExceeded\":%s}}\n",
+		    "\"ceilingExceeded\":%s},\"eventLoop\":{\"utilization\":",
 		    (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, pid, pending, total,
 		    ws.pending, ws.opened, ws.messages[0], ws.messages[1], ws.bytes[0], ws.bytes[1],
 		    mv.rss, mv.anon, mv.file, mv.shmem, mv.hwm, a->cfg.memory_ceiling,
 		    mv.over ? "true" : "false");
+	if (sv.have_loop && sv.elu >= 0)
+		expo_double(sb, sv.elu);
+	else
+		sbuf_puts(sb, "null");
+	sbuf_printf(sb, ",\"busySeconds\":");
+	expo_double(sb, (double)sv.busy_ns / 1e9);
+	sbuf_printf(sb, ",\"idleSeconds\":");
+	expo_double(sb, (double)sv.idle_ns / 1e9);
+	sbuf_printf(sb, "},\"gc\":{\"bursts\":%llu}}\n", (unsigned long long)sv.loop.gc_bursts);
 	return sb->oom ? -ENOMEM : 0;
 }
 
@@ -854,7 +867,7 @@ static size_t delete_keys_of(int fd, size_t ksz, __u32 tgid, int series_free, in
 
 		/* series: zero the histogram, then hand its index back */
 		if (series_free >= 0 && !bpf_map_lookup_elem(fd, keys + i * ksz, &idx)) {
-			zero_percpu(agg_fd, idx, sizeof(struct bs_agg_val));
+			collect_zero_percpu(agg_fd, idx, sizeof(struct bs_agg_val));
 			bpf_map_delete_elem(fd, keys + i * ksz);
 			bpf_map_update_elem(series_free, NULL, &idx, BPF_ANY);
 			continue;
@@ -876,7 +889,7 @@ void collect_forget_target(struct app *a, const struct target *t)
 	delete_keys_of(loader_fd_ws_agg(&a->ld), sizeof(struct bs_ws_key), t->pid, -1, -1);
 	delete_keys_of(loader_fd_ws_close(&a->ld), sizeof(struct bs_ws_key), t->pid, -1, -1);
 	for (int p = 0; p < BS_PORT_SLOTS; p++)
-		zero_percpu(loader_fd_stats(&a->ld), (__u32)(t->slot * BS_PORT_SLOTS + p),
+		collect_zero_percpu(loader_fd_stats(&a->ld), (__u32)(t->slot * BS_PORT_SLOTS + p),
 			    sizeof(struct bs_server_stats));
 	loader_clear_target_ports(&a->ld, t->slot);
 	uagg_forget_tgid(a->uagg, t->pid);

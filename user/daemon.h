@@ -25,6 +25,22 @@ struct uprobe_spec {
 	char label[400];	/* BINARY:SYMBOL, the probe label */
 };
 
+/* sched.c: event-loop utilisation samples */
+#define ELU_RING		64		/* 3.2 s of 50 ms samples */
+#define ELU_SAMPLE_MS		50
+#define ELU_WINDOW_NS		1000000000ULL	/* the gauge's window */
+
+struct elu_sample {
+	__u64 t, busy, idle;	/* CLOCK_MONOTONIC ns; busy/idle totals then */
+};
+
+struct sched_state {
+	__u64 cpu_ns[BS_ROLES];	/* the largest figures exported: counters never go back */
+	__u64 busy_ns, idle_ns;
+	struct elu_sample ring[ELU_RING];
+	int head, nsamples;
+};
+
 struct config {
 	struct selectors sel;
 	const char *listen;
@@ -66,6 +82,7 @@ struct app {
 	bool mem_over[BUNSCOPE_MAX_TARGETS];	/* by slot: above --memory-ceiling */
 	unsigned long long oom_events;
 	unsigned long long refreshes;	/* target refresh ticks done (in /health) */
+	struct sched_state sched[BUNSCOPE_MAX_TARGETS];	/* by slot */
 	struct bpf_link *ulinks[BUNSCOPE_MAX_TARGETS][BS_MAX_UPROBES][2];	/* entry, return */
 };
 
@@ -92,6 +109,9 @@ int collect_ncpus(void);
 /* sum of the per-CPU copies (as a lookup returns them) of a value of __u64s */
 void collect_sum_percpu(const void *percpu, size_t size, void *out);
 bool collect_live_tgid(const struct app *a, __u32 tgid);
+/* a per-CPU array element summed over the CPUs (0 or -errno); zeroed on every CPU */
+int collect_read_percpu(int fd, __u32 idx, void *out, size_t vsz);
+void collect_zero_percpu(int fd, __u32 idx, size_t vsz);
 
 /* collect_ws.c: WebSocket figures (caller holds a->lock) */
 struct ws_totals {
@@ -111,6 +131,21 @@ int mem_read(const struct app *a, const struct target *t, struct mem_view *v);
 void mem_write_metrics(const struct app *a, struct sbuf *sb);
 /* log each crossing of --memory-ceiling, up or down */
 void mem_check_ceiling(struct app *a);
+
+/* sched.c: threads, event loop, GC (caller holds a->lock) */
+struct sched_view {
+	struct bs_thread_cpu cpu;	/* with the runs under way */
+	struct bs_loop loop;
+	__u64 busy_ns, idle_ns;		/* with the stretch under way */
+	double elu;			/* over the last ELU_WINDOW_NS; < 0: unknown */
+	bool have_loop;			/* the JS thread was seen in epoll */
+};
+/* before a target's slot is observed: its figures zeroed */
+void sched_seed(struct app *a, const struct target *t);
+/* every ELU_SAMPLE_MS */
+void sched_sample(struct app *a);
+int sched_read_target(struct app *a, __u32 pid, struct sched_view *v);
+void sched_write_metrics(struct app *a, struct sbuf *sb);
 
 /* uprobes.c: --uprobe BINARY:SYMBOL */
 int uprobe_parse(const char *arg, struct uprobe_spec *u);

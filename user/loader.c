@@ -131,8 +131,9 @@ int loader_prepare_fs(bool need_tracefs)
 	return err;
 }
 
-static int attach_tp(struct loader *l, struct bpf_program *prog, const char *dir,
-		     const char *sc)
+/* syscalls:sys_DIR_SC; -errno on failure, without a word (optional hooks) */
+static int attach_tp_quiet(struct loader *l, struct bpf_program *prog, const char *dir,
+			   const char *sc)
 {
 	char name[64];
 	struct bpf_link *link;
@@ -141,15 +142,21 @@ static int attach_tp(struct loader *l, struct bpf_program *prog, const char *dir
 		return -E2BIG;
 	snprintf(name, sizeof(name), "sys_%s_%s", dir, sc);
 	link = bpf_program__attach_tracepoint(prog, "syscalls", name);
-	if (!link) {
-		int err = -errno;
-
-		pr_warn("cannot attach %s to syscalls:%s: %s\n", bpf_program__name(prog), name,
-			strerror(-err));
-		return err;
-	}
+	if (!link)
+		return -errno;
 	l->links[l->nlinks++] = link;
 	return 0;
+}
+
+static int attach_tp(struct loader *l, struct bpf_program *prog, const char *dir,
+		     const char *sc)
+{
+	int err = attach_tp_quiet(l, prog, dir, sc);
+
+	if (err)
+		pr_warn("cannot attach %s to syscalls:sys_%s_%s: %s\n", bpf_program__name(prog),
+			dir, sc, strerror(-err));
+	return err;
 }
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -210,6 +217,58 @@ static void attach_memory(struct loader *l)
 	}
 }
 
+static const char *const epoll_tps[] = { "epoll_wait", "epoll_pwait", "epoll_pwait2" };
+
+/*
+ * Threads and the event loop: sched_switch (a raw tracepoint, no tracefs
+ * needed) and the JS thread's epoll entries and returns.  Like
+ * the memory events, a kernel without them loses only the figures they feed.
+ */
+static void attach_sched(struct loader *l)
+{
+	struct bunscope_bpf *s = l->skel;
+	struct bpf_program *progs[] = { s->progs.bs_sched_switch };
+	size_t len = strlen(l->capture);
+	int loop_links = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(progs); i++) {
+		struct bpf_link *link;
+
+		if (l->nlinks >= LOADER_MAX_LINKS)
+			return;
+		link = bpf_program__attach(progs[i]);
+		if (!link) {
+			pr_warn("cannot attach %s: %s; no thread CPU, run-queue or GC figures\n",
+				bpf_program__section_name(progs[i]), strerror(errno));
+			return;
+		}
+		l->links[l->nlinks++] = link;
+	}
+	if (l->mode == CAPTURE_TRACEPOINT) {
+		for (size_t i = 0; i < ARRAY_LEN(epoll_tps); i++) {
+			/* epoll_pwait2 is Linux >= 5.11; what is missing is not used either */
+			if (!attach_tp_quiet(l, s->progs.bs_tp_enter_epoll, "enter", epoll_tps[i]) &&
+			    !attach_tp_quiet(l, s->progs.bs_tp_exit_epoll, "exit", epoll_tps[i]))
+				loop_links++;
+		}
+	} else {
+		struct bpf_link *link = l->nlinks < LOADER_MAX_LINKS ?
+			bpf_program__attach(s->progs.bs_raw_enter) : NULL;
+
+		if (link) {
+			l->links[l->nlinks++] = link;
+			loop_links++;
+		}
+	}
+	if (!loop_links)
+		pr_warn("cannot hook the epoll calls: no event-loop figures\n");
+	if (len < sizeof(l->capture))
+		snprintf(l->capture + len, sizeof(l->capture) - len,
+			 "; threads: sched_switch%s", loop_links ?
+			 (l->mode == CAPTURE_TRACEPOINT ? "; event loop: epoll_wait, epoll_pwait, "
+			  "epoll_pwait2" : "; event loop: raw sys_enter") : "");
+}
+
 static int attach_raw(struct loader *l)
 {
 	struct bunscope_bpf *s = l->skel;
@@ -255,6 +314,9 @@ static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
 	bpf_program__set_autoload(s->progs.bs_raw_exit, !tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit_read, !tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit_write, !tp);
+	bpf_program__set_autoload(s->progs.bs_tp_enter_epoll, tp);
+	bpf_program__set_autoload(s->progs.bs_tp_exit_epoll, tp);
+	bpf_program__set_autoload(s->progs.bs_raw_enter, !tp);
 	bpf_program__set_autoload(s->progs.bs_bench, false);
 	bpf_program__set_autoload(s->progs.bs_bench_null, false);
 }
@@ -335,6 +397,7 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 	if (err)
 		goto fail;
 	attach_memory(l);
+	attach_sched(l);
 	pr_info("capture: %s (%s)\n", l->capture, why);
 	return 0;
 fail:
@@ -362,6 +425,21 @@ void loader_set_target(struct loader *l, int slot, __u32 tgid)
 int loader_fd_mem(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.mem);
+}
+
+int loader_fd_thread_cpu(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.thread_cpu);
+}
+
+int loader_fd_oncpu(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.oncpu);
+}
+
+int loader_fd_loop(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.loop);
 }
 
 int loader_fd_mem_calls(const struct loader *l)

@@ -28,7 +28,7 @@ struct loader {
 	enum capture_mode mode;
 	struct bpf_link *links[LOADER_MAX_LINKS];
 	int nlinks;
-	char capture[160];	/* one line: what was attached and why */
+	char capture[320];	/* one line: what was attached and why */
 };
 
 /* The effective capability set of this process (CapEff). */
@@ -71,6 +71,9 @@ int loader_fd_ws_agg(const struct loader *l);
 int loader_fd_ws_close(const struct loader *l);
 int loader_fd_mem(const struct loader *l);
 int loader_fd_mem_calls(const struct loader *l);
+int loader_fd_thread_cpu(const struct loader *l);
+int loader_fd_oncpu(const struct loader *l);
+int loader_fd_loop(const struct loader *l);
 
 /* Per-program run statistics (kernel.bpf_stats_enabled). */
 struct prog_stat {

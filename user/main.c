@@ -368,8 +368,10 @@ static void refresh_targets(struct app *a, bool initial)
 	memcpy(fresh, a->fresh, sizeof(fresh[0]) * (size_t)nfresh);
 	/* memory first (its events then only update it), then the filter so no
 	 * accept is missed; both before /health can list the target */
-	for (int i = 0; i < nfresh; i++)
+	for (int i = 0; i < nfresh; i++) {
 		mem_seed(a, &fresh[i]);
+		sched_seed(a, &fresh[i]);
+	}
 	for (int i = 0; i < nfresh; i++) {
 		loader_set_target(&a->ld, fresh[i].slot, fresh[i].pid);
 		uprobes_attach(a, &fresh[i]);
@@ -485,13 +487,19 @@ static int run_loop(struct app *a, int sfd)
 		.it_interval = { 0, REFRESH_MS * 1000000L },
 		.it_value = { 0, REFRESH_MS * 1000000L },
 	};
+	struct itimerspec eits = {
+		.it_interval = { 0, ELU_SAMPLE_MS * 1000000L },
+		.it_value = { 0, ELU_SAMPLE_MS * 1000000L },
+	};
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	int efd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	int rfd = ring_buffer__epoll_fd(a->rb);
 	unsigned long long last_lost = 0;
 	int err = 0, ticks = 0;
 
-	if (ep < 0 || tfd < 0 || timerfd_settime(tfd, 0, &its, NULL)) {
+	if (ep < 0 || tfd < 0 || efd < 0 || timerfd_settime(tfd, 0, &its, NULL) ||
+	    timerfd_settime(efd, 0, &eits, NULL)) {
 		err = -errno;
 		pr_warn("cannot set up the event loop: %s\n", strerror(errno));
 		goto out;
@@ -502,6 +510,8 @@ static int run_loop(struct app *a, int sfd)
 	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
 	ev.data.fd = rfd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, rfd, &ev);
+	ev.data.fd = efd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
 
 	for (;;) {
 		struct epoll_event evs[4];
@@ -545,6 +555,14 @@ static int run_loop(struct app *a, int sfd)
 							"(raise --ringbuf-size)\n", lost - last_lost);
 					last_lost = lost;
 				}
+			} else if (fd == efd) {
+				__u64 exp;
+
+				if (read(efd, &exp, sizeof(exp)) < 0)
+					continue;
+				pthread_mutex_lock(&a->lock);
+				sched_sample(a);
+				pthread_mutex_unlock(&a->lock);
 			} else if (fd == rfd) {
 				ring_buffer__consume(a->rb);
 			}
@@ -555,6 +573,8 @@ out:
 		close(ep);
 	if (tfd >= 0)
 		close(tfd);
+	if (efd >= 0)
+		close(efd);
 	return err;
 }
 

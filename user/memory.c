@@ -46,16 +46,12 @@ void mem_seed(struct app *a, const struct target *t)
 {
 	struct bs_mem m;
 	__u32 k = (__u32)t->slot;
-	size_t stride = (sizeof(struct bs_mem_calls) + 7) & ~(size_t)7;
-	void *zero = calloc((size_t)collect_ncpus(), stride);
 
 	if (read_status(t->pid, &m))
 		memset(&m, 0, sizeof(m));
 	if (bpf_map_update_elem(loader_fd_mem(&a->ld), &k, &m, BPF_ANY))
 		pr_warn("pid %u: cannot seed its memory figures: %s\n", t->pid, strerror(errno));
-	if (zero)
-		bpf_map_update_elem(loader_fd_mem_calls(&a->ld), &k, zero, BPF_ANY);
-	free(zero);
+	collect_zero_percpu(loader_fd_mem_calls(&a->ld), k, sizeof(struct bs_mem_calls));
 	if (t->slot >= 0 && t->slot < BUNSCOPE_MAX_TARGETS)
 		a->mem_over[t->slot] = false;
 }
@@ -94,19 +90,7 @@ static int read_faults(__u32 pid, unsigned long long *minor, unsigned long long 
 
 static int read_calls(const struct app *a, int slot, struct bs_mem_calls *c)
 {
-	size_t stride = (sizeof(*c) + 7) & ~(size_t)7;
-	void *buf = malloc(stride * (size_t)collect_ncpus());
-	__u32 k = (__u32)slot;
-	int err = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(loader_fd_mem_calls(&a->ld), &k, buf))
-		err = -errno;
-	else
-		collect_sum_percpu(buf, sizeof(*c), c);
-	free(buf);
-	return err;
+	return collect_read_percpu(loader_fd_mem_calls(&a->ld), (__u32)slot, c, sizeof(*c));
 }
 
 /* One family: a sample per target, the value from get(). */
