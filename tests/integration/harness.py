@@ -255,7 +255,9 @@ class BunApp:
             app.pid, app.port, app.control_port, app.stats(), app.release()
     """
 
-    def __init__(self, port=None, control_port=None, ready_timeout=20.0, env=None):
+    def __init__(self, port=None, control_port=None, ready_timeout=20.0, env=None,
+                 app_js=APP_JS):
+        self.app_js = app_js
         self._fixed_ports = port is not None or control_port is not None
         self.port = port
         self.control_port = control_port
@@ -299,7 +301,7 @@ class BunApp:
         env.update({k: str(v) for k, v in self.extra_env.items()})
         log = open(self.log_path, "wb")
         try:
-            self.proc = subprocess.Popen([str(BUN), str(APP_JS)], cwd=str(REPO), env=env,
+            self.proc = subprocess.Popen([str(BUN), str(self.app_js)], cwd=str(REPO), env=env,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=log)
         finally:
