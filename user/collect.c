@@ -664,13 +664,22 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		    "CPU time of the bunscope daemon (user and system).");
 	expo_sample(sb, "bunscope_process_cpu_seconds_total", NULL, 0, self_cpu_seconds());
 
+	struct prog_stat ps[32];
+	int np = loader_prog_stats(&a->ld, ps, 32);
+
+	expo_header(sb, "bunscope_bpf_prog_recursion_misses_total", "counter",
+		    "Runs of each BPF program the kernel skipped because it was already running "
+		    "on that CPU: events not seen.");
+	for (int i = 0; i < np; i++) {
+		struct expo_label l[1] = { { "prog", ps[i].name } };
+
+		expo_sample_u64(sb, "bunscope_bpf_prog_recursion_misses_total", l, 1,
+				ps[i].recursion_misses);
+	}
 	scalar(sb, "bunscope_bpf_stats_enabled", "gauge",
 	       "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).",
 	       loader_bpf_stats_enabled());
 	if (loader_bpf_stats_enabled()) {
-		struct prog_stat ps[16];
-		int np = loader_prog_stats(&a->ld, ps, 16);
-
 		expo_header(sb, "bunscope_bpf_prog_runs_total", "counter",
 			    "Runs of each BPF program (kernel.bpf_stats_enabled).");
 		for (int i = 0; i < np; i++) {

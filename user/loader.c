@@ -549,6 +549,7 @@ int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max)
 		out[n].name = bpf_program__name(prog);
 		out[n].run_cnt = info.run_cnt;
 		out[n].run_time_ns = info.run_time_ns;
+		out[n].recursion_misses = info.recursion_misses;
 		n++;
 	}
 	return n;

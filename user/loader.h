@@ -80,6 +80,7 @@ struct prog_stat {
 	const char *name;
 	__u64 run_cnt;
 	__u64 run_time_ns;
+	__u64 recursion_misses;	/* runs skipped: the program was already running on that CPU */
 };
 int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max);
 

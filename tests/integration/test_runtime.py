@@ -65,8 +65,24 @@ def ours(scope, pid):
     return out
 
 
+def running_threads(pid):
+    """Threads of pid that are running or runnable now."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                n += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return n
+
+
 def bracketed(scope, pid):
-    """The kernel's figures read between two of bunscope's: (before, kernel, after)."""
+    """The kernel's figures read between two of bunscope's: (before, kernel,
+    after), once no thread of pid is on a CPU: the kernel brings a running
+    thread's figure up to date only at its switches and timer ticks."""
+    wait_until(lambda: running_threads(pid), 10, "the app's threads off the CPU",
+               check=lambda n: n == 0, interval=0.01)
     return ours(scope, pid), schedstat(pid), ours(scope, pid)
 
 
@@ -97,8 +113,14 @@ def test_thread_cpu_and_run_queue_match_schedstat():
         for _ in range(300):
             app.get("/")
         a1, k1, b1 = bracketed(scope, pid)
+        assert_equal(scope.scrape().sum_values("bunscope_bpf_prog_recursion_misses_total",
+                                               prog="bs_sched_switch"), 0,
+                     "sched_switch runs the kernel skipped")
         for r in ROLES:
-            # runs: one switch may fall between the points where the two sides count it
+            # runs: a thread renamed after its first runs (a new JITWorker) had
+            # those runs under its old role; and about one test in three the
+            # kernel counts one JS-thread arrival more (no program run was
+            # skipped: see the recursion check below).  Not explained yet.
             for f, what, rel, abs_ in ((0, "on-CPU ns", 0.02, 1e6), (2, "runs", 0, 1),
                                        (1, "run-queue ns", 0.02, 1e6)):
                 if f == 1 and r != "js":
