@@ -223,7 +223,7 @@ enum bs_role {
  */
 struct bs_thread_cpu {
 	__u64 ns[BS_ROLES];
-	__u64 runs[BS_ROLES];		/* times a thread of the role was switched in */
+	__u64 runs[BS_ROLES];		/* runs (switch-in to switch-out) ended */
 };
 
 /*

@@ -36,6 +36,7 @@ struct elu_sample {
 
 struct sched_state {
 	__u64 cpu_ns[BS_ROLES];	/* the largest figures exported: counters never go back */
+	__u64 runs[BS_ROLES];
 	__u64 busy_ns, idle_ns;
 	struct elu_sample ring[ELU_RING];
 	int head, nsamples;

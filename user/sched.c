@@ -105,12 +105,16 @@ static int sched_read(struct app *a, const struct target *t, struct sched_view *
 	if (oc && !bpf_map_lookup_elem(fd, &zero, oc)) {
 		for (int c = 0; c < ncpu; c++)
 			if (oc[c].since && oc[c].slot == k && oc[c].role < BS_ROLES &&
-			    now > oc[c].since)
+			    now > oc[c].since) {
 				v->cpu.ns[oc[c].role] += now - oc[c].since;
+				v->cpu.runs[oc[c].role]++;	/* the kernel counts arrivals */
+			}
 	}
 	free(oc);
-	for (int r = 0; r < BS_ROLES; r++)
+	for (int r = 0; r < BS_ROLES; r++) {
 		v->cpu.ns[r] = st->cpu_ns[r] = max_u64(st->cpu_ns[r], v->cpu.ns[r]);
+		v->cpu.runs[r] = st->runs[r] = max_u64(st->runs[r], v->cpu.runs[r]);
+	}
 	loop_totals(&v->loop, now, &busy, &idle);
 	v->busy_ns = st->busy_ns = max_u64(st->busy_ns, busy);
 	v->idle_ns = st->idle_ns = max_u64(st->idle_ns, idle);
