@@ -23,6 +23,7 @@
 #include <sys/statfs.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "bunscope.h"
@@ -227,22 +228,18 @@ static const char *const epoll_tps[] = { "epoll_wait", "epoll_pwait", "epoll_pwa
 static void attach_sched(struct loader *l)
 {
 	struct bunscope_bpf *s = l->skel;
-	struct bpf_program *progs[] = { s->progs.bs_sched_switch };
+	struct bpf_program *sw = s->progs.bs_sched_switch;
+	struct bpf_link *link = NULL;
 	size_t len = strlen(l->capture);
 	int loop_links = 0;
 
-	for (size_t i = 0; i < ARRAY_LEN(progs); i++) {
-		struct bpf_link *link;
-
-		if (l->nlinks >= LOADER_MAX_LINKS)
-			return;
-		link = bpf_program__attach(progs[i]);
-		if (!link) {
+	if (bpf_program__fd(sw) >= 0 && l->nlinks < LOADER_MAX_LINKS) {
+		link = bpf_program__attach(sw);
+		if (link)
+			l->links[l->nlinks++] = link;
+		else
 			pr_warn("cannot attach %s: %s; no thread CPU, run-queue or GC figures\n",
-				bpf_program__section_name(progs[i]), strerror(errno));
-			return;
-		}
-		l->links[l->nlinks++] = link;
+				bpf_program__section_name(sw), strerror(errno));
 	}
 	if (l->mode == CAPTURE_TRACEPOINT) {
 		for (size_t i = 0; i < ARRAY_LEN(epoll_tps); i++) {
@@ -252,21 +249,22 @@ static void attach_sched(struct loader *l)
 				loop_links++;
 		}
 	} else {
-		struct bpf_link *link = l->nlinks < LOADER_MAX_LINKS ?
+		struct bpf_link *el = l->nlinks < LOADER_MAX_LINKS ?
 			bpf_program__attach(s->progs.bs_raw_enter) : NULL;
 
-		if (link) {
-			l->links[l->nlinks++] = link;
+		if (el) {
+			l->links[l->nlinks++] = el;
 			loop_links++;
 		}
 	}
 	if (!loop_links)
 		pr_warn("cannot hook the epoll calls: no event-loop figures\n");
 	if (len < sizeof(l->capture))
-		snprintf(l->capture + len, sizeof(l->capture) - len,
-			 "; threads: sched_switch%s", loop_links ?
-			 (l->mode == CAPTURE_TRACEPOINT ? "; event loop: epoll_wait, epoll_pwait, "
-			  "epoll_pwait2" : "; event loop: raw sys_enter") : "");
+		snprintf(l->capture + len, sizeof(l->capture) - len, "%s%s",
+			 link ? "; threads: sched_switch" : "",
+			 !loop_links ? "" : l->mode == CAPTURE_TRACEPOINT
+			 ? "; event loop: epoll_wait, epoll_pwait, epoll_pwait2"
+			 : "; event loop: raw sys_enter");
 }
 
 static int attach_raw(struct loader *l)
@@ -301,6 +299,19 @@ fail:
 	}
 }
 
+/* The kernel has this kfunc (Linux >= 6.2); bs_sched_switch needs it. */
+static bool have_kfunc(const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool ok;
+
+	if (!btf)
+		return false;
+	ok = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) >= 0;
+	btf__free(btf);
+	return ok;
+}
+
 static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
 {
 	bool tp = mode == CAPTURE_TRACEPOINT;
@@ -317,6 +328,11 @@ static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
 	bpf_program__set_autoload(s->progs.bs_tp_enter_epoll, tp);
 	bpf_program__set_autoload(s->progs.bs_tp_exit_epoll, tp);
 	bpf_program__set_autoload(s->progs.bs_raw_enter, !tp);
+	if (!have_kfunc("bpf_rdonly_cast")) {
+		pr_warn("the kernel lacks the bpf_rdonly_cast kfunc (Linux >= 6.2): no thread CPU, "
+			"run-queue or GC figures\n");
+		bpf_program__set_autoload(s->progs.bs_sched_switch, false);
+	}
 	bpf_program__set_autoload(s->progs.bs_bench, false);
 	bpf_program__set_autoload(s->progs.bs_bench_null, false);
 }
