@@ -355,6 +355,16 @@ HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
 	return BS_ROUTE_UNRESOLVED;
 }
 
+/* The bucket of ns: the first bound it does not exceed, or n (+Inf). */
+static __always_inline __u32 bucket_of(const __u64 *bounds, int n, __u64 ns)
+{
+	for (int i = 0; i < n; i++) {
+		if (ns <= bounds[i])
+			return i;
+	}
+	return n;
+}
+
 static __always_inline __u32 dur_slot(__u64 ns)
 {
 	static const __u64 bounds[BS_DUR_BOUNDS] = {
@@ -364,6 +374,8 @@ static __always_inline __u32 dur_slot(__u64 ns)
 		10000000000ULL,
 	};
 
+	/* written out, not bucket_of(): per request, and clang emits fewer
+	 * instructions for this form */
 	for (int i = 0; i < BS_DUR_BOUNDS; i++) {
 		if (ns <= bounds[i])
 			return i;
@@ -592,11 +604,7 @@ static __always_inline __u32 life_slot(__u64 ns)
 		14400000000000ULL, 86400000000000ULL,
 	};
 
-	for (int i = 0; i < BS_LIFE_BOUNDS; i++) {
-		if (ns <= bounds[i])
-			return i;
-	}
-	return BS_LIFE_BOUNDS;
+	return bucket_of(bounds, BS_LIFE_BOUNDS, ns);
 }
 
 /* The connection of a WebSocket ended: count the close, its code and lifetime. */
@@ -1178,11 +1186,12 @@ int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
  */
 static __always_inline void scavenge(__u32 k, __u64 bytes)
 {
+	__u64 id = bpf_get_current_pid_tgid(), now;
 	char comm[BS_COMM_LEN];
 	struct bs_loop *l;
-	__u64 now;
 
-	if (bpf_get_current_comm(comm, sizeof(comm)) || !TR_IS(comm, "mi-scavenger"))
+	if (bpf_get_current_comm(comm, sizeof(comm)) ||
+	    bs_thread_role(comm, (__u32)id, id >> 32) != BS_ROLE_ALLOCATOR)
 		return;
 	l = bpf_map_lookup_elem(&loop, &k);
 	if (!l)
@@ -1329,16 +1338,6 @@ int bs_oom_victim(struct trace_event_raw_mark_victim *ctx)
 #define NR_EPOLL_WAIT	232
 #define NR_EPOLL_PWAIT	281
 #define NR_EPOLL_PWAIT2	441
-
-/* The bucket of ns: the first bound it does not exceed, or n (+Inf). */
-static __always_inline __u32 bucket_of(const __u64 *bounds, int n, __u64 ns)
-{
-	for (int i = 0; i < n; i++) {
-		if (ns <= bounds[i])
-			return i;
-	}
-	return n;
-}
 
 static const __u64 block_bounds[BS_BLOCK_BOUNDS] = {
 	100000ULL, 500000ULL, 1000000ULL, 5000000ULL, 10000000ULL, 25000000ULL,
@@ -1611,9 +1610,7 @@ int bs_uprobe_return(struct pt_regs *ctx)
 	v = bpf_map_lookup_elem(&uprobe_stats, &idx);
 	if (!v)
 		return 0;
-	for (i = 0; i < BS_ULAT_BOUNDS; i++)
-		if (dur <= bounds[i])
-			break;
+	i = bucket_of(bounds, BS_ULAT_BOUNDS, dur);
 	if (i < BS_ULAT_SLOTS)
 		v->lat[i]++;
 	v->lat_sum_ns += dur;
