@@ -1428,29 +1428,30 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define TASK(p) ((struct task_struct *)bpf_rdonly_cast((void *)(p),			\
 						   bpf_core_type_id_kernel(struct task_struct)))
 
-/* A target thread leaves the CPU: the run goes to its role. */
-static __always_inline void run_end(struct bs_oncpu *oc, struct task_struct *prev, __u32 tid,
-				    __u32 tgid, __u64 now)
+/*
+ * A target thread of slot t leaves the CPU: the run goes to its role.  The
+ * run's CPU is the scheduler's own: sum_exec_runtime less what it was when
+ * the thread was picked (prev_sum_exec_runtime), so a run whose switch-in
+ * this CPU did not see (running at attach; or, rarely, not seen here) is
+ * still counted.
+ */
+static __always_inline void run_end(struct bs_oncpu *oc, struct task_struct *prev, int t,
+				    __u32 tid, __u32 tgid, __u64 now)
 {
-	__u32 k = oc->slot, role = oc->role, now_role;
-	char comm[BS_COMM_LEN];
+	__u32 k = (__u32)t, role = oc->role, now_role;
 	__u64 since = oc->since, ran;
+	bool seen = since && oc->tid == tid && oc->slot == k;
+	char comm[BS_COMM_LEN];
 	struct bs_thread_cpu *c;
 	struct bs_loop *l;
 
 	oc->since = 0;
-	/* not switched in while observed (running at attach), or the slot moved on */
-	if (oc->tid != tid || !since || k >= BUNSCOPE_MAX_TARGETS || targets[k] != tgid ||
-	    role >= BS_ROLES)
-		return;
-	/*
-	 * The scheduler's clock for the thread starts when it is picked, a little
-	 * before the switch-in tracepoint, so a short run may exceed now - since;
-	 * far more than that is not a run (the task was reused): count none.
-	 */
-	ran = prev->se.sum_exec_runtime - oc->runtime;
-	if (ran > now - since + 1000000ULL)
-		ran = 0;
+	ran = prev->se.sum_exec_runtime - prev->se.prev_sum_exec_runtime;
+	/* classes other than fair may not keep prev_sum_exec_runtime: bound it */
+	if (seen && ran > now - since + 1000000ULL)
+		ran = now - since;
+	if (!seen)
+		count(BS_CNT_RUN_UNSEEN);
 	/* the name now: a new thread names itself during its first run */
 	__builtin_memcpy(comm, prev->comm, sizeof(comm));
 	now_role = bs_thread_role(comm, tid, tgid);
@@ -1460,7 +1461,7 @@ static __always_inline void run_end(struct bs_oncpu *oc, struct task_struct *pre
 		c->runs[now_role]++;
 	}
 	/* GC bookkeeping by the role the switch-in counted */
-	if (bs_role_is_gc(role) && (l = loop_of(k))) {
+	if (seen && bs_role_is_gc(role) && (l = loop_of(t))) {
 		/* the end first: a GC thread that starts after the count drops sees it */
 		l->gc_last = now;
 		__sync_fetch_and_add(&l->gc_active, -1);
@@ -1481,7 +1482,6 @@ static __always_inline void run_start(struct bs_oncpu *oc, struct task_struct *n
 	__builtin_memcpy(comm, next->comm, sizeof(comm));
 	role = bs_thread_role(comm, tid, tgid);
 	oc->since = now;
-	oc->runtime = next->se.sum_exec_runtime;
 	oc->tid = tid;
 	oc->slot = k;
 	oc->role = role;
@@ -1541,7 +1541,7 @@ int bs_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	now = bpf_ktime_get_ns();
 	if (tp >= 0) {
-		run_end(oc, prev, ptid, ptgid, now);
+		run_end(oc, prev, tp, ptid, ptgid, now);
 		if (ptid == ptgid)
 			js_run_delay(tp, prev);
 	}

@@ -216,10 +216,11 @@ enum bs_role {
 };
 
 /*
- * On-CPU time per role (BPF_MAP_TYPE_PERCPU_ARRAY, one per target slot), from
- * the scheduler's own se.sum_exec_runtime at switch-in and switch-out: the
- * time between the tracepoints also holds the scheduler's own work (idle
- * balancing), which the kernel does not charge to the thread.
+ * On-CPU time per role (BPF_MAP_TYPE_PERCPU_ARRAY, one per target slot), the
+ * scheduler's own figure for each run (se.sum_exec_runtime less
+ * prev_sum_exec_runtime at switch-out): the time between the tracepoints
+ * also holds the scheduler's own work (idle balancing), which the kernel
+ * does not charge to the thread.
  */
 struct bs_thread_cpu {
 	__u64 ns[BS_ROLES];
@@ -232,7 +233,6 @@ struct bs_thread_cpu {
  */
 struct bs_oncpu {
 	__u64 since;		/* switch-in time; 0 when no target thread runs */
-	__u64 runtime;		/* the thread's se.sum_exec_runtime then */
 	__u32 tid;
 	__u32 slot;
 	__u32 role;
@@ -334,6 +334,7 @@ enum bs_counter {
 	BS_CNT_ROUTE_MISS,	/* completions aggregated by the daemon */
 	BS_CNT_PORTS_FULL,	/* accept on a (BS_PORT_SLOTS + 1)th port: not followed */
 	BS_CNT_OOM_KILLS,	/* targets the OOM killer picked */
+	BS_CNT_RUN_UNSEEN,	/* runs of target threads whose switch-in was not seen */
 	BS_CNT_MAX,
 };
 

@@ -607,6 +607,10 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 	scalar(sb, "bun_process_oom_kills_total", "counter",
 	       "Targets the OOM killer chose (oom:mark_victim), over bunscope's life.",
 	       read_counter(cfd, BS_CNT_OOM_KILLS));
+	scalar(sb, "bunscope_thread_runs_unseen_total", "counter",
+	       "Runs of target threads whose switch-in sched_switch did not see (running "
+	       "at attach, or missed): counted from the kernel's per-run figure.",
+	       read_counter(cfd, BS_CNT_RUN_UNSEEN));
 	scalar(sb, "bunscope_websocket_series_dropped_total", "counter",
 	       "WebSocket events not counted because the WebSocket maps were full.",
 	       ws_full);
