@@ -113,3 +113,88 @@ def test_memory_syscalls_counted():
         if prog.poll() is None:
             prog.kill()
         prog.wait(10)
+
+
+def memory_cgroup_dir():
+    """A memory cgroup directory bunscope's tests may create children in:
+    the cgroup v2 unified tree when it has the memory controller, else the
+    v1 memory hierarchy (our own cgroup in it)."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split() for line in f]
+    for m in mounts:
+        fstype = m[m.index("-") + 1]
+        if fstype == "cgroup2":
+            with open(os.path.join(m[4], "cgroup.controllers")) as c:
+                if "memory" in c.read().split():
+                    own = open("/proc/self/cgroup").read().splitlines()
+                    rel = next(x.split(":", 2)[2] for x in own if x.startswith("0::"))
+                    return 2, os.path.join(m[4], rel.lstrip("/"))
+    for m in mounts:
+        fstype = m[m.index("-") + 1]
+        if fstype == "cgroup" and "memory" in m[m.index("-") + 3].split(","):
+            own = open("/proc/self/cgroup").read().splitlines()
+            rel = next(x.split(":", 2)[2] for x in own
+                       if "memory" in x.split(":", 2)[1].split(","))
+            return 1, os.path.join(m[4], rel.lstrip("/"))
+    raise AssertionError("no memory cgroup controller mounted (v1 or v2): "
+                         "this test needs one to provoke an OOM kill")
+
+
+def memcg_oom_kills(version, path):
+    """The kernel's own count of OOM kills in a memory cgroup."""
+    name = "memory.events" if version == 2 else "memory.oom_control"
+    with open(os.path.join(path, name)) as f:
+        for line in f:
+            k, _, v = line.partition(" ")
+            if k == "oom_kill":
+                return int(v)
+    raise AssertionError("%s has no oom_kill line (kernel too old?)" % name)
+
+
+@privileged
+def test_oom_kill_of_target():
+    """The Bun app is moved into a memory cgroup limited to 96 MiB and asked
+    for 512 MiB: the kernel OOM-kills it.  bun_process_oom_kills_total equals
+    the cgroup's own oom_kill count, and the daemon logs the victim's pid."""
+    version, parent = memory_cgroup_dir()
+    cg = os.path.join(parent, "bunscope-oom-%d" % os.getpid())
+    os.mkdir(cg)
+    try:
+        limit = 96 * MIB
+        with open(os.path.join(cg, "memory.max" if version == 2
+                               else "memory.limit_in_bytes"), "w") as f:
+            f.write(str(limit))
+        with BunApp() as app, Bunscope.for_app(app) as scope:
+            before = int(scope.scrape().value("bun_process_oom_kills_total") or 0)
+            with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                f.write(str(app.pid))
+            try:
+                app.get("/alloc?mb=512", timeout=30)
+            except OSError:
+                pass            # the app died under the request, as it should
+            wait_until(lambda: app.proc.poll(), 20, "the Bun app OOM-killed",
+                       check=lambda rc: rc is not None)
+            assert_equal(app.proc.returncode, -9, "the app's exit (SIGKILL)")
+            kills = memcg_oom_kills(version, cg)
+            assert_equal(kills, 1, "the cgroup's oom_kill count")
+            got = wait_until(lambda: int(scope.scrape().value("bun_process_oom_kills_total")
+                                         or 0) - before, 10,
+                             "bun_process_oom_kills_total up by the cgroup's count",
+                             check=lambda v: v >= kills)
+            assert_equal(got, kills, "OOM kills counted")
+            wait_until(lambda: scope.log_text(), 5, "the victim in the log",
+                       check=lambda t: "pid %d was chosen by the OOM killer" % app.pid in t)
+            assert scope.proc.poll() is None, "bunscope exited after its target was OOM-killed"
+    finally:
+        # the dead app's pages may take a moment to be uncharged
+        wait_until(lambda: _rmdir(cg), 10, "the test cgroup removed")
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
