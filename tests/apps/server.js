@@ -32,6 +32,8 @@
 
 const PORT = Number(process.env.PORT ?? 8080);
 const CONTROL_PORT = Number(process.env.CONTROL_PORT ?? 8081);
+// seconds a WebSocket may be idle (tests of idle-timeout closes set it low)
+const WS_IDLE_TIMEOUT = Number(process.env.WS_IDLE_TIMEOUT ?? 120);
 
 let handled = 0; // requests that reached the main server's fetch handler
 let held = []; // resolvers of pending /hold requests
@@ -164,7 +166,7 @@ const main = Bun.serve({
     return route(req);
   },
   websocket: {
-    idleTimeout: 120,
+    idleTimeout: WS_IDLE_TIMEOUT,
     open(sock) {
       ws.opened++;
       if (sock.data.greet) sock.send("welcome");

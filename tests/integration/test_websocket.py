@@ -7,8 +7,9 @@ import json
 import subprocess
 import time
 
-from harness import (BUN, REPO, WS_BINARY, WS_CLOSE, WS_PING, WS_TEXT, BunApp, Bunscope,
-                     WSClient, assert_equal, privileged, wait_until)
+from harness import (BUN, REPO, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG, WS_TEXT, BunApp,
+                     Bunscope, ConnectionClosed, WSClient, assert_equal, privileged,
+                     wait_until)
 
 ACTIVE = "bun_websocket_active_connections"
 MSGS = "bun_websocket_messages_total"
@@ -185,3 +186,48 @@ def test_websocket_load_bun_client():
             if client.poll() is None:
                 client.kill()
             client.wait(10)
+
+
+@privileged
+def test_websocket_idle_timeout():
+    """Bun's WebSocket idle timeout (idleTimeout 2 s, which Bun's timer rounds
+    up to 4 s): Bun pings an idle socket, and closes it without a close frame
+    when no pong comes (Bun's close handler sees 1006).  One client stays
+    silent and is closed this way; one answers the ping and stays open.
+    bunscope counts the silent one's close as abnormal, its lifetime as what
+    the client saw, and the pings and the pong as the clients did."""
+    with BunApp(env={"WS_IDLE_TIMEOUT": 2}) as app, Bunscope.for_app(app) as scope:
+        silent = WSClient("127.0.0.1", app.port, "/ws")
+        opened_at = time.monotonic()
+        polite = WSClient("127.0.0.1", app.port, "/ws")
+        wait_active(scope, app, 2)
+        op, _ = polite.recv(timeout=15)
+        assert op == WS_PING, op
+        polite.send(WS_PONG, b"")
+        op, _ = silent.recv(timeout=15)
+        assert op == WS_PING, op
+        try:
+            op, payload = silent.recv(timeout=15)
+            raise AssertionError("silent client: frame %d %r instead of a TCP close"
+                                 % (op, payload[:40]))
+        except ConnectionClosed:
+            lifetime = time.monotonic() - opened_at
+        silent.sock.close()
+        wait_active(scope, app, 1)
+        bun = json.loads(app._control("/ws-stats"))
+        assert_equal(bun["closeCodes"], {"1006": 1}, "Bun's close codes")
+        s = scope.scrape()
+        assert_equal(int(s.sum_values(CLOSED, server_port=app.port, code="abnormal")), 1,
+                     "idle close counted abnormal")
+        assert_equal(int(s.sum_values(CLOSED, server_port=app.port)), 1, "closed in all")
+        ours = s.sum_values(LIFE + "_sum", server_port=app.port)
+        assert abs(ours - lifetime) < 0.25, (ours, lifetime)
+
+        polite.close(1000)
+        wait_active(scope, app, 0)
+        s = scope.scrape()
+        assert_equal(int(s.sum_values(CLOSED, server_port=app.port, code="1000")), 1,
+                     "the polite client's close")
+        truth = ground_truth([silent, polite])
+        assert truth[("out", "ping")][0] >= 2 and truth[("in", "pong")][0] == 1, truth
+        assert_equal(scraped(s, app), truth, "messages and bytes")
