@@ -99,6 +99,11 @@ $(BUILD)/tests/test_expo: tests/unit/test_expo.c $(BUILD)/user/expo.o | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka -lz
 
+# the WebSocket echo load generator of make bench
+$(BUILD)/wsload: scripts/bench/wsload.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE $< -o $@
+
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "  UNIT     $$t"; $$t; done
 
@@ -118,7 +123,7 @@ demo: deps
 	$(Q)scripts/demo.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/wsload
 	$(Q)python3 scripts/bench.py
 
 clean:

@@ -7,7 +7,12 @@ machines are noisy), and the table reports medians with the ratio against the
 bare server measured in the same run.  Bun runs on CPU 0 and wrk on CPU 1 so
 that the two compete as little as possible; the daemon is not pinned.
 
-Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_CONNS (50).
+The WebSocket part drives an echo server (scripts/bench/wsecho.js) with
+build/wsload, a C client that keeps WS_WINDOW 32-byte messages in flight on
+each of WS_CONNS connections; its own counts are the message figures.
+
+Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_CONNS (50),
+BENCH_WS_CONNS (50), BENCH_WS_WINDOW (8).
 """
 
 import json
@@ -28,6 +33,9 @@ PROM_CLIENT = os.path.join(ROOT, ".deps", "node_modules", "prom-client", "index.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNS = int(os.environ.get("BENCH_CONNS", "50"))
+WS_CONNS = int(os.environ.get("BENCH_WS_CONNS", "50"))
+WS_WINDOW = int(os.environ.get("BENCH_WS_WINDOW", "8"))
+WSLOAD = os.path.join(ROOT, "build", "wsload")
 NCPU = os.cpu_count() or 1
 
 
@@ -98,6 +106,15 @@ def wrk(port):
     return rps, total
 
 
+def wsload(port):
+    """Echoed messages per second, and the number echoed."""
+    out = subprocess.run(pin(1) + [WSLOAD, "127.0.0.1", str(port), "/ws", str(WS_CONNS),
+                                   str(WS_WINDOW), "32", str(SECONDS)],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.match(r"sent (\d+) echoed (\d+) seconds ([\d.]+)", out)
+    return int(m.group(2)) / float(m.group(3)), int(m.group(2))
+
+
 def proc_cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -143,32 +160,78 @@ def set_bpf_stats(on):
         f.write("1" if on else "0")
 
 
+def bpf_profile(pid, load):
+    """Attach with kernel.bpf_stats_enabled on, run load(); returns the
+    daemon's metrics text and load()'s result."""
+    set_bpf_stats(True)
+    scope = Scope(pid)
+    try:
+        result = load()
+        return scope.metrics(), result
+    finally:
+        scope.stop()
+        set_bpf_stats(False)
+
+
+def prog_runs(metrics):
+    """{prog: (runs, seconds)} from bunscope's self-metrics."""
+    runs = {}
+    for line in metrics.splitlines():
+        mm = re.match(r'bunscope_bpf_prog_run(s_total|_seconds_total)\{prog="(\w+)"\} (\S+)',
+                      line)
+        if mm:
+            runs.setdefault(mm.group(2), {})[mm.group(1)] = float(mm.group(3))
+    return {k: (v.get("s_total", 0), v.get("_seconds_total", 0)) for k, v in runs.items()}
+
+
+def print_bpf(unit, units, runs, stats_ns, note):
+    total_runs = sum(r for r, _ in runs.values())
+    bpf_s = sum(sec for _, sec in runs.values())
+    per = (bpf_s * 1e9 - total_runs * stats_ns) / units if units else float("nan")
+    print("  BPF time per %s: %.0f ns (kernel.bpf_stats_enabled run over %d,"
+          % (unit, per, units))
+    print("    less %.0f ns of statistics overhead per program run; %s)" % (stats_ns, note))
+    for prog, (r, sec) in sorted(runs.items()):
+        if r:
+            print("    %-22s %10d runs %8.0f ns/run" % (prog, r, sec * 1e9 / r - stats_ns))
+    return per
+
+
+def row(label, value, ratio):
+    print("  %-44s %10.0f %8s" % (label, value,
+                                  "%.3f" % ratio if isinstance(ratio, float) else ratio))
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("bench: run as root (bunscope loads BPF programs)")
-    for path in (BUN, BUNSCOPE, PROM_CLIENT):
+    for path in (BUN, BUNSCOPE, PROM_CLIENT, WSLOAD):
         if not os.path.exists(path):
             sys.exit("bench: missing %s (run: make bench)" % path)
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     set_bpf_stats(False)
 
-    pa, pb, pp = free_port(), free_port(), free_port()
+    pa, pb, pp, pw = free_port(), free_port(), free_port(), free_port()
     hello = os.path.join(ROOT, "scripts", "bench", "hello.js")
     prom = os.path.join(ROOT, "scripts", "bench", "promclient.js")
-    res = {k: [] for k in ("bare", "attached", "prom", "other_bare", "other_attached")}
+    echo = os.path.join(ROOT, "scripts", "bench", "wsecho.js")
+    res = {k: [] for k in ("bare", "attached", "prom", "other_bare", "other_attached",
+                           "ws_bare", "ws_attached")}
     cpu_per_10k, rss = [], []
     apps = [bun_app(hello, pa), bun_app(hello, pb),
-            bun_app(prom, pp, {"PROM_CLIENT": PROM_CLIENT})]
+            bun_app(prom, pp, {"PROM_CLIENT": PROM_CLIENT}), bun_app(echo, pw)]
     try:
-        a_pid = bun_pid(apps[0])
-        print("bunscope benchmark: Bun %s, wrk -t1 -c%d -d%ds, %d interleaved rounds, "
-              "medians" % (subprocess.run([BUN, "--version"], capture_output=True,
-                                          text=True).stdout.strip(), CONNS, SECONDS, ROUNDS),
-              flush=True)
+        a_pid, w_pid = bun_pid(apps[0]), bun_pid(apps[3])
+        print("bunscope benchmark: Bun %s, wrk -t1 -c%d -d%ds, wsload %d connections x %d "
+              "messages in flight, %d interleaved rounds, medians" % (
+                  subprocess.run([BUN, "--version"], capture_output=True,
+                                 text=True).stdout.strip(), CONNS, SECONDS, WS_CONNS,
+                  WS_WINDOW, ROUNDS), flush=True)
         for rnd in range(ROUNDS):
             res["bare"].append(wrk(pa)[0])
             res["other_bare"].append(wrk(pb)[0])
             res["prom"].append(wrk(pp)[0])
+            res["ws_bare"].append(wsload(pw)[0])
             scope = Scope(a_pid)
             try:
                 c0 = proc_cpu_seconds(scope.proc.p.pid)
@@ -180,28 +243,21 @@ def main():
                 rss.append(proc_rss(scope.proc.p.pid))
             finally:
                 scope.stop()
+            scope = Scope(w_pid)
+            try:
+                res["ws_attached"].append(wsload(pw)[0])
+            finally:
+                scope.stop()
             print("  round %d/%d: bare %.0f  attached %.0f  prom-client %.0f  "
-                  "other bare %.0f  other with bunscope %.0f" % (
-                      rnd + 1, ROUNDS, res["bare"][-1], res["attached"][-1], res["prom"][-1],
-                      res["other_bare"][-1], res["other_attached"][-1]), flush=True)
+                  "other bare %.0f  other with bunscope %.0f  ws bare %.0f  ws attached %.0f"
+                  % (rnd + 1, ROUNDS, res["bare"][-1], res["attached"][-1], res["prom"][-1],
+                     res["other_bare"][-1], res["other_attached"][-1], res["ws_bare"][-1],
+                     res["ws_attached"][-1]), flush=True)
 
-        # BPF time per request: a separate run, since the statistics cost time
-        set_bpf_stats(True)
-        scope = Scope(a_pid)
-        try:
-            wrk(pa)
-            m = scope.metrics()
-        finally:
-            scope.stop()
-            set_bpf_stats(False)
-        bpf_s = sample_sum(m, "bunscope_bpf_prog_run_seconds_total")
-        reqs = sample_sum(m, "http_server_request_duration_seconds_count", server_port=pa)
-        runs = {}
-        for line in m.splitlines():
-            mm = re.match(r'bunscope_bpf_prog_run(s_total|_seconds_total)\{prog="(\w+)"\} (\S+)',
-                          line)
-            if mm:
-                runs.setdefault(mm.group(2), {})[mm.group(1)] = float(mm.group(3))
+        # BPF time per request and per message: separate runs, since the
+        # statistics cost time
+        m_http, _ = bpf_profile(a_pid, lambda: wrk(pa))
+        m_ws, (_, echoed) = bpf_profile(w_pid, lambda: wsload(pw))
     finally:
         for a in apps:
             a.stop()
@@ -210,38 +266,36 @@ def main():
     bare = med["bare"]
     print()
     print("  %-44s %10s %8s" % ("", "req/s", "ratio"))
-    print("  %-44s %10.0f %8.3f" % ("Bun, bare", bare, 1.0))
-    print("  %-44s %10.0f %8.3f" % ("Bun, bunscope attached", med["attached"],
-                                    med["attached"] / bare))
-    print("  %-44s %10.0f %8.3f" % ("Bun, prom-client in the process", med["prom"],
-                                    med["prom"] / bare))
-    print("  %-44s %10.0f %8.3f" % ("other Bun server, bunscope attached elsewhere",
-                                    med["other_attached"],
-                                    med["other_attached"] / med["other_bare"]))
-    print("  %-44s %10.0f %8s" % ("  (the same server, no bunscope running)", med["other_bare"],
-                                  "1.000"))
+    row("Bun, bare", bare, 1.0)
+    row("Bun, bunscope attached", med["attached"], med["attached"] / bare)
+    row("Bun, prom-client in the process", med["prom"], med["prom"] / bare)
+    row("other Bun server, bunscope attached elsewhere", med["other_attached"],
+        med["other_attached"] / med["other_bare"])
+    row("  (the same server, no bunscope running)", med["other_bare"], "1.000")
+    print()
+    print("  %-44s %10s %8s" % ("", "echoes/s", "ratio"))
+    row("Bun WebSocket echo, bare", med["ws_bare"], 1.0)
+    row("Bun WebSocket echo, bunscope attached", med["ws_attached"],
+        med["ws_attached"] / med["ws_bare"])
     print()
     sys.stdout.flush()
     bp = subprocess.run([BUNSCOPE, "bench-parse"], capture_output=True, text=True).stdout
     mo = re.search(r"statistics overhead per program run: (\d+) ns", bp)
     stats_ns = float(mo.group(1)) if mo else 0.0
-    total_runs = sum(v.get("s_total", 0) for v in runs.values())
-    bpf_ns = (bpf_s * 1e9 - total_runs * stats_ns) / reqs if reqs else float("nan")
-    print("  BPF time per request: %.0f ns (kernel.bpf_stats_enabled run over %d requests,"
-          % (bpf_ns, reqs))
-    print("    less %.0f ns of statistics overhead per program run; all processes' runs "
-          "counted, the load generator's syscalls too)" % stats_ns)
-    for prog, v in sorted(runs.items()):
-        if v.get("s_total"):
-            print("    %-22s %10d runs %8.0f ns/run" % (
-                prog, v["s_total"], v.get("_seconds_total", 0) * 1e9 / v["s_total"] - stats_ns))
+    reqs = sample_sum(m_http, "http_server_request_duration_seconds_count", server_port=pa)
+    bpf_ns = print_bpf("request", int(reqs), prog_runs(m_http), stats_ns,
+                       "all processes' runs counted, the load generator's syscalls too")
+    ws_ns = print_bpf("echoed message", echoed, prog_runs(m_ws), stats_ns,
+                      "one message in and one out each; the client's own count")
     print("  bunscope daemon: %.3f%% of a core per 10k req/s, RSS %.1f MiB" % (
         statistics.median(cpu_per_10k) * 100, statistics.median(rss) / 2**20))
     print()
     print(bp, end="")
-    print("\ntargets (issue 2): attached/bare >= 0.95; BPF time <= 1000 ns per request")
+    print("\ntargets: attached/bare >= 0.95 and BPF time <= 1000 ns per request (issue 2); "
+          "WebSocket echo attached/bare >= 0.95 (issue 3)")
     with open(os.path.join(ROOT, "build", "bench-results.json"), "w") as f:
         json.dump({"rounds": res, "medians": med, "bpf_ns_per_request": bpf_ns,
+                   "bpf_ns_per_ws_message": ws_ns,
                    "stats_overhead_ns_per_run": stats_ns}, f, indent=1)
 
 
