@@ -205,7 +205,8 @@ struct hp_pos {
 	__u64 tmp64;
 	__u8  readable;		/* the segment's bytes can be read */
 	__u8  in_line;		/* ls/lprev describe the line being scanned */
-	__u8  pad[2];
+	__u8  ws_win;		/* the window was loaded by the WebSocket parser */
+	__u8  pad;
 };
 
 /* One stream segment being processed. */
@@ -1605,6 +1606,7 @@ HP_INLINE void hp_run_segment(struct hp_run *r, __u64 src, __u32 n, int readable
 	r->v->ls = HP_WIN_OFF;
 	r->v->lprev = 0;
 	r->v->in_line = 0;
+	r->v->ws_win = 0;
 	r->v->readable = readable;
 }
 

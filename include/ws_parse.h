@@ -35,6 +35,9 @@
 #define WS_OP_PONG	0xA
 
 #define WS_HDR_MAX	14	/* 2 + 8 (length) + 4 (mask) */
+/* segment bytes read at once for frame headers: 256, or less in the unit
+ * tests' small-window builds (down to 16, a whole header) */
+#define WS_WIN		(HP_WIN < 16 ? 16 : HP_WIN < 256 ? HP_WIN : 256)
 #define WS_CODE_NONE	1005	/* RFC 6455 7.4.1: no status code was present */
 
 enum ws_state {
@@ -129,6 +132,36 @@ HP_INLINE void ws_skip(struct hp_run *r, struct ws_dir *d, int dir)
 }
 
 /*
+ * The next k bytes of the segment to h + have.  A header that starts in this
+ * segment is taken from the window (scr[HP_WIN_OFF...]), which holds up to
+ * WS_WIN bytes of the segment from wbase: one read serves every small frame
+ * it covers.  Only headers continued from an earlier segment, and the
+ * window's refills, read the segment itself.
+ */
+HP_INLINE int ws_fetch(struct hp_run *r, __u8 *h, __u32 have, __u32 k)
+{
+	struct hp_pos *v = r->v;
+	__u32 rel;
+
+	if (have)
+		return hp_src_read(r, h + have, k, v->off);
+	if (!v->ws_win || v->off < v->wbase || v->off - v->wbase + k > v->wlen) {
+		__u32 len = hp_clamp(r, v->n - v->off, WS_WIN);
+
+		if (len < k || hp_src_read(r, r->scr + HP_WIN_OFF, len, v->off))
+			return -1;
+		v->wbase = v->off;
+		v->wlen = len;
+		v->ws_win = 1;
+	}
+	/* 16 bytes from the window; past wlen they are stale, and unused */
+	rel = HP_WIN_OFF + (v->off - v->wbase);
+	*(__u64 *)h = hp_w(r, rel);
+	*(__u64 *)(h + 8) = hp_w(r, rel + 8);
+	return 0;
+}
+
+/*
  * A frame header starts at the segment's offset (or continues the one kept
  * in d->hdr).  The header is assembled in scr[0, 32): the kept bytes, then
  * what this segment adds.
@@ -150,7 +183,7 @@ HP_INLINE int ws_header(struct hp_run *r, struct ws_dir *d, int dir)
 	k = hp_clamp(r, k, WS_HDR_MAX);
 	*(__u64 *)h = *(__u64 *)d->hdr;
 	*(__u64 *)(h + 8) = *(__u64 *)(d->hdr + 8);
-	if (hp_src_read(r, h + have, k, r->v->off)) {
+	if (ws_fetch(r, h, have, k)) {
 		ws_fail(r, d, dir, WS_E_READ);
 		return 1;
 	}
