@@ -30,7 +30,7 @@ USER_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 HEADERS    := $(wildcard include/*.h) $(wildcard user/*.h)
 
 UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_routes test_expo \
-	      test_thread_role
+	      test_thread_role test_limit
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 .PHONY: all deps test unit integration bench demo clean help check-root
@@ -65,6 +65,17 @@ $(BUILD)/user/%.o: user/%.c $(HEADERS) | $(BUILD)/user
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
 
+$(BUILD)/limit.bpf.o: bpf/limit.bpf.c include/limit.h | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(BUILD)/limit.skel.h: $(BUILD)/limit.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name limit_bpf > $@
+
+$(BUILD)/user/limit.o: $(BUILD)/limit.skel.h
+
 # the objects that include the generated skeleton
 $(BUILD)/user/loader.o $(BUILD)/user/bench.o $(BUILD)/user/uprobes.o: $(BUILD)/bunscope.skel.h
 
@@ -92,6 +103,10 @@ $(BUILD)/tests/test_thread_role: tests/unit/test_thread_role.c $(HEADERS) | $(BU
 	$(Q)$(CC) $(USER_CFLAGS) $< -o $@ -lcmocka
 
 $(BUILD)/tests/test_routes: tests/unit/test_routes.c $(BUILD)/user/routes.o | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
+
+$(BUILD)/tests/test_limit: tests/unit/test_limit.c $(BUILD)/user/limit_parse.o | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
 

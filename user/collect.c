@@ -737,6 +737,8 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 		sb->oom = true;
 	mem_write_metrics(a, sb);
 	sched_write_metrics(a, sb);
+	if (a->limiter)
+		limit_write_metrics(a->limiter, sb);
 	uprobes_write_metrics(a, sb);
 	write_self(sb, a, rows, n, srows, ns);
 	pthread_mutex_unlock(&a->lock);

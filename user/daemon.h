@@ -8,6 +8,7 @@
 #include <linux/types.h>
 
 #include "bunscope.h"
+#include "limiter.h"
 #include "loader.h"
 #include "targets.h"
 
@@ -52,11 +53,13 @@ struct config {
 	struct uprobe_spec uprobes[BS_MAX_UPROBES];
 	int nuprobes;
 	struct loader_opts lopts;
+	struct limit_opts limit;
 	int verbose;
 };
 
 struct route_table;
 struct uagg;
+struct limiter;
 struct httpd;
 struct ring_buffer;
 struct bpf_link;
@@ -64,6 +67,7 @@ struct bpf_link;
 struct app {
 	struct config cfg;
 	struct loader ld;
+	struct limiter *limiter;	/* NULL without --limit-iface */
 	struct ring_buffer *rb;
 	struct httpd *httpd;
 	struct timespec started;

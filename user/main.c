@@ -40,6 +40,18 @@ enum {
 	OPT_MAX_SERIES,
 	OPT_RINGBUF,
 	OPT_CAPTURE,
+	OPT_LIMIT_IFACE,
+	OPT_LIMIT_MODE,
+	OPT_LIMIT_CONN,
+	OPT_LIMIT_PKT,
+	OPT_LIMIT_PRESET,
+	OPT_LIMIT_ALGO,
+	OPT_LIMIT_CLIENTS,
+	OPT_LIMIT_V6_PREFIX,
+	OPT_ALLOW,
+	OPT_DENY,
+	OPT_ALLOW_FILE,
+	OPT_DENY_FILE,
 	OPT_MEMORY_CEILING,
 	OPT_UPROBE,
 };
@@ -78,6 +90,33 @@ static const struct opt_desc opt_table[] = {
 	  "them, in every target; costs microseconds per call (repeatable, up to 8)" },
 	{ { "capture", required_argument, NULL, OPT_CAPTURE }, "MODE",
 	  "auto, tracepoint or raw_tracepoint (default auto: chosen by probing)" },
+	{ { "limit-iface", required_argument, NULL, OPT_LIMIT_IFACE }, "IFACE",
+	  "enforce the limits below on traffic arriving on IFACE to the targets' listening "
+	  "ports (repeatable); stays attached after exit, see 'bunscope limit'" },
+	{ { "limit-mode", required_argument, NULL, OPT_LIMIT_MODE }, "MODE",
+	  "auto (native XDP, then generic XDP, then tc), xdp or tc (default auto)" },
+	{ { "limit-conn", required_argument, NULL, OPT_LIMIT_CONN }, "RATE:BURST",
+	  "new connections per second per source address, bursts of BURST" },
+	{ { "limit-pkt", required_argument, NULL, OPT_LIMIT_PKT }, "RATE:BURST",
+	  "packets per second per source address, bursts of BURST" },
+	{ { "limit", required_argument, NULL, OPT_LIMIT_PRESET }, "PRESET",
+	  "named --limit-conn and --limit-pkt values: api, strict or burst (see README)" },
+	{ { "limit-algo", required_argument, NULL, OPT_LIMIT_ALGO }, "ALGO",
+	  "token-bucket or sliding-window (BURST in any BURST/RATE seconds) (default "
+	  "token-bucket)" },
+	{ { "limit-clients", required_argument, NULL, OPT_LIMIT_CLIENTS }, "N",
+	  "sources tracked at once, a power of two; fixed memory, 64 bytes each "
+	  "(default 65536)" },
+	{ { "limit-v6-prefix", required_argument, NULL, OPT_LIMIT_V6_PREFIX }, "N",
+	  "IPv6 sources are limited per /N (default 64)" },
+	{ { "allow", required_argument, NULL, OPT_ALLOW }, "CIDR",
+	  "never limited nor denied (repeatable; wins over --deny)" },
+	{ { "deny", required_argument, NULL, OPT_DENY }, "CIDR",
+	  "dropped (repeatable)" },
+	{ { "allow-file", required_argument, NULL, OPT_ALLOW_FILE }, "FILE",
+	  "CIDRs to allow, one a line, # comments" },
+	{ { "deny-file", required_argument, NULL, OPT_DENY_FILE }, "FILE",
+	  "CIDRs to deny, one a line, # comments" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "more messages, libbpf's included" },
 	{ { "help", no_argument, NULL, 'h' }, NULL, "this help" },
 	{ { "version", no_argument, NULL, 'V' }, NULL, "print the version" },
@@ -91,6 +130,7 @@ static void usage(FILE *f)
 		"       bunscope doctor [OPTIONS]    check this host and the targets, print fixes\n"
 		"       bunscope check [OPTIONS]     load and attach everything, then exit\n"
 		"       bunscope bench-parse         kernel cost of parsing sample requests\n"
+		"       bunscope limit status|detach the pinned limiter, without the daemon\n"
 		"\n"
 		"Select targets with --pid, --name or --port (at least one to run the daemon).\n"
 		"\nOptions:\n");
@@ -277,6 +317,101 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 				return -EINVAL;
 			}
 			break;
+		case OPT_LIMIT_IFACE:
+			if (cfg->limit.nifaces >= BS_LIM_MAX_IFACES || !*optarg ||
+			    strlen(optarg) >= 16) {
+				pr_warn("--limit-iface: an interface name, at most %d of them\n",
+					BS_LIM_MAX_IFACES);
+				return -EINVAL;
+			}
+			cfg->limit.ifaces[cfg->limit.nifaces++] = optarg;
+			break;
+		case OPT_LIMIT_MODE:
+			if (!strcmp(optarg, "auto"))
+				cfg->limit.mode = LIMIT_MODE_AUTO;
+			else if (!strcmp(optarg, "xdp"))
+				cfg->limit.mode = LIMIT_MODE_XDP;
+			else if (!strcmp(optarg, "tc"))
+				cfg->limit.mode = LIMIT_MODE_TC;
+			else {
+				pr_warn("--limit-mode: auto, xdp or tc, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LIMIT_CONN:
+		case OPT_LIMIT_PKT:
+			if (limit_parse_rate(optarg, c == OPT_LIMIT_CONN ? &cfg->limit.conn_rate :
+					     &cfg->limit.pkt_rate, c == OPT_LIMIT_CONN ?
+					     &cfg->limit.conn_burst : &cfg->limit.pkt_burst)) {
+				pr_warn("--limit-%s: RATE:BURST, positive integers, e.g. 100:200, got "
+					"'%s'\n", c == OPT_LIMIT_CONN ? "conn" : "pkt", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LIMIT_PRESET:
+			if (limit_preset(optarg, &cfg->limit)) {
+				pr_warn("--limit: presets are %s, got '%s'\n", limit_presets_help(),
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LIMIT_ALGO:
+			if (!strcmp(optarg, "token-bucket"))
+				cfg->limit.algo = BS_LIM_TOKEN_BUCKET;
+			else if (!strcmp(optarg, "sliding-window"))
+				cfg->limit.algo = BS_LIM_SLIDING_WINDOW;
+			else {
+				pr_warn("--limit-algo: token-bucket or sliding-window, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LIMIT_CLIENTS:
+			if (parse_uint(optarg, 64, 1UL << 24, &v) || (v & (v - 1))) {
+				pr_warn("--limit-clients: a power of two from 64 to 16777216, got "
+					"'%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->limit.clients = (__u32)v;
+			break;
+		case OPT_LIMIT_V6_PREFIX:
+			if (parse_uint(optarg, 1, 128, &v)) {
+				pr_warn("--limit-v6-prefix: 1..128, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->limit.v6_prefix = (__u32)v;
+			break;
+		case OPT_ALLOW:
+		case OPT_DENY: {
+			struct limit_cidr *list = c == OPT_ALLOW ? cfg->limit.allow : cfg->limit.deny;
+			int *n = c == OPT_ALLOW ? &cfg->limit.nallow : &cfg->limit.ndeny;
+
+			if (*n >= LIMIT_MAX_CIDRS || limit_parse_cidr(optarg, &list[*n])) {
+				pr_warn("--%s: a CIDR such as 10.0.0.0/8 or 2001:db8::/32 (at most "
+					"%d), got '%s'\n", c == OPT_ALLOW ? "allow" : "deny",
+					LIMIT_MAX_CIDRS, optarg);
+				return -EINVAL;
+			}
+			(*n)++;
+			break;
+		}
+		case OPT_ALLOW_FILE:
+		case OPT_DENY_FILE: {
+			int line, r = limit_read_cidr_file(
+				optarg, c == OPT_ALLOW_FILE ? cfg->limit.allow : cfg->limit.deny,
+				c == OPT_ALLOW_FILE ? &cfg->limit.nallow : &cfg->limit.ndeny,
+				LIMIT_MAX_CIDRS, &line);
+
+			if (r) {
+				if (r == -EINVAL)
+					pr_warn("%s:%d: not a CIDR (or more than %d in all)\n", optarg,
+						line, LIMIT_MAX_CIDRS);
+				else
+					pr_warn("%s: %s\n", optarg, strerror(-r));
+				return -EINVAL;
+			}
+			break;
+		}
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -293,6 +428,12 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	}
 	if (optind < argc) {
 		pr_warn("unexpected argument '%s' (try --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!cfg->limit.nifaces && (cfg->limit.conn_rate || cfg->limit.pkt_rate ||
+				    cfg->limit.nallow || cfg->limit.ndeny)) {
+		pr_warn("limits and allow/deny lists need --limit-iface IFACE: the interface "
+			"their traffic arrives on\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -354,6 +495,30 @@ static void on_target(void *ctx, const struct target *t, bool attached)
 	}
 }
 
+/* The limiter guards the ports the targets listen on, and the --port ones. */
+static void limit_ports_refresh(struct app *a)
+{
+	__u16 ports[BS_LIM_MAX_PORTS];
+	int n = 0;
+
+	for (int i = 0; i < a->cfg.sel.nports && n < BS_LIM_MAX_PORTS; i++)
+		ports[n++] = a->cfg.sel.ports[i];
+	for (int i = 0; i < a->targets.n && n < BS_LIM_MAX_PORTS; i++) {
+		__u16 p[BS_LIM_MAX_PORTS];
+		int k = targets_listening_ports(a->targets.t[i].pid, p, BS_LIM_MAX_PORTS);
+
+		for (int j = 0; j < k && n < BS_LIM_MAX_PORTS; j++) {
+			bool dup = false;
+
+			for (int m = 0; m < n; m++)
+				dup |= ports[m] == p[j];
+			if (!dup)
+				ports[n++] = p[j];
+		}
+	}
+	limit_set_ports(a->limiter, ports, n);
+}
+
 static void refresh_targets(struct app *a, bool initial)
 {
 	struct target fresh[BUNSCOPE_MAX_TARGETS];
@@ -377,6 +542,8 @@ static void refresh_targets(struct app *a, bool initial)
 		uprobes_attach(a, &fresh[i]);
 	}
 	pthread_mutex_unlock(&a->lock);
+	if (a->limiter)
+		limit_ports_refresh(a);
 	/* then the connections that were open already */
 	for (int i = 0; i < nfresh; i++)
 		seed_connections(a, &fresh[i]);
@@ -460,6 +627,11 @@ static void app_fini(struct app *a)
 	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++)
 		uprobes_detach(a, i);
 	loader_stop(&a->ld);
+	if (a->limiter)
+		pr_info("limiter stays attached (pinned in %s); 'bunscope limit detach' removes "
+			"it\n", BS_LIM_PIN_DIR);
+	limit_close(a->limiter);
+	a->limiter = NULL;
 	routes_free(a->routes);
 	uagg_free(a->uagg);
 	pthread_mutex_destroy(&a->lock);
@@ -619,6 +791,13 @@ static int run(struct config *cfg, bool check_only)
 		pr_warn("cannot open the ring buffer: %s\n", strerror(errno));
 		goto out;
 	}
+	if (limit_enabled(&cfg->limit)) {
+		a->limiter = limit_start(&cfg->limit);
+		if (!a->limiter) {
+			ret = -EINVAL;
+			goto out;
+		}
+	}
 	refresh_targets(a, true);
 	if (check_only) {
 		pr_info("check: BPF programs loaded and attached (%d target(s)); detaching\n",
@@ -673,6 +852,12 @@ int main(int argc, char **argv)
 	int err;
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
+	limit_opts_init(&cfg.limit);
+	if (argc > 1 && !strcmp(argv[1], "limit")) {
+		log_set_level(LOG_INFO);
+		log_setup_libbpf();
+		return limit_cli(argc - 2, argv + 2);
+	}
 	if (argc > 1 && !strcmp(argv[1], "doctor"))
 		cmd = CMD_DOCTOR;
 	else if (argc > 1 && !strcmp(argv[1], "check"))

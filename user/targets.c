@@ -413,24 +413,19 @@ static int read_sock_rows(__u32 pid, struct sock_row *rows, int max)
 	return n;
 }
 
-int targets_established(__u32 pid, struct est_conn *out, int max)
+/* The socket inodes among pid's open fds (and the fd numbers); how many. */
+static int pid_socket_inodes(__u32 pid, unsigned long *ino_out, int *fd_out, int max)
 {
-	enum { MAX_ROWS = 16384, MAX_FDS = 16384 };
-	struct sock_row *rows = calloc(MAX_ROWS, sizeof(*rows));
-	unsigned long *fd_ino = calloc(MAX_FDS, sizeof(*fd_ino));
-	int *fd_num = calloc(MAX_FDS, sizeof(*fd_num));
-	int nrows, nfds = 0, n = 0;
 	char path[64];
 	struct dirent *de;
+	int n = 0;
 	DIR *dir;
 
-	if (!rows || !fd_ino || !fd_num)
-		goto out;
 	snprintf(path, sizeof(path), "/proc/%u/fd", pid);
 	dir = opendir(path);
 	if (!dir)
-		goto out;
-	while ((de = readdir(dir)) && nfds < MAX_FDS) {
+		return 0;
+	while ((de = readdir(dir)) && n < max) {
 		char fpath[352], link[64];
 		unsigned long ino;
 		ssize_t len;
@@ -444,11 +439,57 @@ int targets_established(__u32 pid, struct est_conn *out, int max)
 		link[len] = 0;
 		if (sscanf(link, "socket:[%lu]", &ino) != 1)
 			continue;
-		fd_ino[nfds] = ino;
-		fd_num[nfds++] = atoi(de->d_name);
+		ino_out[n] = ino;
+		fd_out[n++] = atoi(de->d_name);
 	}
 	closedir(dir);
+	return n;
+}
 
+int targets_listening_ports(__u32 pid, __u16 *out, int max)
+{
+	enum { MAX_ROWS = 16384, MAX_FDS = 16384 };
+	struct sock_row *rows = calloc(MAX_ROWS, sizeof(*rows));
+	unsigned long *fd_ino = calloc(MAX_FDS, sizeof(*fd_ino));
+	int *fd_num = calloc(MAX_FDS, sizeof(*fd_num));
+	int nrows, nfds, n = 0;
+
+	if (!rows || !fd_ino || !fd_num)
+		goto out;
+	nfds = pid_socket_inodes(pid, fd_ino, fd_num, MAX_FDS);
+	nrows = read_sock_rows(pid, rows, MAX_ROWS);
+	for (int i = 0; i < nrows && n < max; i++) {
+		bool dup = false;
+
+		if (rows[i].st != 0x0A)		/* LISTEN */
+			continue;
+		for (int k = 0; k < n; k++)
+			dup |= out[k] == rows[i].lport;
+		for (int k = 0; k < nfds && !dup; k++) {
+			if (fd_ino[k] == rows[i].ino) {
+				out[n++] = rows[i].lport;
+				break;
+			}
+		}
+	}
+out:
+	free(rows);
+	free(fd_ino);
+	free(fd_num);
+	return n;
+}
+
+int targets_established(__u32 pid, struct est_conn *out, int max)
+{
+	enum { MAX_ROWS = 16384, MAX_FDS = 16384 };
+	struct sock_row *rows = calloc(MAX_ROWS, sizeof(*rows));
+	unsigned long *fd_ino = calloc(MAX_FDS, sizeof(*fd_ino));
+	int *fd_num = calloc(MAX_FDS, sizeof(*fd_num));
+	int nrows, nfds = 0, n = 0;
+
+	if (!rows || !fd_ino || !fd_num)
+		goto out;
+	nfds = pid_socket_inodes(pid, fd_ino, fd_num, MAX_FDS);
 	nrows = read_sock_rows(pid, rows, MAX_ROWS);
 	for (int i = 0; i < nrows && n < max; i++) {
 		bool ours = false, listened = false;

@@ -76,4 +76,7 @@ struct est_conn {
  */
 int targets_established(__u32 pid, struct est_conn *out, int max);
 
+/* The TCP ports pid listens on (IPv4 and IPv6, each once); how many (<= max). */
+int targets_listening_ports(__u32 pid, __u16 *out, int max);
+
 #endif /* BUNSCOPE_TARGETS_H */

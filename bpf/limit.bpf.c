@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * bunscope's limiter: per-client rate limits, allow/deny lists and bans on
+ * TCP traffic to the target's listening ports, in XDP (or tc ingress where
+ * XDP cannot attach).  Everything else passes untouched.
+ *
+ * Order of decisions for a packet to a limited port:
+ *   allow list -> pass;  deny list -> drop;  ban -> drop;
+ *   SYN: new-connection rate of its source;  every packet: packet rate.
+ *
+ * The maps are pinned by name under /sys/fs/bpf/bunscope, so enforcement
+ * and counters outlive the daemon and a restarted daemon picks them up.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "limit.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+#define ETH_P_8021Q	0x8100
+#define ETH_P_8021AD	0x88A8
+#define IPPROTO_TCP_	6
+#define TC_ACT_OK	0
+#define TC_ACT_SHOT	2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_lim_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_cfg SEC(".maps");
+
+/* destination ports limited (host byte order) -> unused */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BS_LIM_MAX_PORTS);
+	__type(key, __u16);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_ports SEC(".maps");
+
+/* per-source state; the loader sizes it (--limit-clients / 2 buckets) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct bs_lim_bucket);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_src SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BS_LIM_NCOUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_stats SEC(".maps");
+
+#define LPM_MAP(name, keytype)					\
+	struct {						\
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);		\
+		__uint(max_entries, 16384);			\
+		__uint(map_flags, BPF_F_NO_PREALLOC);		\
+		__type(key, keytype);				\
+		__type(value, __u32);				\
+		__uint(pinning, LIBBPF_PIN_BY_NAME);		\
+	} name SEC(".maps")
+
+LPM_MAP(lim_allow4, struct bs_lim_lpm4);
+LPM_MAP(lim_deny4, struct bs_lim_lpm4);
+LPM_MAP(lim_allow6, struct bs_lim_lpm6);
+LPM_MAP(lim_deny6, struct bs_lim_lpm6);
+
+/* banned sources -> until when (bpf_ktime_get_ns) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bs_lim_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_bans SEC(".maps");
+
+/* where the limiter is attached (for `bunscope limit status|detach`) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BS_LIM_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct bs_lim_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_ifaces SEC(".maps");
+
+static __always_inline void count(__u32 c)
+{
+	__u64 *v = bpf_map_lookup_elem(&lim_stats, &c);
+
+	if (v)
+		*v += 1;
+}
+
+/* What the packet is, as far as the limiter cares. */
+struct pkt {
+	struct bs_lim_key key;
+	struct bs_lim_lpm6 lpm6;	/* the source for the IPv6 tries */
+	__u32 saddr4;			/* network order, IPv4 only */
+	__u16 dport;			/* host order */
+	__u8 v6;
+	__u8 syn;			/* SYN without ACK: a new connection */
+};
+
+/* 1 when data holds TCP to a port (filled in p), 0 for anything else. */
+static __always_inline int parse(void *data, void *data_end, struct pkt *p,
+				 const struct bs_lim_cfg *cfg)
+{
+	struct ethhdr *eth = data;
+	struct tcphdr *th;
+	__u16 proto;
+	void *l3;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	proto = eth->h_proto;
+	l3 = eth + 1;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct vlan_hdr *vh = l3;
+
+		if ((void *)(vh + 1) > data_end)
+			return 0;
+		proto = vh->h_vlan_encapsulated_proto;
+		l3 = vh + 1;
+	}
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP_)
+			return 0;
+		/* a later fragment has no TCP header: the stack drops it
+		 * when its first fragment was dropped here */
+		if (ip->frag_off & bpf_htons(0x1fff))
+			return 0;
+		ihl = ip->ihl * 4;
+		if (ihl < sizeof(*ip))
+			return 0;
+		th = (void *)ip + ihl;
+		p->saddr4 = ip->saddr;
+		lim_key4(&p->key, ip->saddr);
+		p->v6 = 0;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+
+		/* extension headers before TCP are not followed: such
+		 * packets pass (Bun's clients do not send them) */
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_TCP_)
+			return 0;
+		th = (void *)(ip6 + 1);
+		__builtin_memcpy(p->lpm6.addr, &ip6->saddr, 16);
+		lim_key6(&p->key, p->lpm6.addr, cfg->v6_prefix);
+		p->v6 = 1;
+	} else {
+		return 0;
+	}
+	if ((void *)(th + 1) > data_end)
+		return 0;
+	p->dport = bpf_ntohs(th->dest);
+	p->syn = th->syn && !th->ack;
+	return 1;
+}
+
+/* 1: pass, 0: drop. */
+static __always_inline int decide(void *data, void *data_end)
+{
+	struct bs_lim_bucket *b;
+	struct bs_lim_cfg *cfg;
+	struct bs_lim_src *s;
+	struct pkt p = {};
+	__u32 zero = 0, idx;
+	__u64 now, *until;
+	int fresh;
+
+	cfg = bpf_map_lookup_elem(&lim_cfg, &zero);
+	if (!cfg || !cfg->enabled || !parse(data, data_end, &p, cfg) ||
+	    !bpf_map_lookup_elem(&lim_ports, &p.dport)) {
+		count(BS_LIM_OTHER);
+		return 1;
+	}
+
+	if (p.v6) {
+		p.lpm6.prefixlen = 128;
+		if ((cfg->lists & BS_LIM_LIST_ALLOW6) &&
+		    bpf_map_lookup_elem(&lim_allow6, &p.lpm6)) {
+			count(BS_LIM_PASS_ALLOW);
+			return 1;
+		}
+		if ((cfg->lists & BS_LIM_LIST_DENY6) &&
+		    bpf_map_lookup_elem(&lim_deny6, &p.lpm6)) {
+			count(BS_LIM_DROP_DENY);
+			return 0;
+		}
+	} else {
+		struct bs_lim_lpm4 k4 = { .prefixlen = 32 };
+
+		__builtin_memcpy(k4.addr, &p.saddr4, 4);
+		if ((cfg->lists & BS_LIM_LIST_ALLOW4) &&
+		    bpf_map_lookup_elem(&lim_allow4, &k4)) {
+			count(BS_LIM_PASS_ALLOW);
+			return 1;
+		}
+		if ((cfg->lists & BS_LIM_LIST_DENY4) &&
+		    bpf_map_lookup_elem(&lim_deny4, &k4)) {
+			count(BS_LIM_DROP_DENY);
+			return 0;
+		}
+	}
+
+	now = bpf_ktime_get_ns();
+	until = bpf_map_lookup_elem(&lim_bans, &p.key);
+	if (until && *until > now) {
+		count(BS_LIM_DROP_BAN);
+		return 0;
+	}
+
+	if (!cfg->conn.interval && !cfg->pkt.interval) {
+		count(BS_LIM_PASS);
+		return 1;
+	}
+	idx = lim_bucket(&p.key, cfg->seed, cfg->slots_mask);
+	b = bpf_map_lookup_elem(&lim_src, &idx);
+	if (!b) {
+		count(BS_LIM_PASS);
+		return 1;
+	}
+	s = lim_slot(b, &p.key, now, cfg->idle_ns, &fresh);
+	if (fresh)
+		count(fresh == 2 ? BS_LIM_SRC_EVICT : BS_LIM_SRC_NEW);
+	s->last_ns = now;
+	if (p.syn && !lim_allow(&s->conn, &cfg->conn, cfg->algo, now)) {
+		count(BS_LIM_DROP_CONN);
+		return 0;
+	}
+	if (!lim_allow(&s->pkt, &cfg->pkt, cfg->algo, now)) {
+		count(BS_LIM_DROP_PKT);
+		return 0;
+	}
+	count(BS_LIM_PASS);
+	return 1;
+}
+
+SEC("xdp")
+int bs_xdp_limit(struct xdp_md *ctx)
+{
+	return decide((void *)(long)ctx->data, (void *)(long)ctx->data_end) ? XDP_PASS
+									     : XDP_DROP;
+}
+
+SEC("tc")
+int bs_tc_limit(struct __sk_buff *skb)
+{
+	void *data, *data_end;
+
+	/* the headers the decision reads, in the linear part */
+	if (skb->data_end - skb->data < 14 + 40 + 20)
+		bpf_skb_pull_data(skb, skb->len < 14 + 60 + 20 ? skb->len : 14 + 60 + 20);
+	/* make the compiler forget &skb->data: the verifier refuses loads
+	 * through a context pointer it has moved */
+	asm volatile("" : "+r"(skb));
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	return decide(data, data_end) ? TC_ACT_OK : TC_ACT_SHOT;
+}

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * bunscope's limiter: types and the rate arithmetic shared by the XDP/tc
+ * program (bpf/limit.bpf.c) and the daemon, unit-tested in userspace.
+ *
+ * Per-client state lives in a fixed array of 2-way buckets indexed by a
+ * hash of the source (struct bs_lim_src): memory is bounded whatever the
+ * source addresses, and a new source costs a store, not a hash-map insert.
+ * Rates use GCRA (the token bucket as one "theoretical arrival time") or a
+ * two-window sliding counter.  Updates from several CPUs are not locked:
+ * two packets of one source racing on two CPUs may both pass (as Cilium's
+ * limiter); a source's packets usually arrive on one queue.
+ *
+ * Include after vmlinux.h (BPF) or <linux/types.h> (userspace).
+ */
+#ifndef BUNSCOPE_LIMIT_H
+#define BUNSCOPE_LIMIT_H
+
+#ifdef __bpf__
+#define LIM_INLINE static __always_inline
+#else
+#define LIM_INLINE static inline
+#endif
+
+#define BS_LIM_PIN_DIR		"/sys/fs/bpf/bunscope"
+#define BS_LIM_MAX_PORTS	64
+#define BS_LIM_MAX_IFACES	16
+#define BS_LIM_NSEC		1000000000ULL
+
+enum bs_lim_algo {
+	BS_LIM_TOKEN_BUCKET = 0,	/* GCRA: RATE per second, bursts of BURST */
+	BS_LIM_SLIDING_WINDOW,		/* at most BURST in any BURST/RATE seconds */
+};
+
+/* One limit (connections or packets per source); interval 0: off. */
+struct bs_lim_rate {
+	__u64 interval;		/* ns between events at RATE: 1e9 / RATE */
+	__u64 tolerance;	/* GCRA: interval * (BURST - 1) */
+	__u64 window;		/* sliding window: interval * BURST */
+	__u32 burst;
+	__u32 rate;		/* per second, for display */
+};
+
+/* The limiter's configuration (lim_cfg, one element, written by the daemon). */
+struct bs_lim_cfg {
+	struct bs_lim_rate conn;	/* new connections (SYN) per source */
+	struct bs_lim_rate pkt;		/* packets per source */
+	__u64 idle_ns;		/* a source slot unused this long is free */
+	__u64 seed;		/* of lim_bucket(), drawn by the daemon */
+	__u32 algo;		/* enum bs_lim_algo */
+	__u32 slots_mask;	/* lim_src has slots_mask + 1 buckets of 2 */
+	__u32 v6_prefix;	/* IPv6 sources are grouped by this prefix (default 64) */
+	__u32 enabled;		/* 0: pass everything (configuration not written yet) */
+	__u32 lists;		/* BS_LIM_LIST_* of the tries that have entries */
+	__u32 pad;
+};
+
+#define BS_LIM_LIST_ALLOW4	0x1
+#define BS_LIM_LIST_DENY4	0x2
+#define BS_LIM_LIST_ALLOW6	0x4
+#define BS_LIM_LIST_DENY6	0x8
+
+/* A source: IPv4 as ::ffff:a.b.c.d, IPv6 masked to the configured prefix. */
+struct bs_lim_key {
+	__u64 hi;
+	__u64 lo;
+};
+
+/* State of one limit of one source: GCRA uses a; the window a, n, prev. */
+struct bs_lim_state {
+	__u64 a;		/* GCRA: theoretical arrival time; window: its start */
+	__u32 n;		/* window: events in the current window */
+	__u32 prev;		/* window: events in the previous one */
+};
+
+struct bs_lim_src {
+	struct bs_lim_key key;
+	__u64 last_ns;		/* last packet; 0: slot free */
+	struct bs_lim_state conn;
+	struct bs_lim_state pkt;
+};
+
+/* Two slots a bucket: a new source replaces the one used least recently. */
+struct bs_lim_bucket {
+	struct bs_lim_src s[2];
+};
+
+/* lim_stats counters (per CPU). */
+enum bs_lim_counter {
+	BS_LIM_PASS = 0,	/* packets to limited ports passed */
+	BS_LIM_PASS_ALLOW,	/* passed because the source is allow-listed */
+	BS_LIM_DROP_DENY,	/* dropped: deny list */
+	BS_LIM_DROP_BAN,	/* dropped: banned source */
+	BS_LIM_DROP_CONN,	/* dropped: new-connection rate */
+	BS_LIM_DROP_PKT,	/* dropped: packet rate */
+	BS_LIM_DROP_SHED,	/* dropped: load shedding (breaker open) */
+	BS_LIM_OTHER,		/* not TCP to a limited port: passed untouched */
+	BS_LIM_SRC_NEW,		/* a source took a free slot */
+	BS_LIM_SRC_EVICT,	/* a source took a slot in use by another */
+	BS_LIM_NCOUNTERS,
+};
+
+/* Interfaces the limiter is attached to (lim_ifaces, for status/detach). */
+enum bs_lim_mode {
+	BS_LIM_MODE_NONE = 0,
+	BS_LIM_MODE_XDP_NATIVE,
+	BS_LIM_MODE_XDP_GENERIC,
+	BS_LIM_MODE_TC,
+};
+
+struct bs_lim_iface {
+	__u32 ifindex;
+	__u32 mode;		/* enum bs_lim_mode; NONE: entry unused */
+	char name[16];
+};
+
+/* lim_allow4/lim_deny4 and lim_allow6/lim_deny6 keys (LPM tries). */
+struct bs_lim_lpm4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct bs_lim_lpm6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* ---- arithmetic ----------------------------------------------------------------- */
+
+/* RATE per second with bursts of BURST; returns 0, or -1 for values out of range. */
+LIM_INLINE int lim_rate_init(struct bs_lim_rate *r, __u32 rate, __u32 burst)
+{
+	if (!rate || !burst || rate > BS_LIM_NSEC)
+		return -1;
+	r->rate = rate;
+	r->burst = burst;
+	r->interval = BS_LIM_NSEC / rate;
+	r->tolerance = r->interval * (burst - 1);
+	r->window = r->interval * burst;
+	return 0;
+}
+
+/* GCRA: may an event at now pass?  Moves the state when it does. */
+LIM_INLINE int lim_gcra(struct bs_lim_state *s, const struct bs_lim_rate *r, __u64 now)
+{
+	__u64 tat = s->a > now ? s->a : now;
+
+	if (tat - now > r->tolerance)
+		return 0;
+	s->a = tat + r->interval;
+	return 1;
+}
+
+/*
+ * Sliding window: the events of the previous window, weighted by how much
+ * of it still overlaps the window ending now, plus the current window's,
+ * must stay below burst.
+ */
+LIM_INLINE int lim_window(struct bs_lim_state *s, const struct bs_lim_rate *r, __u64 now)
+{
+	__u64 w = r->window, el, est;
+
+	if (!w)
+		return 1;
+	if (now < s->a)			/* another CPU's clock, a little behind */
+		s->a = now;
+	el = now - s->a;
+	if (el >= 2 * w) {
+		s->a = now;
+		s->prev = 0;
+		s->n = 0;
+		el = 0;
+	} else if (el >= w) {
+		s->a += w;
+		s->prev = s->n;
+		s->n = 0;
+		el -= w;
+	}
+	est = (__u64)s->prev * (w - el) / w + s->n;
+	if (est >= r->burst)
+		return 0;
+	s->n++;
+	return 1;
+}
+
+LIM_INLINE int lim_allow(struct bs_lim_state *s, const struct bs_lim_rate *r, __u32 algo,
+			 __u64 now)
+{
+	if (!r->interval)
+		return 1;
+	return algo == BS_LIM_SLIDING_WINDOW ? lim_window(s, r, now) : lim_gcra(s, r, now);
+}
+
+/* The source key of an IPv4 address (network byte order, as in the header). */
+LIM_INLINE void lim_key4(struct bs_lim_key *k, __u32 addr_be)
+{
+	k->hi = 0;
+	k->lo = 0x0000ffff00000000ULL | addr_be;
+}
+
+/* The source key of an IPv6 address (16 bytes as in the header), prefix 1..128. */
+LIM_INLINE void lim_key6(struct bs_lim_key *k, const __u8 *a, __u32 prefix)
+{
+	__u64 hi = 0, lo = 0;
+
+	for (int i = 0; i < 8; i++) {
+		hi = hi << 8 | a[i];
+		lo = lo << 8 | a[8 + i];
+	}
+	if (prefix < 64) {
+		hi &= prefix ? ~0ULL << (64 - prefix) : 0;
+		lo = 0;
+	} else if (prefix < 128) {
+		lo &= prefix > 64 ? ~0ULL << (128 - prefix) : 0;
+	}
+	k->hi = hi;
+	k->lo = lo;
+}
+
+/* Bucket index of a key: a multiply-xorshift mix, good enough against
+ * chosen sources once the seed is secret (the daemon draws it at start). */
+LIM_INLINE __u32 lim_bucket(const struct bs_lim_key *k, __u64 seed, __u32 mask)
+{
+	__u64 h = (k->hi ^ seed) * 0x9E3779B97F4A7C15ULL;
+
+	h ^= h >> 29;
+	h = (h ^ k->lo) * 0xBF58476D1CE4E5B9ULL;
+	h ^= h >> 32;
+	return (__u32)h & mask;
+}
+
+/*
+ * The slot of source k in bucket b at now: the one holding k, else a free
+ * or idle one, else the one used least recently (evicted).  *fresh is 1 for
+ * a slot just taken (its state reset), 2 when that evicted a live source.
+ */
+LIM_INLINE struct bs_lim_src *lim_slot(struct bs_lim_bucket *b, const struct bs_lim_key *k,
+				       __u64 now, __u64 idle_ns, int *fresh)
+{
+	struct bs_lim_src *s0 = &b->s[0], *s1 = &b->s[1], *s;
+
+	*fresh = 0;
+	if (s0->last_ns && s0->key.hi == k->hi && s0->key.lo == k->lo)
+		return s0;
+	if (s1->last_ns && s1->key.hi == k->hi && s1->key.lo == k->lo)
+		return s1;
+	s = s0->last_ns <= s1->last_ns ? s0 : s1;
+	*fresh = s->last_ns && now - s->last_ns < idle_ns ? 2 : 1;
+	s->key = *k;
+	s->conn.a = 0;
+	s->conn.n = 0;
+	s->conn.prev = 0;
+	s->pkt.a = 0;
+	s->pkt.n = 0;
+	s->pkt.prev = 0;
+	s->last_ns = now;
+	return s;
+}
+
+#endif /* BUNSCOPE_LIMIT_H */

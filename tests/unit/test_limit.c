@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Unit tests for the limiter's arithmetic (include/limit.h: GCRA, the
+ * sliding window, source keys, the 2-way source table) and its option
+ * values (user/limit_parse.c: rates, presets, CIDRs), on simulated clocks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <linux/types.h>
+
+#include "../../user/limiter.h"
+
+#define MS 1000000ULL
+
+/* Offer one event every `every` ns for `dur` ns; how many pass. */
+static __u64 offer(__u32 algo, __u32 rate, __u32 burst, __u64 start, __u64 every, __u64 dur,
+		   struct bs_lim_state *s)
+{
+	struct bs_lim_rate r;
+	__u64 passed = 0;
+
+	assert_int_equal(lim_rate_init(&r, rate, burst), 0);
+	for (__u64 t = start; t < start + dur; t += every)
+		passed += (__u64)lim_allow(s, &r, algo, t);
+	return passed;
+}
+
+static void test_rate_init(void **state)
+{
+	struct bs_lim_rate r;
+
+	(void)state;
+	assert_int_equal(lim_rate_init(&r, 100, 200), 0);
+	assert_int_equal(r.interval, 10 * MS);
+	assert_int_equal(r.tolerance, 199 * 10 * MS);
+	assert_int_equal(r.window, 2000 * MS);
+	assert_int_equal(lim_rate_init(&r, 0, 1), -1);
+	assert_int_equal(lim_rate_init(&r, 1, 0), -1);
+	assert_int_equal(lim_rate_init(&r, 1000000001, 1), -1);
+	assert_int_equal(lim_rate_init(&r, 1000000000, 1), 0);
+	assert_int_equal(r.interval, 1);
+}
+
+/* A burst at once, then exactly RATE per second. */
+static void test_gcra(void **state)
+{
+	struct bs_lim_state s = {};
+	struct bs_lim_rate r;
+	__u64 t0 = 5000 * MS;
+
+	(void)state;
+	lim_rate_init(&r, 100, 20);
+	for (int i = 0; i < 20; i++)
+		assert_true(lim_gcra(&s, &r, t0));
+	assert_false(lim_gcra(&s, &r, t0));
+	/* 10 ms later one more token */
+	assert_true(lim_gcra(&s, &r, t0 + 10 * MS));
+	assert_false(lim_gcra(&s, &r, t0 + 10 * MS));
+
+	/* 1000 offers a second for 10 s against 100/s: the burst plus 100 a second */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(offer(BS_LIM_TOKEN_BUCKET, 100, 20, t0, MS, 10000 * MS, &s), 20 + 1000 - 1);
+	/* below the rate everything passes */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(offer(BS_LIM_TOKEN_BUCKET, 100, 1, t0, 20 * MS, 10000 * MS, &s), 500);
+	/* idle long enough, the whole burst is back */
+	assert_int_equal(offer(BS_LIM_TOKEN_BUCKET, 100, 20, t0 + 60000 * MS, 1, 1000, &s), 20);
+}
+
+/* The sliding window: no more than BURST in a window, RATE on average. */
+static void test_window(void **state)
+{
+	struct bs_lim_state s = {};
+	struct bs_lim_rate r;
+	__u64 t0 = 7000 * MS, passed;
+
+	(void)state;
+	lim_rate_init(&r, 100, 50);	/* 50 in any 0.5 s */
+	for (int i = 0; i < 50; i++)
+		assert_true(lim_window(&s, &r, t0 + (__u64)i));
+	assert_false(lim_window(&s, &r, t0 + 100));
+
+	memset(&s, 0, sizeof(s));
+	passed = offer(BS_LIM_SLIDING_WINDOW, 100, 50, t0, MS, 20000 * MS, &s);
+	/* 100/s over 20 s, within 10% */
+	assert_true(passed >= 1800 && passed <= 2200);
+
+	/* under the rate all pass */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(offer(BS_LIM_SLIDING_WINDOW, 100, 50, t0, 20 * MS, 10000 * MS, &s), 500);
+
+	/* a clock behind the state (another CPU's): the window starts there,
+	 * its count kept, instead of a wrapped elapsed time that frees all */
+	s.a = t0 + 1000 * MS;
+	s.n = 50;
+	s.prev = 0;
+	assert_false(lim_window(&s, &r, t0));
+	assert_int_equal(s.a, t0);
+	assert_true(lim_window(&s, &r, t0 + 1000 * MS + 1));
+}
+
+static void test_keys(void **state)
+{
+	struct bs_lim_key a, b;
+	__u8 v6[16];
+
+	(void)state;
+	lim_key4(&a, htonl(0x0a000001));
+	assert_int_equal(a.hi, 0);
+	assert_int_equal(a.lo, 0x0000ffff00000000ULL | htonl(0x0a000001));
+
+	inet_pton(AF_INET6, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", v6);
+	lim_key6(&a, v6, 64);
+	assert_int_equal(a.hi, 0x20010db800010002ULL);
+	assert_int_equal(a.lo, 0);
+	/* another host of the same /64: the same source */
+	inet_pton(AF_INET6, "2001:db8:1:2::1", v6);
+	lim_key6(&b, v6, 64);
+	assert_memory_equal(&a, &b, sizeof(a));
+	lim_key6(&a, v6, 48);
+	assert_int_equal(a.hi, 0x20010db800010000ULL);
+	lim_key6(&a, v6, 128);
+	assert_int_equal(a.lo, 1);
+	lim_key6(&a, v6, 96);
+	assert_int_equal(a.lo, 0);
+	inet_pton(AF_INET6, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", v6);
+	lim_key6(&a, v6, 80);
+	assert_int_equal(a.lo, 0xaaaa000000000000ULL);
+}
+
+static void test_slots(void **state)
+{
+	struct bs_lim_bucket b;
+	struct bs_lim_key k1 = { 0, 1 }, k2 = { 0, 2 }, k3 = { 0, 3 };
+	__u64 idle = 10000 * MS, t = 100000 * MS;
+	struct bs_lim_src *s1, *s2, *s3;
+	int fresh;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	s1 = lim_slot(&b, &k1, t, idle, &fresh);
+	assert_int_equal(fresh, 1);
+	s1->conn.a = 42;
+	assert_ptr_equal(lim_slot(&b, &k1, t + 1, idle, &fresh), s1);
+	assert_int_equal(fresh, 0);
+	assert_int_equal(s1->conn.a, 42);
+	s2 = lim_slot(&b, &k2, t + 2, idle, &fresh);
+	assert_int_equal(fresh, 1);
+	assert_ptr_not_equal(s1, s2);
+	s2->last_ns = t + 5;
+	/* a third source evicts the one used least recently (k1), resetting it */
+	s3 = lim_slot(&b, &k3, t + 6, idle, &fresh);
+	assert_int_equal(fresh, 2);
+	assert_ptr_equal(s3, s1);
+	assert_int_equal(s3->conn.a, 0);
+	/* k2, still there; k1 again after idle: a free slot, not an eviction */
+	assert_ptr_equal(lim_slot(&b, &k2, t + 7, idle, &fresh), s2);
+	s3->last_ns = t + 7;
+	lim_slot(&b, &k1, t + 7 + idle, idle, &fresh);
+	assert_int_equal(fresh, 1);
+}
+
+/* Random sources spread evenly enough over the buckets. */
+static void test_bucket_spread(void **state)
+{
+	enum { NB = 1024, N = 65536 };
+	static unsigned load[NB];
+	unsigned max = 0;
+
+	(void)state;
+	srandom(7);
+	for (int i = 0; i < N; i++) {
+		struct bs_lim_key k;
+
+		lim_key4(&k, (__u32)random());
+		load[lim_bucket(&k, 0x1234567890abcdefULL, NB - 1)]++;
+	}
+	for (int i = 0; i < NB; i++)
+		max = load[i] > max ? load[i] : max;
+	/* 64 on average; a fair hash stays well below twice that */
+	assert_true(max < 110);
+	/* sequential addresses too (a /16 scanning) */
+	memset(load, 0, sizeof(load));
+	max = 0;
+	for (__u32 i = 0; i < N; i++) {
+		struct bs_lim_key k;
+
+		lim_key4(&k, htonl(0x0a000000 | i));
+		load[lim_bucket(&k, 99, NB - 1)]++;
+	}
+	for (int i = 0; i < NB; i++)
+		max = load[i] > max ? load[i] : max;
+	assert_true(max < 110);
+}
+
+static void test_parse_rate(void **state)
+{
+	__u32 r, b;
+
+	(void)state;
+	assert_int_equal(limit_parse_rate("100:200", &r, &b), 0);
+	assert_int_equal(r, 100);
+	assert_int_equal(b, 200);
+	assert_int_equal(limit_parse_rate("7", &r, &b), 0);
+	assert_int_equal(b, 7);
+}
+
+static void test_parse_rate_bad(void **state)
+{
+	static const char *const bad[] = { "", ":", "0:5", "5:0", "x", "1:", ":1", "-1:2",
+					   "4294967296:1", "1:2:3", "1.5:2", " 1:2",
+					   "2000000000:1" };
+	__u32 r, b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_not_equal(limit_parse_rate(bad[i], &r, &b), 0);
+}
+
+static void test_presets(void **state)
+{
+	struct limit_opts o;
+
+	(void)state;
+	limit_opts_init(&o);
+	assert_int_equal(limit_preset("api", &o), 0);
+	assert_true(o.conn_rate && o.conn_burst >= o.conn_rate && o.pkt_rate);
+	assert_int_equal(limit_preset("strict", &o), 0);
+	assert_int_equal(limit_preset("burst", &o), 0);
+	assert_int_equal(limit_preset("nope", &o), -1);
+	assert_non_null(strstr(limit_presets_help(), "strict"));
+}
+
+static void cidr_is(const char *in, const char *want)
+{
+	struct limit_cidr c;
+	char buf[64];
+
+	assert_int_equal(limit_parse_cidr(in, &c), 0);
+	assert_true(limit_format_cidr(&c, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, want);
+}
+
+static void test_cidr(void **state)
+{
+	static const char *const bad[] = { "", "/8", "10.0.0.0/", "10.0.0.0/33", "::/129", "x",
+					   "10.0.0/8", "10.0.0.0/8/8", "10.0.0.0/-1", "1.2.3.4 " };
+	struct limit_cidr c;
+
+	(void)state;
+	cidr_is("10.1.2.3/8", "10.0.0.0/8");
+	cidr_is("192.168.7.9", "192.168.7.9/32");
+	cidr_is("0.0.0.0/0", "0.0.0.0/0");
+	cidr_is("2001:db8:abcd::1/33", "2001:db8:8000::/33");
+	cidr_is("::1", "::1/128");
+	cidr_is("10.255.255.255/9", "10.128.0.0/9");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_not_equal(limit_parse_cidr(bad[i], &c), 0);
+}
+
+static void test_cidr_file(void **state)
+{
+	char path[] = "/tmp/bunscope-cidrs-XXXXXX";
+	struct limit_cidr list[4];
+	int fd = mkstemp(path), n = 0, line;
+	static const char good[] = "# office\n10.0.0.0/8\n\n  2001:db8::/32  # lab\n";
+	static const char bad[] = "10.0.0.0/8\nnot-a-cidr\n";
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, good, sizeof(good) - 1), (ssize_t)sizeof(good) - 1);
+	close(fd);
+	assert_int_equal(limit_read_cidr_file(path, list, &n, 4, &line), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[1].v6, 1);
+	assert_int_equal(list[1].prefix, 32);
+	/* more than max */
+	assert_int_equal(limit_read_cidr_file(path, list, &n, 3, &line), -EINVAL);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, bad, sizeof(bad) - 1), (ssize_t)sizeof(bad) - 1);
+	close(fd);
+	n = 0;
+	assert_int_equal(limit_read_cidr_file(path, list, &n, 4, &line), -EINVAL);
+	assert_int_equal(line, 2);
+	unlink(path);
+	assert_int_equal(limit_read_cidr_file(path, list, &n, 4, &line), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rate_init),
+		cmocka_unit_test(test_gcra),
+		cmocka_unit_test(test_window),
+		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_bucket_spread),
+		cmocka_unit_test(test_parse_rate),
+		cmocka_unit_test(test_parse_rate_bad),
+		cmocka_unit_test(test_presets),
+		cmocka_unit_test(test_cidr),
+		cmocka_unit_test(test_cidr_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,667 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The daemon side of the limiter (bpf/limit.bpf.c): load it reusing the
+ * state pinned under /sys/fs/bpf/bunscope, write its configuration, attach
+ * it (native XDP, then generic XDP, then tc clsact ingress), export its
+ * counters; and `bunscope limit status|detach`, which work on the pinned
+ * state alone.
+ *
+ * Enforcement outlives the daemon on purpose: XDP links and the tc filter
+ * stay attached when it exits or is killed, so a restart opens no window.
+ * `bunscope limit detach` is the way to remove it.
+ */
+#include <errno.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "expo.h"
+#include "limiter.h"
+#include "loader.h"
+#include "log.h"
+#include "limit.skel.h"
+
+#define TC_HANDLE	0xb5c0
+#define TC_PRIO		1
+
+struct limiter {
+	struct limit_bpf *skel;
+	struct limit_opts o;
+	const struct bs_lim_bucket *src;	/* lim_src, mapped read-only */
+	size_t src_len;
+	__u32 nbuckets;
+	__u64 idle_ns;
+};
+
+static const char *const mode_names[] = {
+	[BS_LIM_MODE_NONE] = "none",
+	[BS_LIM_MODE_XDP_NATIVE] = "native XDP",
+	[BS_LIM_MODE_XDP_GENERIC] = "generic XDP",
+	[BS_LIM_MODE_TC] = "tc ingress",
+};
+
+static const char *const mode_labels[] = {
+	[BS_LIM_MODE_NONE] = "none",
+	[BS_LIM_MODE_XDP_NATIVE] = "xdp_native",
+	[BS_LIM_MODE_XDP_GENERIC] = "xdp_generic",
+	[BS_LIM_MODE_TC] = "tc",
+};
+
+bool limit_enabled(const struct limit_opts *o)
+{
+	return o->nifaces > 0;
+}
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static void link_path(char *buf, size_t len, const char *ifname)
+{
+	snprintf(buf, len, "%s/link_xdp_%s", BS_LIM_PIN_DIR, ifname);
+}
+
+static int prepare_pin_dir(void)
+{
+	if (!loader_bpffs_mounted()) {
+		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL)) {
+			pr_warn("limiter: bpffs is not mounted and mounting it failed (%s); run: "
+				"mount -t bpf bpf /sys/fs/bpf\n", strerror(errno));
+			return -errno;
+		}
+		pr_info("mounted bpffs on /sys/fs/bpf (it was not mounted)\n");
+	}
+	if (mkdir(BS_LIM_PIN_DIR, 0700) && errno != EEXIST) {
+		pr_warn("limiter: cannot create %s: %s\n", BS_LIM_PIN_DIR, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* Empty an LPM trie, then fill it with the CIDRs of one family. */
+static int fill_trie(int fd, const struct limit_cidr *list, int n, int v6)
+{
+	struct bs_lim_lpm6 key, next;
+	__u32 one = 1;
+	int added = 0;
+
+	/* the trie's keys are of its own size; lpm6 is the larger one */
+	while (!bpf_map_get_next_key(fd, NULL, &next))
+		if (bpf_map_delete_elem(fd, &next))
+			break;
+	for (int i = 0; i < n; i++) {
+		if (list[i].v6 != v6)
+			continue;
+		memset(&key, 0, sizeof(key));
+		key.prefixlen = list[i].prefix;
+		memcpy(key.addr, list[i].addr, v6 ? 16 : 4);
+		if (bpf_map_update_elem(fd, &key, &one, BPF_ANY))
+			return -errno;
+		added++;
+	}
+	return added;
+}
+
+static int write_config(struct limiter *l)
+{
+	const struct limit_opts *o = &l->o;
+	struct bs_lim_cfg old = {}, c = {};
+	__u32 zero = 0;
+	int fd = bpf_map__fd(l->skel->maps.lim_cfg), r;
+	__u64 longest;
+	struct {
+		int fd, v6;
+		const struct limit_cidr *list;
+		int n;
+		__u32 bit;
+	} tries[] = {
+		{ bpf_map__fd(l->skel->maps.lim_allow4), 0, o->allow, o->nallow, BS_LIM_LIST_ALLOW4 },
+		{ bpf_map__fd(l->skel->maps.lim_deny4), 0, o->deny, o->ndeny, BS_LIM_LIST_DENY4 },
+		{ bpf_map__fd(l->skel->maps.lim_allow6), 1, o->allow, o->nallow, BS_LIM_LIST_ALLOW6 },
+		{ bpf_map__fd(l->skel->maps.lim_deny6), 1, o->deny, o->ndeny, BS_LIM_LIST_DENY6 },
+	};
+
+	bpf_map_lookup_elem(fd, &zero, &old);
+	if (o->conn_rate)
+		lim_rate_init(&c.conn, o->conn_rate, o->conn_burst);
+	if (o->pkt_rate)
+		lim_rate_init(&c.pkt, o->pkt_rate, o->pkt_burst);
+	c.algo = o->algo;
+	c.slots_mask = l->nbuckets - 1;
+	c.v6_prefix = o->v6_prefix;
+	/* a slot is free once its limits would have refilled completely */
+	longest = c.conn.window > c.pkt.window ? c.conn.window : c.pkt.window;
+	c.idle_ns = 2 * longest > 10 * BS_LIM_NSEC ? 2 * longest : 10 * BS_LIM_NSEC;
+	l->idle_ns = c.idle_ns;
+	/* the same seed as the pinned state's, so its sources stay where they are */
+	c.seed = old.seed;
+	if (!c.seed && getrandom(&c.seed, sizeof(c.seed), 0) != sizeof(c.seed))
+		c.seed = mono_ns() * 0x9E3779B97F4A7C15ULL;
+	/* the lists before the bits that make the program read them */
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		r = fill_trie(tries[i].fd, tries[i].list, tries[i].n, tries[i].v6);
+		if (r < 0) {
+			pr_warn("limiter: cannot fill an allow/deny list: %s\n", strerror(-r));
+			return r;
+		}
+		if (r)
+			c.lists |= tries[i].bit;
+	}
+	c.enabled = 1;
+	if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) {
+		pr_warn("limiter: cannot write the configuration: %s\n", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int record_iface(struct limiter *l, __u32 ifindex, const char *name, __u32 mode)
+{
+	int fd = bpf_map__fd(l->skel->maps.lim_ifaces);
+	struct bs_lim_iface e;
+	int free_slot = -1;
+
+	for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++) {
+		if (bpf_map_lookup_elem(fd, &i, &e))
+			continue;
+		if (e.mode != BS_LIM_MODE_NONE && e.ifindex == ifindex) {
+			free_slot = (int)i;
+			break;
+		}
+		if (e.mode == BS_LIM_MODE_NONE && free_slot < 0)
+			free_slot = (int)i;
+	}
+	if (free_slot < 0)
+		return -ENOSPC;
+	memset(&e, 0, sizeof(e));
+	e.ifindex = ifindex;
+	e.mode = mode;
+	snprintf(e.name, sizeof(e.name), "%s", name);
+	return bpf_map_update_elem(fd, &free_slot, &e, BPF_ANY) ? -errno : 0;
+}
+
+static int attach_xdp(struct limiter *l, __u32 ifindex, const char *name, __u32 flags)
+{
+	int prog = bpf_program__fd(l->skel->progs.bs_xdp_limit), fd;
+	char path[128];
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+
+	fd = bpf_link_create(prog, (int)ifindex, BPF_XDP, &opts);
+	if (fd < 0)
+		return -errno;
+	link_path(path, sizeof(path), name);
+	if (bpf_obj_pin(fd, path)) {
+		int err = -errno;
+
+		close(fd);	/* the link goes with its last reference */
+		pr_warn("limiter: cannot pin the XDP link of %s at %s: %s\n", name, path,
+			strerror(-err));
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
+static int attach_tc(struct limiter *l, __u32 ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TC_HANDLE, .priority = TC_PRIO,
+		    .flags = BPF_TC_F_REPLACE,
+		    .prog_fd = bpf_program__fd(l->skel->progs.bs_tc_limit));
+	int err = bpf_tc_hook_create(&hook);
+
+	if (err && err != -EEXIST)
+		return err;
+	return bpf_tc_attach(&hook, &opts);
+}
+
+/* Attach to one interface, or move an earlier attachment to this program. */
+static int attach_iface(struct limiter *l, const char *name, __u32 *mode)
+{
+	__u32 ifindex = if_nametoindex(name);
+	char path[128];
+	int fd, err;
+
+	if (!ifindex) {
+		pr_warn("limiter: no interface '%s' (see: ip link)\n", name);
+		return -ENODEV;
+	}
+	link_path(path, sizeof(path), name);
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		/* a link a previous daemon left: keep it and its mode, new program */
+		err = bpf_link_update(fd, bpf_program__fd(l->skel->progs.bs_xdp_limit), NULL);
+		close(fd);
+		if (err) {
+			pr_warn("limiter: cannot update the XDP link of %s: %s\n", name,
+				strerror(errno));
+			return -errno;
+		}
+		*mode = l->o.mode == LIMIT_MODE_TC ? BS_LIM_MODE_TC : BS_LIM_MODE_XDP_NATIVE;
+		/* the mode it was made with, from our own record */
+		{
+			int mfd = bpf_map__fd(l->skel->maps.lim_ifaces);
+			struct bs_lim_iface e;
+
+			for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++)
+				if (!bpf_map_lookup_elem(mfd, &i, &e) && e.ifindex == ifindex &&
+				    e.mode != BS_LIM_MODE_NONE)
+					*mode = e.mode;
+		}
+		return record_iface(l, ifindex, name, *mode);
+	}
+	err = -EOPNOTSUPP;
+	if (l->o.mode != LIMIT_MODE_TC) {
+		err = attach_xdp(l, ifindex, name, XDP_FLAGS_DRV_MODE);
+		*mode = BS_LIM_MODE_XDP_NATIVE;
+		if (err) {
+			pr_debug("limiter: native XDP on %s: %s\n", name, strerror(-err));
+			err = attach_xdp(l, ifindex, name, XDP_FLAGS_SKB_MODE);
+			*mode = BS_LIM_MODE_XDP_GENERIC;
+		}
+		if (err)
+			pr_debug("limiter: generic XDP on %s: %s\n", name, strerror(-err));
+	}
+	if (err && l->o.mode != LIMIT_MODE_XDP) {
+		err = attach_tc(l, ifindex);
+		*mode = BS_LIM_MODE_TC;
+		if (err)
+			pr_debug("limiter: tc on %s: %s\n", name, strerror(-err));
+	}
+	if (err) {
+		pr_warn("limiter: cannot attach to %s (%s): %s\n", name,
+			l->o.mode == LIMIT_MODE_XDP ? "XDP" :
+			l->o.mode == LIMIT_MODE_TC ? "tc" : "XDP native, XDP generic and tc",
+			strerror(-err));
+		return err;
+	}
+	return record_iface(l, ifindex, name, *mode);
+}
+
+static int map_sources(struct limiter *l)
+{
+	int fd = bpf_map__fd(l->skel->maps.lim_src);
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	l->src_len = ((size_t)l->nbuckets * sizeof(struct bs_lim_bucket) + (size_t)page - 1) &
+		     ~((size_t)page - 1);
+	p = mmap(NULL, l->src_len, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		pr_warn("limiter: cannot map the source table: %s\n", strerror(errno));
+		return -errno;
+	}
+	l->src = p;
+	return 0;
+}
+
+struct limiter *limit_start(const struct limit_opts *o)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = BS_LIM_PIN_DIR);
+	struct limiter *l = calloc(1, sizeof(*l));
+	char line[512];
+	size_t n = 0;
+	int err;
+
+	if (!l)
+		return NULL;
+	l->o = *o;
+	l->nbuckets = o->clients / 2;
+	if (prepare_pin_dir())
+		goto fail;
+	l->skel = limit_bpf__open_opts(&oo);
+	if (!l->skel) {
+		pr_warn("limiter: cannot open its BPF object: %s\n", strerror(errno));
+		goto fail;
+	}
+	bpf_map__set_max_entries(l->skel->maps.lim_src, l->nbuckets);
+	bpf_map__set_map_flags(l->skel->maps.lim_src,
+			       bpf_map__map_flags(l->skel->maps.lim_src) | BPF_F_MMAPABLE);
+	err = limit_bpf__load(l->skel);
+	if (err) {
+		pr_warn("limiter: cannot load (%s). If libbpf said above that it could not reuse "
+			"a pinned map, the state in %s is from another bunscope version or "
+			"another --limit-clients: 'bunscope limit detach' starts afresh\n",
+			strerror(-err), BS_LIM_PIN_DIR);
+		goto fail;
+	}
+	if (write_config(l) || map_sources(l))
+		goto fail;
+	for (int i = 0; i < o->nifaces; i++) {
+		__u32 mode = BS_LIM_MODE_NONE;
+
+		if (attach_iface(l, o->ifaces[i], &mode))
+			goto fail;
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %s", i ? ", " : "",
+				      o->ifaces[i], mode_names[mode]);
+		if (n >= sizeof(line))
+			n = sizeof(line) - 1;
+	}
+	pr_info("limiter: %s; new connections %s, packets %s per source (%s); "
+		"%d allow and %d deny CIDRs; state in %s\n", line,
+		o->conn_rate ? "limited" : "not limited", o->pkt_rate ? "limited" : "not limited",
+		o->algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket",
+		o->nallow, o->ndeny, BS_LIM_PIN_DIR);
+	return l;
+fail:
+	limit_close(l);
+	return NULL;
+}
+
+int limit_set_ports(struct limiter *l, const __u16 *ports, int n)
+{
+	int fd = bpf_map__fd(l->skel->maps.lim_ports);
+	__u16 key, next;
+	__u32 one = 1;
+
+	/* add first, then remove the ports no longer wanted: no gap */
+	for (int i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &ports[i], &one, BPF_ANY))
+			pr_warn("limiter: cannot limit port %u: %s\n", ports[i], strerror(errno));
+	if (bpf_map_get_next_key(fd, NULL, &key))
+		return 0;
+	for (;;) {
+		bool keep = false;
+		int more = !bpf_map_get_next_key(fd, &key, &next);
+
+		for (int i = 0; i < n; i++)
+			keep |= ports[i] == key;
+		if (!keep)
+			bpf_map_delete_elem(fd, &key);
+		if (!more)
+			break;
+		key = next;
+	}
+	return 0;
+}
+
+static void read_counters(int fd, __u64 *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *v;
+
+	memset(out, 0, sizeof(*out) * BS_LIM_NCOUNTERS);
+	if (ncpu <= 0)
+		return;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return;
+	for (__u32 c = 0; c < BS_LIM_NCOUNTERS; c++) {
+		if (bpf_map_lookup_elem(fd, &c, v))
+			continue;
+		for (int i = 0; i < ncpu; i++)
+			out[c] += v[i];
+	}
+	free(v);
+}
+
+static __u64 tracked(const struct bs_lim_bucket *src, __u32 nbuckets, __u64 idle_ns)
+{
+	__u64 now = mono_ns(), n = 0;
+
+	for (__u32 i = 0; i < nbuckets; i++)
+		for (int k = 0; k < 2; k++) {
+			__u64 last = src[i].s[k].last_ns;
+
+			n += last && now - last < idle_ns;
+		}
+	return n;
+}
+
+void limit_write_metrics(struct limiter *l, struct sbuf *sb)
+{
+	static const struct {
+		int counter;
+		const char *action, *reason;
+	} rows[] = {
+		{ BS_LIM_PASS, "pass", "within_limits" },
+		{ BS_LIM_PASS_ALLOW, "pass", "allow" },
+		{ BS_LIM_DROP_DENY, "drop", "deny" },
+		{ BS_LIM_DROP_BAN, "drop", "ban" },
+		{ BS_LIM_DROP_CONN, "drop", "conn_rate" },
+		{ BS_LIM_DROP_PKT, "drop", "pkt_rate" },
+		{ BS_LIM_DROP_SHED, "drop", "shed" },
+	};
+	__u64 c[BS_LIM_NCOUNTERS];
+	int fd = bpf_map__fd(l->skel->maps.lim_ifaces);
+	struct bs_lim_iface e;
+
+	read_counters(bpf_map__fd(l->skel->maps.lim_stats), c);
+	expo_header(sb, "bunscope_limit_packets_total", "counter",
+		    "TCP packets to the limited ports by the limiter's decision, since the "
+		    "limiter's state was created (it survives daemon restarts).");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct expo_label lb[] = { { "action", rows[i].action },
+					   { "reason", rows[i].reason } };
+
+		expo_sample_u64(sb, "bunscope_limit_packets_total", lb, 2, c[rows[i].counter]);
+	}
+	expo_header(sb, "bunscope_limit_other_packets_total", "counter",
+		    "Packets the limiter let through untouched (not TCP to a limited port).");
+	expo_sample_u64(sb, "bunscope_limit_other_packets_total", NULL, 0, c[BS_LIM_OTHER]);
+	expo_header(sb, "bunscope_limit_tracked_clients", "gauge",
+		    "Sources with rate state in use (seen within the idle time).");
+	expo_sample_u64(sb, "bunscope_limit_tracked_clients", NULL, 0,
+			tracked(l->src, l->nbuckets, l->idle_ns));
+	expo_header(sb, "bunscope_limit_client_slots", "gauge",
+		    "Capacity of the source table (--limit-clients); its memory is fixed.");
+	expo_sample_u64(sb, "bunscope_limit_client_slots", NULL, 0, (__u64)l->nbuckets * 2);
+	expo_header(sb, "bunscope_limit_sources_new_total", "counter",
+		    "Sources that took a free or idle slot.");
+	expo_sample_u64(sb, "bunscope_limit_sources_new_total", NULL, 0, c[BS_LIM_SRC_NEW]);
+	expo_header(sb, "bunscope_limit_evictions_total", "counter",
+		    "Sources that took the slot of another source still in use (table too "
+		    "small, or a flood of new addresses).");
+	expo_sample_u64(sb, "bunscope_limit_evictions_total", NULL, 0, c[BS_LIM_SRC_EVICT]);
+	expo_header(sb, "bunscope_limit_attached", "gauge",
+		    "Interfaces the limiter is attached to, and how.");
+	for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++) {
+		if (bpf_map_lookup_elem(fd, &i, &e) || e.mode == BS_LIM_MODE_NONE ||
+		    e.mode > BS_LIM_MODE_TC)
+			continue;
+		e.name[sizeof(e.name) - 1] = 0;
+		{
+			struct expo_label lb[] = { { "iface", e.name },
+						   { "mode", mode_labels[e.mode] } };
+
+			expo_sample_u64(sb, "bunscope_limit_attached", lb, 2, 1);
+		}
+	}
+}
+
+void limit_close(struct limiter *l)
+{
+	if (!l)
+		return;
+	if (l->src)
+		munmap((void *)l->src, l->src_len);
+	limit_bpf__destroy(l->skel);	/* links and filters stay: they are pinned */
+	free(l);
+}
+
+/* ---- bunscope limit status|detach ------------------------------------------------ */
+
+static int pinned(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", BS_LIM_PIN_DIR, name);
+	return bpf_obj_get(path);
+}
+
+static int limit_status(void)
+{
+	int cfd = pinned("lim_cfg"), sfd = pinned("lim_stats"), ifd = pinned("lim_ifaces");
+	int bfd = pinned("lim_bans"), pfd = pinned("lim_ports");
+	struct bs_lim_cfg c = {};
+	struct bs_lim_iface e;
+	__u64 cnt[BS_LIM_NCOUNTERS], until, now = mono_ns();
+	struct bs_lim_key k, nk;
+	__u16 port, np;
+	__u32 zero = 0;
+	int nbans = 0, rc = 0;
+
+	if (cfd < 0 || sfd < 0 || ifd < 0) {
+		printf("limiter: not set up (nothing pinned in %s)\n", BS_LIM_PIN_DIR);
+		rc = 1;
+		goto out;
+	}
+	bpf_map_lookup_elem(cfd, &zero, &c);
+	printf("limiter state in %s\n", BS_LIM_PIN_DIR);
+	printf("  attached:");
+	{
+		int any = 0;
+
+		for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++) {
+			if (bpf_map_lookup_elem(ifd, &i, &e) || e.mode == BS_LIM_MODE_NONE ||
+			    e.mode > BS_LIM_MODE_TC)
+				continue;
+			e.name[sizeof(e.name) - 1] = 0;
+			printf("%s %s (%s)", any++ ? "," : "", e.name, mode_names[e.mode]);
+		}
+		printf("%s\n", any ? "" : " nowhere");
+	}
+	printf("  ports:");
+	if (pfd >= 0 && !bpf_map_get_next_key(pfd, NULL, &port)) {
+		for (;;) {
+			printf(" %u", port);
+			if (bpf_map_get_next_key(pfd, &port, &np))
+				break;
+			port = np;
+		}
+	}
+	printf("\n");
+	if (c.conn.interval)
+		printf("  new connections: %u/s per source, bursts of %u\n", c.conn.rate,
+		       c.conn.burst);
+	if (c.pkt.interval)
+		printf("  packets: %u/s per source, bursts of %u\n", c.pkt.rate, c.pkt.burst);
+	printf("  algorithm: %s; source table: %u slots\n",
+	       c.algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket",
+	       (c.slots_mask + 1) * 2);
+	read_counters(sfd, cnt);
+	printf("  packets passed: %llu within limits, %llu allow-listed; untouched: %llu\n",
+	       (unsigned long long)cnt[BS_LIM_PASS], (unsigned long long)cnt[BS_LIM_PASS_ALLOW],
+	       (unsigned long long)cnt[BS_LIM_OTHER]);
+	printf("  packets dropped: %llu deny, %llu ban, %llu connection rate, %llu packet rate, "
+	       "%llu shed\n", (unsigned long long)cnt[BS_LIM_DROP_DENY],
+	       (unsigned long long)cnt[BS_LIM_DROP_BAN], (unsigned long long)cnt[BS_LIM_DROP_CONN],
+	       (unsigned long long)cnt[BS_LIM_DROP_PKT], (unsigned long long)cnt[BS_LIM_DROP_SHED]);
+	printf("  sources: %llu new, %llu evictions\n", (unsigned long long)cnt[BS_LIM_SRC_NEW],
+	       (unsigned long long)cnt[BS_LIM_SRC_EVICT]);
+	if (bfd >= 0 && !bpf_map_get_next_key(bfd, NULL, &k)) {
+		for (;;) {
+			if (!bpf_map_lookup_elem(bfd, &k, &until) && until > now)
+				nbans++;
+			if (bpf_map_get_next_key(bfd, &k, &nk))
+				break;
+			k = nk;
+		}
+	}
+	printf("  active bans: %d\n", nbans);
+out:
+	for (int *fd = (int[]){ cfd, sfd, ifd, bfd, pfd, -2 }; *fd != -2; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	return rc;
+}
+
+static int limit_detach(void)
+{
+	static const char *const maps[] = { "lim_cfg", "lim_ports", "lim_src", "lim_stats",
+					    "lim_allow4", "lim_deny4", "lim_allow6", "lim_deny6",
+					    "lim_bans", "lim_ifaces" };
+	int ifd = pinned("lim_ifaces"), rc = 0;
+	struct bs_lim_iface e;
+	char path[128];
+
+	if (ifd < 0 && access(BS_LIM_PIN_DIR, F_OK)) {
+		printf("limiter: nothing to detach (%s does not exist)\n", BS_LIM_PIN_DIR);
+		return 0;
+	}
+	for (__u32 i = 0; ifd >= 0 && i < BS_LIM_MAX_IFACES; i++) {
+		if (bpf_map_lookup_elem(ifd, &i, &e) || e.mode == BS_LIM_MODE_NONE)
+			continue;
+		e.name[sizeof(e.name) - 1] = 0;
+		if (e.mode == BS_LIM_MODE_TC) {
+			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)e.ifindex,
+				    .attach_point = BPF_TC_INGRESS);
+			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TC_HANDLE, .priority = TC_PRIO);
+			int err = bpf_tc_detach(&hook, &opts);
+
+			if (err && err != -ENOENT && err != -ENODEV) {
+				pr_warn("limit detach: tc filter on %s: %s\n", e.name, strerror(-err));
+				rc = 1;
+			}
+		} else {
+			int fd;
+
+			link_path(path, sizeof(path), e.name);
+			fd = bpf_obj_get(path);
+			if (fd >= 0) {
+				if (bpf_link_detach(fd))
+					pr_debug("limit detach: link of %s: %s\n", e.name,
+						 strerror(errno));
+				close(fd);
+			}
+			if (unlink(path) && errno != ENOENT) {
+				pr_warn("limit detach: %s: %s\n", path, strerror(errno));
+				rc = 1;
+			}
+		}
+		printf("detached from %s (%s)\n", e.name, mode_names[e.mode <= BS_LIM_MODE_TC ?
+								       e.mode : 0]);
+	}
+	if (ifd >= 0)
+		close(ifd);
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", BS_LIM_PIN_DIR, maps[i]);
+		if (unlink(path) && errno != ENOENT) {
+			pr_warn("limit detach: %s: %s\n", path, strerror(errno));
+			rc = 1;
+		}
+	}
+	if (rmdir(BS_LIM_PIN_DIR) && errno != ENOENT) {
+		pr_warn("limit detach: %s: %s (something else is pinned there)\n", BS_LIM_PIN_DIR,
+			strerror(errno));
+		rc = 1;
+	}
+	if (!rc)
+		printf("limiter removed (%s deleted)\n", BS_LIM_PIN_DIR);
+	return rc;
+}
+
+int limit_cli(int argc, char **argv)
+{
+	if (argc < 1 || !strcmp(argv[0], "-h") || !strcmp(argv[0], "--help")) {
+		printf("Usage: bunscope limit status    what the pinned limiter does, without "
+		       "the daemon\n"
+		       "       bunscope limit detach    remove the limiter: programs, links, "
+		       "filters, state\n");
+		return argc < 1 ? 2 : 0;
+	}
+	if (!loader_bpffs_mounted()) {
+		printf("limiter: bpffs is not mounted on /sys/fs/bpf, so nothing is pinned\n");
+		return !strcmp(argv[0], "status") ? 1 : 0;
+	}
+	if (!strcmp(argv[0], "status"))
+		return limit_status();
+	if (!strcmp(argv[0], "detach"))
+		return limit_detach();
+	pr_warn("limit: unknown command '%s' (status or detach)\n", argv[0]);
+	return 2;
+}

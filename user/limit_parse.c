@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The limiter's option values: rates, presets, CIDRs.  No libbpf here. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limiter.h"
+
+void limit_opts_init(struct limit_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->algo = BS_LIM_TOKEN_BUCKET;
+	o->clients = 65536;
+	o->v6_prefix = 64;
+}
+
+static int parse_u32(const char *s, size_t n, __u32 *out)
+{
+	unsigned long long v = 0;
+
+	if (!n || n > 10)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -EINVAL;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v > 0xffffffffULL)
+		return -EINVAL;
+	*out = (__u32)v;
+	return 0;
+}
+
+int limit_parse_rate(const char *s, __u32 *rate, __u32 *burst)
+{
+	const char *colon = strchr(s, ':');
+	__u32 r, b;
+
+	if (parse_u32(s, colon ? (size_t)(colon - s) : strlen(s), &r))
+		return -EINVAL;
+	if (colon) {
+		if (parse_u32(colon + 1, strlen(colon + 1), &b))
+			return -EINVAL;
+	} else {
+		b = r;
+	}
+	if (!r || !b || r > 1000000000U)
+		return -EINVAL;
+	*rate = r;
+	*burst = b;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	__u32 conn_rate, conn_burst, pkt_rate, pkt_burst;
+	const char *what;
+} presets[] = {
+	{ "api", 50, 100, 2000, 4000, "an API server's clients: 50 new connections/s (bursts "
+	  "of 100), 2000 packets/s (bursts of 4000) per source" },
+	{ "strict", 10, 20, 500, 1000, "few connections per client: 10/s (20), 500 packets/s "
+	  "(1000)" },
+	{ "burst", 100, 1000, 5000, 20000, "bursty browsers behind NAT: 100/s (1000), 5000 "
+	  "packets/s (20000)" },
+};
+
+int limit_preset(const char *name, struct limit_opts *o)
+{
+	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
+		if (strcmp(name, presets[i].name))
+			continue;
+		o->conn_rate = presets[i].conn_rate;
+		o->conn_burst = presets[i].conn_burst;
+		o->pkt_rate = presets[i].pkt_rate;
+		o->pkt_burst = presets[i].pkt_burst;
+		return 0;
+	}
+	return -1;
+}
+
+const char *limit_presets_help(void)
+{
+	static char buf[512];
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]) && n < sizeof(buf); i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? ", " : "",
+				      presets[i].name);
+	return buf;
+}
+
+int limit_parse_cidr(const char *s, struct limit_cidr *c)
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	__u32 prefix;
+
+	if (!alen || alen >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, s, alen);
+	addr[alen] = 0;
+	memset(c, 0, sizeof(*c));
+	if (inet_pton(AF_INET, addr, c->addr) == 1) {
+		c->v6 = 0;
+		prefix = 32;
+	} else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
+		c->v6 = 1;
+		prefix = 128;
+	} else {
+		return -EINVAL;
+	}
+	if (slash) {
+		__u32 p;
+
+		if (parse_u32(slash + 1, strlen(slash + 1), &p) || p > prefix)
+			return -EINVAL;
+		prefix = p;
+	}
+	c->prefix = (__u8)prefix;
+	/* clear the host bits: 10.1.2.3/8 means 10.0.0.0/8 */
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned bit = i * 8;
+
+		if (bit >= prefix)
+			c->addr[i] = 0;
+		else if (bit + 8 > prefix)
+			c->addr[i] &= (__u8)(0xff << (8 - (prefix - bit)));
+	}
+	return 0;
+}
+
+int limit_format_cidr(const struct limit_cidr *c, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(c->v6 ? AF_INET6 : AF_INET, c->addr, a, sizeof(a)))
+		return -1;
+	return snprintf(buf, len, "%s/%u", a, c->prefix);
+}
+
+int limit_read_cidr_file(const char *path, struct limit_cidr *list, int *n, int max, int *line)
+{
+	char buf[256];
+	FILE *f = fopen(path, "r");
+
+	*line = 0;
+	if (!f)
+		return -errno;
+	while (fgets(buf, sizeof(buf), f)) {
+		char *p = buf, *e;
+
+		(*line)++;
+		if ((e = strchr(p, '#')))
+			*e = 0;
+		while (isspace((unsigned char)*p))
+			p++;
+		e = p + strlen(p);
+		while (e > p && isspace((unsigned char)e[-1]))
+			*--e = 0;
+		if (!*p)
+			continue;
+		if (*n >= max || limit_parse_cidr(p, &list[*n])) {
+			fclose(f);
+			return -EINVAL;
+		}
+		(*n)++;
+	}
+	fclose(f);
+	return 0;
+}
