@@ -251,8 +251,8 @@ static int attach_iface(struct limiter *l, const char *name, __u32 *mode)
 				strerror(errno));
 			return -errno;
 		}
-		*mode = l->o.mode == LIMIT_MODE_TC ? BS_LIM_MODE_TC : BS_LIM_MODE_XDP_NATIVE;
-		/* the mode it was made with, from our own record */
+		*mode = BS_LIM_MODE_XDP_NATIVE;
+		/* the XDP mode it was made with, from our own record */
 		{
 			int mfd = bpf_map__fd(l->skel->maps.lim_ifaces);
 			struct bs_lim_iface e;

@@ -542,7 +542,9 @@ static void refresh_targets(struct app *a, bool initial)
 		uprobes_attach(a, &fresh[i]);
 	}
 	pthread_mutex_unlock(&a->lock);
-	if (a->limiter)
+	/* a target's listening ports rarely change: new targets at once, the
+	 * rest every 2 s (the scan reads every socket of the target) */
+	if (a->limiter && (nfresh || initial || a->refreshes % 8 == 0))
 		limit_ports_refresh(a);
 	/* then the connections that were open already */
 	for (int i = 0; i < nfresh; i++)
