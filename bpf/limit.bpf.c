@@ -217,7 +217,7 @@ static __always_inline int decide(void *data, void *data_end)
 	}
 
 	now = bpf_ktime_get_ns();
-	until = bpf_map_lookup_elem(&lim_bans, &p.key);
+	until = cfg->lists & BS_LIM_LIST_BANS ? bpf_map_lookup_elem(&lim_bans, &p.key) : NULL;
 	if (until && *until > now) {
 		count(BS_LIM_DROP_BAN);
 		return 0;

@@ -59,6 +59,7 @@ struct bs_lim_cfg {
 #define BS_LIM_LIST_DENY4	0x2
 #define BS_LIM_LIST_ALLOW6	0x4
 #define BS_LIM_LIST_DENY6	0x8
+#define BS_LIM_LIST_BANS	0x10	/* lim_bans may hold entries: look them up */
 
 /* A source: IPv4 as ::ffff:a.b.c.d, IPv6 masked to the configured prefix. */
 struct bs_lim_key {

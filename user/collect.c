@@ -550,13 +550,6 @@ static double self_cpu_seconds(void)
 }
 
 /* A family of one unlabelled sample. */
-static void scalar(struct sbuf *sb, const char *name, const char *type, const char *help,
-		   unsigned long long v)
-{
-	expo_header(sb, name, type, help);
-	expo_sample_u64(sb, name, NULL, 0, v);
-}
-
 static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *rows, int nrows,
 		       const struct stat_row *srows, int nsrows)
 {
@@ -583,7 +576,7 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 
 		expo_sample_u64(sb, "bunscope_build_info", l, 2, 1);
 	}
-	scalar(sb, "bunscope_targets", "gauge", "Processes observed.",
+	expo_scalar(sb, "bunscope_targets", "gauge", "Processes observed.",
 	       (unsigned long long)a->targets.n);
 	expo_header(sb, "bunscope_target_info", "gauge", "An observed process.");
 	for (int i = 0; i < a->targets.n; i++) {
@@ -594,24 +587,24 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		snprintf(pid, sizeof(pid), "%u", t->pid);
 		expo_sample_u64(sb, "bunscope_target_info", l, 3, 1);
 	}
-	scalar(sb, "bunscope_target_exits_total", "counter", "Observed processes that exited.",
+	expo_scalar(sb, "bunscope_target_exits_total", "counter", "Observed processes that exited.",
 	       a->targets.exits);
 
-	scalar(sb, "bunscope_events_lost_total", "counter",
+	expo_scalar(sb, "bunscope_events_lost_total", "counter",
 	       "Ring buffer records dropped because it was full (the requests are still "
 	       "counted in http_server_active_requests; their histograms miss them).",
 	       read_counter(cfd, BS_CNT_EV_LOST));
-	scalar(sb, "bunscope_series_dropped_total", "counter",
+	expo_scalar(sb, "bunscope_series_dropped_total", "counter",
 	       "Completed requests not in the histograms because the series map was full.",
 	       agg_full + uagg_dropped(a->uagg));
-	scalar(sb, "bun_process_oom_kills_total", "counter",
+	expo_scalar(sb, "bun_process_oom_kills_total", "counter",
 	       "Targets the OOM killer chose (oom:mark_victim), over bunscope's life.",
 	       read_counter(cfd, BS_CNT_OOM_KILLS));
-	scalar(sb, "bunscope_thread_runs_unseen_total", "counter",
+	expo_scalar(sb, "bunscope_thread_runs_unseen_total", "counter",
 	       "Runs of target threads whose switch-in sched_switch did not see (running "
 	       "at attach, or missed): counted from the kernel's per-run figure.",
 	       read_counter(cfd, BS_CNT_RUN_UNSEEN));
-	scalar(sb, "bunscope_websocket_series_dropped_total", "counter",
+	expo_scalar(sb, "bunscope_websocket_series_dropped_total", "counter",
 	       "WebSocket events not counted because the WebSocket maps were full.",
 	       ws_full);
 	expo_header(sb, "bunscope_ringbuf_records_total", "counter",
@@ -623,23 +616,23 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		l[0].value = "completion";
 		expo_sample_u64(sb, "bunscope_ringbuf_records_total", l, 1, a->complete_events);
 	}
-	scalar(sb, "bunscope_route_unknown_total", "counter",
+	expo_scalar(sb, "bunscope_route_unknown_total", "counter",
 	       "Completions whose path record was lost (counted under http_route=\"_other\").",
 	       a->unknown_hash);
-	scalar(sb, "bunscope_route_misses_total", "counter",
+	expo_scalar(sb, "bunscope_route_misses_total", "counter",
 	       "Completed requests aggregated by the daemon because their path was new to "
 	       "the kernel.",
 	       read_counter(cfd, BS_CNT_ROUTE_MISS));
-	scalar(sb, "bunscope_route_overflow_requests_total", "counter",
+	expo_scalar(sb, "bunscope_route_overflow_requests_total", "counter",
 	       "Requests counted under http_route=\"_other\" because --max-routes was reached.",
 	       overflow);
-	scalar(sb, "bunscope_routes", "gauge", "Distinct http_route values (without _other).",
+	expo_scalar(sb, "bunscope_routes", "gauge", "Distinct http_route values (without _other).",
 	       routes_count(a->routes));
-	scalar(sb, "bunscope_routes_limit", "gauge", "--max-routes.", a->cfg.max_routes);
-	scalar(sb, "bunscope_connections_untracked_total", "counter",
+	expo_scalar(sb, "bunscope_routes_limit", "gauge", "--max-routes.", a->cfg.max_routes);
+	expo_scalar(sb, "bunscope_connections_untracked_total", "counter",
 	       "Accepted connections not followed because the connection map was full.",
 	       read_counter(cfd, BS_CNT_CONN_FULL));
-	scalar(sb, "bunscope_connections_unfollowed_ports_total", "counter",
+	expo_scalar(sb, "bunscope_connections_unfollowed_ports_total", "counter",
 	       "Accepted connections not followed because their process already had "
 	       "8 listening ports counted.",
 	       read_counter(cfd, BS_CNT_PORTS_FULL));
@@ -661,7 +654,7 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		expo_sample_u64(sb, "bunscope_map_capacity", l, 1, a->cfg.lopts.max_series);
 	}
 
-	scalar(sb, "bunscope_process_resident_memory_bytes", "gauge",
+	expo_scalar(sb, "bunscope_process_resident_memory_bytes", "gauge",
 	       "Resident memory of the bunscope daemon.",
 	       self_rss_bytes());
 	expo_header(sb, "bunscope_process_cpu_seconds_total", "counter",
@@ -680,7 +673,7 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		expo_sample_u64(sb, "bunscope_bpf_prog_recursion_misses_total", l, 1,
 				ps[i].recursion_misses);
 	}
-	scalar(sb, "bunscope_bpf_stats_enabled", "gauge",
+	expo_scalar(sb, "bunscope_bpf_stats_enabled", "gauge",
 	       "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).",
 	       loader_bpf_stats_enabled());
 	if (loader_bpf_stats_enabled()) {

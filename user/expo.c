@@ -585,3 +585,10 @@ int expo_parse_listen(const char *spec, struct sockaddr_storage *ss,
 	*len = sizeof(*sin);
 	return 0;
 }
+
+void expo_scalar(struct sbuf *sb, const char *name, const char *type, const char *help,
+		 unsigned long long value)
+{
+	expo_header(sb, name, type, help);
+	expo_sample_u64(sb, name, NULL, 0, value);
+}

@@ -79,6 +79,10 @@ void expo_histogram(struct sbuf *sb, const char *name,
 		    const double *bounds, int nbounds,
 		    const unsigned long long *counts, double sum);
 
+/* a family of one unlabelled sample: header and value */
+void expo_scalar(struct sbuf *sb, const char *name, const char *type, const char *help,
+		 unsigned long long value);
+
 /* the number formatting used above, for callers that build lines by hand */
 void expo_double(struct sbuf *sb, double v);
 

@@ -161,6 +161,14 @@ static int write_config(struct limiter *l)
 		if (r)
 			c.lists |= tries[i].bit;
 	}
+	/* bans are looked up per packet only when there can be any (none are
+	 * made yet: --limit-req will set the bit when it bans) */
+	{
+		struct bs_lim_key k;
+
+		if (!bpf_map_get_next_key(bpf_map__fd(l->skel->maps.lim_bans), NULL, &k))
+			c.lists |= BS_LIM_LIST_BANS;
+	}
 	c.enabled = 1;
 	if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) {
 		pr_warn("limiter: cannot write the configuration: %s\n", strerror(errno));
@@ -192,6 +200,19 @@ static int record_iface(struct limiter *l, __u32 ifindex, const char *name, __u3
 	e.mode = mode;
 	snprintf(e.name, sizeof(e.name), "%s", name);
 	return bpf_map_update_elem(fd, &free_slot, &e, BPF_ANY) ? -errno : 0;
+}
+
+/* The XDP mode an earlier daemon attached ifindex with (native if unrecorded). */
+static __u32 recorded_mode(struct limiter *l, __u32 ifindex)
+{
+	int fd = bpf_map__fd(l->skel->maps.lim_ifaces);
+	struct bs_lim_iface e;
+
+	for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++)
+		if (!bpf_map_lookup_elem(fd, &i, &e) && e.ifindex == ifindex &&
+		    (e.mode == BS_LIM_MODE_XDP_NATIVE || e.mode == BS_LIM_MODE_XDP_GENERIC))
+			return e.mode;
+	return BS_LIM_MODE_XDP_NATIVE;
 }
 
 static int attach_xdp(struct limiter *l, __u32 ifindex, const char *name, __u32 flags)
@@ -246,22 +267,12 @@ static int attach_iface(struct limiter *l, const char *name, __u32 *mode)
 		/* a link a previous daemon left: keep it and its mode, new program */
 		err = bpf_link_update(fd, bpf_program__fd(l->skel->progs.bs_xdp_limit), NULL);
 		close(fd);
-		if (err) {
+		if (err) {	/* libbpf returns -errno */
 			pr_warn("limiter: cannot update the XDP link of %s: %s\n", name,
-				strerror(errno));
-			return -errno;
+				strerror(-err));
+			return err;
 		}
-		*mode = BS_LIM_MODE_XDP_NATIVE;
-		/* the XDP mode it was made with, from our own record */
-		{
-			int mfd = bpf_map__fd(l->skel->maps.lim_ifaces);
-			struct bs_lim_iface e;
-
-			for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++)
-				if (!bpf_map_lookup_elem(mfd, &i, &e) && e.ifindex == ifindex &&
-				    e.mode != BS_LIM_MODE_NONE)
-					*mode = e.mode;
-		}
+		*mode = recorded_mode(l, ifindex);
 		return record_iface(l, ifindex, name, *mode);
 	}
 	err = -EOPNOTSUPP;
@@ -450,23 +461,20 @@ void limit_write_metrics(struct limiter *l, struct sbuf *sb)
 
 		expo_sample_u64(sb, "bunscope_limit_packets_total", lb, 2, c[rows[i].counter]);
 	}
-	expo_header(sb, "bunscope_limit_other_packets_total", "counter",
-		    "Packets the limiter let through untouched (not TCP to a limited port).");
-	expo_sample_u64(sb, "bunscope_limit_other_packets_total", NULL, 0, c[BS_LIM_OTHER]);
-	expo_header(sb, "bunscope_limit_tracked_clients", "gauge",
-		    "Sources with rate state in use (seen within the idle time).");
-	expo_sample_u64(sb, "bunscope_limit_tracked_clients", NULL, 0,
-			tracked(l->src, l->nbuckets, l->idle_ns));
-	expo_header(sb, "bunscope_limit_client_slots", "gauge",
-		    "Capacity of the source table (--limit-clients); its memory is fixed.");
-	expo_sample_u64(sb, "bunscope_limit_client_slots", NULL, 0, (__u64)l->nbuckets * 2);
-	expo_header(sb, "bunscope_limit_sources_new_total", "counter",
-		    "Sources that took a free or idle slot.");
-	expo_sample_u64(sb, "bunscope_limit_sources_new_total", NULL, 0, c[BS_LIM_SRC_NEW]);
-	expo_header(sb, "bunscope_limit_evictions_total", "counter",
+	expo_scalar(sb, "bunscope_limit_other_packets_total", "counter",
+		    "Packets the limiter let through untouched (not TCP to a limited port).",
+		    c[BS_LIM_OTHER]);
+	expo_scalar(sb, "bunscope_limit_tracked_clients", "gauge",
+		    "Sources with rate state in use (seen within the idle time).",
+		    tracked(l->src, l->nbuckets, l->idle_ns));
+	expo_scalar(sb, "bunscope_limit_client_slots", "gauge",
+		    "Capacity of the source table (--limit-clients); its memory is fixed.",
+		    (__u64)l->nbuckets * 2);
+	expo_scalar(sb, "bunscope_limit_sources_new_total", "counter",
+		    "Sources that took a free or idle slot.", c[BS_LIM_SRC_NEW]);
+	expo_scalar(sb, "bunscope_limit_evictions_total", "counter",
 		    "Sources that took the slot of another source still in use (table too "
-		    "small, or a flood of new addresses).");
-	expo_sample_u64(sb, "bunscope_limit_evictions_total", NULL, 0, c[BS_LIM_SRC_EVICT]);
+		    "small, or a flood of new addresses).", c[BS_LIM_SRC_EVICT]);
 	expo_header(sb, "bunscope_limit_attached", "gauge",
 		    "Interfaces the limiter is attached to, and how.");
 	for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++) {
@@ -574,9 +582,13 @@ static int limit_status(void)
 	}
 	printf("  active bans: %d\n", nbans);
 out:
-	for (int *fd = (int[]){ cfd, sfd, ifd, bfd, pfd, -2 }; *fd != -2; fd++)
-		if (*fd >= 0)
-			close(*fd);
+	{
+		int fds[] = { cfd, sfd, ifd, bfd, pfd };
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
 	return rc;
 }
 
