@@ -21,6 +21,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "bunscope.h"
+#include "limit.h"
 #include "thread_role.h"
 
 struct bs_conn;
@@ -233,6 +234,83 @@ static __always_inline void count(__u32 idx)
 
 	if (v)
 		(*v)++;
+}
+
+/*
+ * Request-rate bans (--limit-req): every request a server connection starts
+ * passes its client's request limit; a client above it is banned in the
+ * limiter's lim_bans, which the daemon hands in (the limiter's pinned map),
+ * so its packets are dropped in XDP/tc from then on.  Off (and pruned by the
+ * verifier) while req_lim.interval is 0.  Clients here have completed a
+ * handshake, so a hash map's insert per new client is not a spoofing target.
+ */
+const volatile struct bs_lim_rate req_lim = {};
+const volatile __u32 req_algo = 0;
+const volatile __u32 req_v6_prefix = 64;
+const volatile __u64 ban_ns = 60 * BS_LIM_NSEC;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);	/* --limit-clients; 64 while off */
+	__type(key, struct bs_lim_key);
+	__type(value, struct bs_lim_state);
+} req_rate SEC(".maps");
+
+/* the limiter's maps of the same names (bpf/limit.bpf.c), reused */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BS_LIM_MAX_BANS);
+	__type(key, struct bs_lim_key);
+	__type(value, __u64);
+} lim_bans SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BS_LIM_NCOUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} lim_stats SEC(".maps");
+
+static __noinline void req_limit(const struct bs_conn *c)
+{
+	struct bs_lim_rate r = {
+		.interval = req_lim.interval,
+		.tolerance = req_lim.tolerance,
+		.window = req_lim.window,
+		.burst = req_lim.burst,
+	};
+	struct bs_lim_state fresh = {}, *s;
+	struct bs_lim_key k;
+	__u32 nbans = BS_LIM_BANS_MADE;
+	__u64 now, until, *old, *n;
+
+	if (c->family != AF_INET && c->family != AF_INET6)
+		return;
+	lim_key_peer(&k, c->family == AF_INET6, c->peer, req_v6_prefix);
+	now = bpf_ktime_get_ns();
+	s = bpf_map_lookup_elem(&req_rate, &k);
+	if (!s) {
+		bpf_map_update_elem(&req_rate, &k, &fresh, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&req_rate, &k);
+		if (!s)
+			return;
+	}
+	if (lim_allow(s, &r, req_algo, now))
+		return;
+	/* requests of a client being banned may still be in its sockets */
+	old = bpf_map_lookup_elem(&lim_bans, &k);
+	if (old && *old > now)
+		return;
+	until = now + ban_ns;
+	if (bpf_map_update_elem(&lim_bans, &k, &until, BPF_ANY))
+		return;
+	/* unbanned later, the client starts with a full burst */
+	s->a = 0;
+	s->n = 0;
+	s->prev = 0;
+	n = bpf_map_lookup_elem(&lim_stats, &nbans);
+	if (n)
+		*n += 1;
 }
 
 /*
@@ -487,6 +565,8 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 HP_INLINE void hp_on_start(struct hp_run *r)
 {
 	r->st->started++;
+	if (req_lim.interval)
+		req_limit(r->bc);
 }
 
 HP_INLINE void hp_on_abort(struct hp_run *r, __u32 n)
@@ -1060,10 +1140,12 @@ static __always_inline void on_accept(long ret)
 	conn->stats_idx = (__u32)idx;
 	if (family != AF_UNIX) {
 		conn->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		/* bpf_core_read with the size: BPF_CORE_READ_INTO on an array
+		 * reads sizeof(its element), one byte */
 		if (family == AF_INET)
-			BPF_CORE_READ_INTO(conn->peer, sk, __sk_common.skc_daddr);
+			bpf_core_read(conn->peer, 4, &sk->__sk_common.skc_daddr);
 		else
-			BPF_CORE_READ_INTO(conn->peer, sk, __sk_common.skc_v6_daddr);
+			bpf_core_read(conn->peer, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 	st = stats_at(conn->stats_idx);
 	if (st)

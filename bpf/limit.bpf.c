@@ -6,7 +6,13 @@
  *
  * Order of decisions for a packet to a limited port:
  *   allow list -> pass;  deny list -> drop;  ban -> drop;
- *   SYN: new-connection rate of its source;  every packet: packet rate.
+ *   SYN: the breaker (load shedding), then the new-connection rate of its
+ *   source;  every packet: packet rate.
+ *
+ * Bans are made by the observer (bpf/bunscope.bpf.c) from a client's HTTP
+ * request rate, into lim_bans, or by `bunscope limit ban`.  The breaker
+ * reads the targets' pending requests from the observer's stats map
+ * (lim_shed_src) on SYNs, at most once a millisecond.
  *
  * The maps are pinned by name under /sys/fs/bpf/bunscope, so enforcement
  * and counters outlive the daemon and a restarted daemon picks them up.
@@ -14,6 +20,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "bunscope.h"
 #include "limit.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -78,11 +85,45 @@ LPM_MAP(lim_deny6, struct bs_lim_lpm6);
 /* banned sources -> until when (bpf_ktime_get_ns) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, BS_LIM_MAX_BANS);
 	__type(key, struct bs_lim_key);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lim_bans SEC(".maps");
+
+/* the breaker: the daemon's part, the program's part, and the observer's
+ * stats map (the daemon puts it in; a dead daemon's stays, frozen, and the
+ * stale heartbeat makes the breaker let everything through) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_lim_shed_ctl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_shed_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_lim_shed);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lim_shed SEC(".maps");
+
+struct stats_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BS_STATS_SLOTS);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct bs_server_stats));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct stats_map);
+} lim_shed_src SEC(".maps");
 
 /* where the limiter is attached (for `bunscope limit status|detach`) */
 struct {
@@ -170,6 +211,108 @@ static __always_inline int parse(void *data, void *data_end, struct pkt *p,
 	return 1;
 }
 
+struct sum_ctx {
+	void *inner;
+	const struct bs_lim_shed_ctl *ctl;
+	__u32 ncpus;
+	__s64 sum;
+};
+
+static long sum_one(__u32 i, void *data)
+{
+	struct sum_ctx *x = data;
+	struct bs_server_stats *st;
+	__u64 slot = i / x->ncpus, cpu = i % x->ncpus;
+	__u32 idx;
+
+	if (slot >= BS_SHED_IDX)
+		return 1;
+	/* the verifier loses the upper half's bound of a 32-bit division:
+	 * a 64-bit mask it sees (BS_SHED_IDX is a power of two) */
+	asm volatile("%[s] &= %[m]" : [s] "+r"(slot) : [m] "i"(BS_SHED_IDX - 1));
+	idx = x->ctl->idx[slot];
+	st = bpf_map_lookup_percpu_elem(x->inner, &idx, (__u32)cpu);
+	if (st)
+		x->sum += (__s64)(st->started - st->completed - st->aborted - st->unstarted);
+	return 0;
+}
+
+/* The targets' pending requests: started - completed - aborted - unstarted,
+ * over the stats entries and CPUs the daemon named. */
+static __always_inline __s64 sum_pending(const struct bs_lim_shed_ctl *ctl)
+{
+	struct sum_ctx x = { .ctl = ctl, .ncpus = ctl->ncpus };
+	__u32 zero = 0, n;
+
+	x.inner = bpf_map_lookup_elem(&lim_shed_src, &zero);
+	if (!x.inner || !x.ncpus || x.ncpus > BS_SHED_MAX_CPUS || ctl->nidx > BS_SHED_IDX)
+		return 0;
+	n = ctl->nidx * x.ncpus;
+	bpf_loop(n, sum_one, &x, 0);
+	return x.sum;
+}
+
+static __always_inline void shed_to(struct bs_lim_shed *b, __u32 state, __u64 now)
+{
+	b->state = state;
+	b->since_ns = now;
+	if (state == BS_SHED_OPEN)
+		count(BS_LIM_SHED_OPENS);
+}
+
+/*
+ * The breaker, on a SYN: 1 to let the connection through, 0 to shed it.
+ * Closed -> open when pending > shed_pending or the daemon's thresholds
+ * trip; open -> half-open after shed_open_ns; half-open lets shed_probe_pct
+ * per cent through, reopens on a trip, closes after shed_probe_ns with
+ * pending at or below shed_low (the hysteresis).  Unlocked: two CPUs may
+ * both move it, to the same state.
+ */
+static __always_inline int shed_pass(const struct bs_lim_cfg *cfg, __u64 now)
+{
+	struct bs_lim_shed_ctl *ctl;
+	struct bs_lim_shed *b;
+	__u32 zero = 0;
+	int trip, healthy;
+
+	ctl = bpf_map_lookup_elem(&lim_shed_ctl, &zero);
+	b = bpf_map_lookup_elem(&lim_shed, &zero);
+	if (!ctl || !b)
+		return 1;
+	if (now > ctl->heartbeat_ns && now - ctl->heartbeat_ns > BS_SHED_STALE_NS) {
+		/* no daemon: fail open */
+		if (b->state != BS_SHED_CLOSED)
+			shed_to(b, BS_SHED_CLOSED, now);
+		return 1;
+	}
+	if (cfg->shed_pending && now - b->pending_ns > BS_SHED_PENDING_NS) {
+		b->pending = sum_pending(ctl);
+		b->pending_ns = now;
+	}
+	trip = ctl->ext_trip || (cfg->shed_pending && b->pending > (__s64)cfg->shed_pending);
+	healthy = !ctl->ext_trip && (!cfg->shed_pending || b->pending <= (__s64)cfg->shed_low);
+	if (b->state == BS_SHED_CLOSED) {
+		if (!trip)
+			return 1;
+		shed_to(b, BS_SHED_OPEN, now);
+		return 0;
+	}
+	if (b->state == BS_SHED_OPEN) {
+		if (now - b->since_ns < cfg->shed_open_ns)
+			return 0;
+		shed_to(b, BS_SHED_HALF_OPEN, now);
+	}
+	if (trip) {
+		shed_to(b, BS_SHED_OPEN, now);
+		return 0;
+	}
+	if (healthy && now - b->since_ns >= cfg->shed_probe_ns) {
+		shed_to(b, BS_SHED_CLOSED, now);
+		return 1;
+	}
+	return bpf_get_prandom_u32() % 100 < cfg->shed_probe_pct;
+}
+
 /* 1: pass, 0: drop. */
 static __always_inline int decide(void *data, void *data_end)
 {
@@ -220,6 +363,10 @@ static __always_inline int decide(void *data, void *data_end)
 	until = cfg->lists & BS_LIM_LIST_BANS ? bpf_map_lookup_elem(&lim_bans, &p.key) : NULL;
 	if (until && *until > now) {
 		count(BS_LIM_DROP_BAN);
+		return 0;
+	}
+	if (p.syn && cfg->shed && !shed_pass(cfg, now)) {
+		count(BS_LIM_DROP_SHED);
 		return 0;
 	}
 

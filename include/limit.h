@@ -52,7 +52,14 @@ struct bs_lim_cfg {
 	__u32 v6_prefix;	/* IPv6 sources are grouped by this prefix (default 64) */
 	__u32 enabled;		/* 0: pass everything (configuration not written yet) */
 	__u32 lists;		/* BS_LIM_LIST_* of the tries that have entries */
+	/* load shedding (the breaker): 0 shed_pending and no thresholds: off */
+	__u32 shed;		/* 1: the breaker is on (pending and/or daemon thresholds) */
+	__u32 shed_pending;	/* open above this many pending requests (0: not used) */
+	__u32 shed_low;		/* ... and close at or below this many (hysteresis) */
+	__u32 shed_probe_pct;	/* half-open: per cent of new connections let through */
 	__u32 pad;
+	__u64 shed_open_ns;	/* open this long before half-open */
+	__u64 shed_probe_ns;	/* half-open this long, healthy, before closing */
 };
 
 #define BS_LIM_LIST_ALLOW4	0x1
@@ -98,6 +105,8 @@ enum bs_lim_counter {
 	BS_LIM_OTHER,		/* not TCP to a limited port: passed untouched */
 	BS_LIM_SRC_NEW,		/* a source took a free slot */
 	BS_LIM_SRC_EVICT,	/* a source took a slot in use by another */
+	BS_LIM_BANS_MADE,	/* bans made by the observer (--limit-req) */
+	BS_LIM_SHED_OPENS,	/* the breaker went to open */
 	BS_LIM_NCOUNTERS,
 };
 
@@ -113,6 +122,45 @@ struct bs_lim_iface {
 	__u32 ifindex;
 	__u32 mode;		/* enum bs_lim_mode; NONE: entry unused */
 	char name[16];
+};
+
+/* Bans (lim_bans): source -> until when (bpf_ktime_get_ns), made by the
+ * observer from a client's HTTP request rate or by `bunscope limit ban`. */
+#define BS_LIM_MAX_BANS		65536
+
+/*
+ * The breaker.  The daemon writes struct bs_lim_shed_ctl (lim_shed_ctl)
+ * every refresh; the program keeps struct bs_lim_shed (lim_shed) and reads
+ * the pending requests from the observer's stats map (lim_shed_src, a map
+ * of maps the daemon fills) itself, with no daemon round trip.
+ */
+#define BS_SHED_IDX		16	/* observer stats entries summed (a power of two) */
+#define BS_SHED_MAX_CPUS	256
+#define BS_SHED_STALE_NS	(3 * BS_LIM_NSEC)	/* no heartbeat: fail open */
+#define BS_SHED_PENDING_NS	1000000ULL	/* pending summed at most once a ms */
+
+enum bs_shed_state {
+	BS_SHED_CLOSED = 0,	/* new connections pass */
+	BS_SHED_OPEN,		/* new connections are dropped */
+	BS_SHED_HALF_OPEN,	/* a fraction of them pass, to probe */
+	BS_SHED_NSTATES,
+};
+
+struct bs_lim_shed_ctl {
+	__u64 heartbeat_ns;	/* the daemon's last write; stale: the breaker is closed */
+	__u32 ext_trip;		/* the daemon's thresholds (p99, 5xx rate) are exceeded */
+	__u32 ncpus;		/* possible CPUs, for the per-CPU sums */
+	__u32 nidx;		/* entries of idx in use */
+	__u32 idx[BS_SHED_IDX];	/* the observer's stats entries of the targets */
+	__u32 pad;
+};
+
+struct bs_lim_shed {
+	__u32 state;		/* enum bs_shed_state */
+	__u32 pad;
+	__u64 since_ns;		/* when state was entered */
+	__u64 pending_ns;	/* when pending was summed */
+	__s64 pending;		/* the targets' pending requests then */
 };
 
 /* lim_allow4/lim_deny4 and lim_allow6/lim_deny6 keys (LPM tries). */
@@ -216,6 +264,32 @@ LIM_INLINE void lim_key6(struct bs_lim_key *k, const __u8 *a, __u32 prefix)
 	}
 	k->hi = hi;
 	k->lo = lo;
+}
+
+/*
+ * The source key of a connection's peer as the observer has it: an AF_INET
+ * address in the first 4 bytes, or an AF_INET6 one, where an IPv4-mapped
+ * address (a dual-stack socket's IPv4 client) gets the key of its IPv4
+ * packets.
+ */
+LIM_INLINE void lim_key_peer(struct bs_lim_key *k, int v6, const __u8 *a, __u32 prefix)
+{
+	if (!v6) {
+		__u32 be;
+
+		__builtin_memcpy(&be, a, 4);
+		lim_key4(k, be);
+		return;
+	}
+	if (!(a[0] | a[1] | a[2] | a[3] | a[4] | a[5] | a[6] | a[7] | a[8] | a[9]) &&
+	    a[10] == 0xff && a[11] == 0xff) {
+		__u32 be;
+
+		__builtin_memcpy(&be, a + 12, 4);
+		lim_key4(k, be);
+		return;
+	}
+	lim_key6(k, a, prefix);
 }
 
 /* Bucket index of a key: a multiply-xorshift mix, good enough against

@@ -19,6 +19,7 @@
 #include "bunscope.h"
 #include "bench.h"
 #include "log.h"
+#include "limit.h"
 #include "bunscope.skel.h"
 
 struct bench_case {

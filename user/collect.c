@@ -333,6 +333,30 @@ static int read_agg(const struct app *a, struct agg_row **rows_out)
 	return n;
 }
 
+const double *collect_dur_bounds(void)
+{
+	return dur_bounds;
+}
+
+void collect_http_snapshot(struct app *a, struct shed_snap *snap)
+{
+	struct agg_row *rows = NULL;
+	struct timespec ts;
+	int n = read_agg(a, &rows);
+
+	memset(snap, 0, sizeof(*snap));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snap->t_ms = (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+	for (int i = 0; i < n; i++) {
+		for (int b = 0; b < BS_DUR_SLOTS; b++)
+			snap->dur[b] += rows[i].v.dur[b];
+		snap->total += rows[i].v.count;
+		if (rows[i].k.status >= 500 && rows[i].k.status <= 599)
+			snap->n5xx += rows[i].v.count;
+	}
+	free(rows);
+}
+
 static int cmp_agg(const void *pa, const void *pb)
 {
 	const struct bs_agg_key *a = &((const struct agg_row *)pa)->k;
@@ -814,7 +838,18 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 	expo_double(sb, (double)sv.busy_ns / 1e9);
 	sbuf_printf(sb, ",\"idleSeconds\":");
 	expo_double(sb, (double)sv.idle_ns / 1e9);
-	sbuf_printf(sb, "},\"gc\":{\"bursts\":%llu}}\n", (unsigned long long)sv.loop.gc_bursts);
+	sbuf_printf(sb, "},\"gc\":{\"bursts\":%llu},\"breaker\":",
+		    (unsigned long long)sv.loop.gc_bursts);
+	{
+		const char *state;
+		long long bp;
+
+		if (limit_breaker(a->limiter, &state, &bp))
+			sbuf_printf(sb, "{\"state\":\"%s\",\"pending\":%lld}", state, bp);
+		else
+			sbuf_puts(sb, "null");
+	}
+	sbuf_puts(sb, "}\n");
 	return sb->oom ? -ENOMEM : 0;
 }
 

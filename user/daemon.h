@@ -68,6 +68,7 @@ struct app {
 	struct config cfg;
 	struct loader ld;
 	struct limiter *limiter;	/* NULL without --limit-iface */
+	struct shed_window *shed_win;	/* --shed-p99/--shed-5xx: completed requests */
 	struct ring_buffer *rb;
 	struct httpd *httpd;
 	struct timespec started;
@@ -96,6 +97,11 @@ struct sbuf;
 int collect_metrics(void *app, struct sbuf *sb);
 int collect_server_metrics(void *app, const char *pid_param, struct sbuf *sb);
 int collect_health(void *app, struct sbuf *sb);
+/* cumulative latency histogram, 5xx and total of every series (caller holds a->lock) */
+struct shed_snap;
+void collect_http_snapshot(struct app *a, struct shed_snap *snap);
+/* the latency histogram's upper bounds, seconds (BS_DUR_BOUNDS of them) */
+const double *collect_dur_bounds(void);
 
 /* userspace aggregation of route-miss completions (collect.c) */
 struct uagg *uagg_new(unsigned int capacity);

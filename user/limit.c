@@ -34,6 +34,11 @@
 #define TC_HANDLE	0xb5c0
 #define TC_PRIO		1
 
+struct ban {
+	struct bs_lim_key key;
+	__u64 until;
+};
+
 struct limiter {
 	struct limit_bpf *skel;
 	struct limit_opts o;
@@ -41,6 +46,13 @@ struct limiter {
 	size_t src_len;
 	__u32 nbuckets;
 	__u64 idle_ns;
+	int ncpus;
+	/* the bans as last read: rescanned when the observer made one, when
+	 * one ends, and every 10 s (the CLI may have changed them) */
+	struct ban *bans;
+	int nbans, bans_cap;
+	__u64 bans_made_seen, bans_next_scan;
+	struct shed_eval ev;			/* the daemon's thresholds, last tick */
 };
 
 static const char *const mode_names[] = {
@@ -48,6 +60,12 @@ static const char *const mode_names[] = {
 	[BS_LIM_MODE_XDP_NATIVE] = "native XDP",
 	[BS_LIM_MODE_XDP_GENERIC] = "generic XDP",
 	[BS_LIM_MODE_TC] = "tc ingress",
+};
+
+static const char *const shed_names[] = {
+	[BS_SHED_CLOSED] = "closed",
+	[BS_SHED_OPEN] = "open",
+	[BS_SHED_HALF_OPEN] = "half_open",
 };
 
 static const char *const mode_labels[] = {
@@ -75,7 +93,7 @@ static void link_path(char *buf, size_t len, const char *ifname)
 	snprintf(buf, len, "%s/link_xdp_%s", BS_LIM_PIN_DIR, ifname);
 }
 
-static int prepare_pin_dir(void)
+int limit_prepare_pins(void)
 {
 	if (!loader_bpffs_mounted()) {
 		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL)) {
@@ -161,13 +179,23 @@ static int write_config(struct limiter *l)
 		if (r)
 			c.lists |= tries[i].bit;
 	}
-	/* bans are looked up per packet only when there can be any (none are
-	 * made yet: --limit-req will set the bit when it bans) */
+	/* bans are looked up per packet only when there can be any: the
+	 * observer makes them (--limit-req), or an earlier one or the CLI did */
 	{
 		struct bs_lim_key k;
 
-		if (!bpf_map_get_next_key(bpf_map__fd(l->skel->maps.lim_bans), NULL, &k))
+		if (o->req_rate ||
+		    !bpf_map_get_next_key(bpf_map__fd(l->skel->maps.lim_bans), NULL, &k))
 			c.lists |= BS_LIM_LIST_BANS;
+	}
+	if (limit_shed_enabled(o)) {
+		c.shed = 1;
+		c.shed_pending = o->shed_pending;
+		c.shed_low = o->shed_low;
+		c.shed_probe_pct = o->shed_probe_pct;
+		c.shed_open_ns = (__u64)(o->shed_open * 1e9);
+		c.shed_probe_ns = c.shed_open_ns / 2 > BS_LIM_NSEC / 2 ? c.shed_open_ns / 2
+								     : BS_LIM_NSEC / 2;
 	}
 	c.enabled = 1;
 	if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) {
@@ -332,7 +360,7 @@ struct limiter *limit_start(const struct limit_opts *o)
 		return NULL;
 	l->o = *o;
 	l->nbuckets = o->clients / 2;
-	if (prepare_pin_dir())
+	if (limit_prepare_pins())
 		goto fail;
 	l->skel = limit_bpf__open_opts(&oo);
 	if (!l->skel) {
@@ -350,6 +378,7 @@ struct limiter *limit_start(const struct limit_opts *o)
 			strerror(-err), BS_LIM_PIN_DIR);
 		goto fail;
 	}
+	l->ncpus = libbpf_num_possible_cpus();
 	if (write_config(l) || map_sources(l))
 		goto fail;
 	for (int i = 0; i < o->nifaces; i++) {
@@ -367,6 +396,25 @@ struct limiter *limit_start(const struct limit_opts *o)
 		o->conn_rate ? "limited" : "not limited", o->pkt_rate ? "limited" : "not limited",
 		o->algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket",
 		o->nallow, o->ndeny, BS_LIM_PIN_DIR);
+	if (o->req_rate)
+		pr_info("limiter: clients above %u HTTP requests/s (bursts of %u) are banned for "
+			"%u s\n", o->req_rate, o->req_burst, o->ban_seconds);
+	if (limit_shed_enabled(o)) {
+		char why[256];
+		size_t k = 0;
+
+		why[0] = 0;
+		if (o->shed_pending)
+			k += (size_t)snprintf(why + k, sizeof(why) - k, ", more than %u pending "
+					      "requests (closes at %u)", o->shed_pending, o->shed_low);
+		if (o->shed_p99 > 0 && k < sizeof(why))
+			k += (size_t)snprintf(why + k, sizeof(why) - k, ", p99 above %g s",
+					      o->shed_p99);
+		if (o->shed_5xx > 0 && k < sizeof(why))
+			snprintf(why + k, sizeof(why) - k, ", 5xx above %g%%", o->shed_5xx * 100);
+		pr_info("limiter: new connections shed on%s; half-open after %g s lets %u%% in\n",
+			why, o->shed_open, o->shed_probe_pct);
+	}
 	return l;
 fail:
 	limit_close(l);
@@ -398,6 +446,124 @@ int limit_set_ports(struct limiter *l, const __u16 *ports, int n)
 		key = next;
 	}
 	return 0;
+}
+
+int limit_bind_observer(struct limiter *l, int stats_fd)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(l->skel->maps.lim_shed_src), &zero, &stats_fd,
+				BPF_ANY)) {
+		pr_warn("limiter: cannot give the breaker the observer's counters: %s\n",
+			strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* The bans in force now, into l->bans; the newly made ones logged. */
+static void scan_bans(struct limiter *l, __u64 now, bool log_new)
+{
+	int fd = bpf_map__fd(l->skel->maps.lim_bans), n = 0;
+	struct bs_lim_key k, nk;
+	__u64 until, next = now + 10 * BS_LIM_NSEC;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &nk)) {
+		k = nk;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, &until) || until <= now)
+			continue;
+		if (n == l->bans_cap) {
+			int cap = l->bans_cap ? l->bans_cap * 2 : 64;
+			struct ban *b = realloc(l->bans, (size_t)cap * sizeof(*b));
+
+			if (!b)
+				break;
+			l->bans = b;
+			l->bans_cap = cap;
+		}
+		if (log_new) {
+			bool known = false;
+
+			for (int i = 0; i < l->nbans && !known; i++)
+				known = !memcmp(&l->bans[i].key, &k, sizeof(k)) &&
+					l->bans[i].until == until;
+			if (!known) {
+				char a[64];
+
+				limit_format_key(&k, l->o.v6_prefix, a, sizeof(a));
+				pr_info("limiter: banned %s for %llu s (HTTP requests above %u/s, "
+					"bursts of %u)\n", a,
+					(unsigned long long)((until - now + BS_LIM_NSEC / 2) /
+							     BS_LIM_NSEC),
+					l->o.req_rate, l->o.req_burst);
+			}
+		}
+		if (until < next)
+			next = until;
+		l->bans[n].key = k;
+		l->bans[n].until = until;
+		n++;
+	}
+	l->nbans = n;
+	l->bans_next_scan = next;
+}
+
+static void read_counters(int fd, __u64 *out);
+
+void limit_tick(struct limiter *l, const __u32 *idx, int nidx, const struct shed_eval *ev)
+{
+	struct bs_lim_shed_ctl ctl = {};
+	__u64 now = mono_ns(), c[BS_LIM_NCOUNTERS];
+	__u32 zero = 0;
+
+	if (limit_shed_enabled(&l->o)) {
+		ctl.ncpus = l->ncpus > 0 ? (__u32)l->ncpus : 1;
+		for (int i = 0; i < nidx && i < BS_SHED_IDX; i++)
+			ctl.idx[ctl.nidx++] = idx[i];
+		if (ev) {
+			if (ev->trip != l->ev.trip)
+				pr_info("limiter: %s (last %g s: %llu requests, p99 %.3f s, %.1f%% "
+					"5xx)\n", ev->trip ? "thresholds exceeded, new connections "
+					"are shed" : "thresholds no longer exceeded",
+					l->o.shed_window, (unsigned long long)ev->requests, ev->p99,
+					ev->ratio_5xx * 100);
+			l->ev = *ev;
+			ctl.ext_trip = ev->trip;
+		}
+		ctl.heartbeat_ns = now;
+		if (bpf_map_update_elem(bpf_map__fd(l->skel->maps.lim_shed_ctl), &zero, &ctl,
+					BPF_ANY))
+			pr_debug("limiter: breaker heartbeat: %s\n", strerror(errno));
+	}
+	read_counters(bpf_map__fd(l->skel->maps.lim_stats), c);
+	if (c[BS_LIM_BANS_MADE] != l->bans_made_seen || now >= l->bans_next_scan) {
+		scan_bans(l, now, c[BS_LIM_BANS_MADE] != l->bans_made_seen);
+		l->bans_made_seen = c[BS_LIM_BANS_MADE];
+	}
+}
+
+static bool read_breaker(struct limiter *l, struct bs_lim_shed *b)
+{
+	__u32 zero = 0;
+
+	if (!limit_shed_enabled(&l->o) ||
+	    bpf_map_lookup_elem(bpf_map__fd(l->skel->maps.lim_shed), &zero, b) ||
+	    b->state >= BS_SHED_NSTATES)
+		return false;
+	return true;
+}
+
+bool limit_breaker(struct limiter *l, const char **state, long long *pending)
+{
+	struct bs_lim_shed b;
+
+	if (!l || !read_breaker(l, &b))
+		return false;
+	*state = shed_names[b.state];
+	*pending = b.pending;
+	return true;
 }
 
 static void read_counters(int fd, __u64 *out)
@@ -475,6 +641,36 @@ void limit_write_metrics(struct limiter *l, struct sbuf *sb)
 	expo_scalar(sb, "bunscope_limit_evictions_total", "counter",
 		    "Sources that took the slot of another source still in use (table too "
 		    "small, or a flood of new addresses).", c[BS_LIM_SRC_EVICT]);
+	expo_scalar(sb, "bunscope_limit_bans_total", "counter",
+		    "Clients banned for their HTTP request rate (--limit-req).",
+		    c[BS_LIM_BANS_MADE]);
+	{
+		__u64 now = mono_ns(), active = 0;
+
+		for (int i = 0; i < l->nbans; i++)
+			active += l->bans[i].until > now;
+		expo_scalar(sb, "bunscope_limit_active_bans", "gauge",
+			    "Sources banned now (as of the last refresh).", active);
+	}
+	{
+		struct bs_lim_shed b;
+
+		if (read_breaker(l, &b)) {
+			expo_header(sb, "bunscope_limit_breaker_state", "gauge",
+				    "The load-shedding breaker: 1 for its current state.");
+			for (__u32 i = 0; i < BS_SHED_NSTATES; i++) {
+				struct expo_label lb[] = { { "state", shed_names[i] } };
+
+				expo_sample_u64(sb, "bunscope_limit_breaker_state", lb, 1,
+						b.state == i);
+			}
+			expo_scalar(sb, "bunscope_limit_breaker_opens_total", "counter",
+				    "Times the breaker opened.", c[BS_LIM_SHED_OPENS]);
+			expo_scalar(sb, "bunscope_limit_breaker_pending_requests", "gauge",
+				    "Pending requests the breaker last read in the kernel.",
+				    b.pending > 0 ? (__u64)b.pending : 0);
+		}
+	}
 	expo_header(sb, "bunscope_limit_attached", "gauge",
 		    "Interfaces the limiter is attached to, and how.");
 	for (__u32 i = 0; i < BS_LIM_MAX_IFACES; i++) {
@@ -495,8 +691,16 @@ void limit_close(struct limiter *l)
 {
 	if (!l)
 		return;
+	if (l->skel && limit_shed_enabled(&l->o)) {
+		/* no daemon, no breaker: let everything in now, not in 3 s */
+		struct bs_lim_shed_ctl ctl = {};
+		__u32 zero = 0;
+
+		bpf_map_update_elem(bpf_map__fd(l->skel->maps.lim_shed_ctl), &zero, &ctl, BPF_ANY);
+	}
 	if (l->src)
 		munmap((void *)l->src, l->src_len);
+	free(l->bans);
 	limit_bpf__destroy(l->skel);	/* links and filters stay: they are pinned */
 	free(l);
 }
@@ -580,7 +784,27 @@ static int limit_status(void)
 			k = nk;
 		}
 	}
-	printf("  active bans: %d\n", nbans);
+	printf("  active bans: %d (%llu made for request rate)\n", nbans,
+	       (unsigned long long)cnt[BS_LIM_BANS_MADE]);
+	if (c.shed) {
+		int hfd = pinned("lim_shed"), cfd2 = pinned("lim_shed_ctl");
+		struct bs_lim_shed b = {};
+		struct bs_lim_shed_ctl ctl = {};
+
+		if (hfd >= 0)
+			bpf_map_lookup_elem(hfd, &zero, &b);
+		if (cfd2 >= 0)
+			bpf_map_lookup_elem(cfd2, &zero, &ctl);
+		printf("  breaker: %s, %lld pending when last read; opened %llu times%s\n",
+		       b.state < BS_SHED_NSTATES ? shed_names[b.state] : "?",
+		       (long long)b.pending, (unsigned long long)cnt[BS_LIM_SHED_OPENS],
+		       !ctl.heartbeat_ns || now - ctl.heartbeat_ns > BS_SHED_STALE_NS ?
+		       " (no daemon: new connections pass)" : "");
+		if (hfd >= 0)
+			close(hfd);
+		if (cfd2 >= 0)
+			close(cfd2);
+	}
 out:
 	{
 		int fds[] = { cfd, sfd, ifd, bfd, pfd };
@@ -596,7 +820,8 @@ static int limit_detach(void)
 {
 	static const char *const maps[] = { "lim_cfg", "lim_ports", "lim_src", "lim_stats",
 					    "lim_allow4", "lim_deny4", "lim_allow6", "lim_deny6",
-					    "lim_bans", "lim_ifaces" };
+					    "lim_bans", "lim_ifaces", "lim_shed_ctl", "lim_shed",
+					    "lim_shed_src" };
 	int ifd = pinned("lim_ifaces"), rc = 0;
 	struct bs_lim_iface e;
 	char path[128];
@@ -657,11 +882,171 @@ static int limit_detach(void)
 	return rc;
 }
 
+static __u32 pinned_v6_prefix(void)
+{
+	int fd = pinned("lim_cfg");
+	struct bs_lim_cfg c = {};
+	__u32 zero = 0;
+
+	if (fd >= 0) {
+		bpf_map_lookup_elem(fd, &zero, &c);
+		close(fd);
+	}
+	return c.v6_prefix ? c.v6_prefix : 64;
+}
+
+static int limit_bans(void)
+{
+	int fd = pinned("lim_bans"), n = 0;
+	__u32 prefix = pinned_v6_prefix();
+	struct bs_lim_key k, nk;
+	__u64 until, now = mono_ns();
+	void *prev = NULL;
+
+	if (fd < 0) {
+		printf("limiter: not set up (nothing pinned in %s)\n", BS_LIM_PIN_DIR);
+		return 1;
+	}
+	while (!bpf_map_get_next_key(fd, prev, &nk)) {
+		char a[64];
+
+		k = nk;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, &until) || until <= now)
+			continue;
+		if (!n++)
+			printf("%-44s %s\n", "SOURCE", "SECONDS LEFT");
+		limit_format_key(&k, prefix, a, sizeof(a));
+		printf("%-44s %.1f\n", a, (double)(until - now) / 1e9);
+	}
+	if (!n)
+		printf("no active bans\n");
+	close(fd);
+	return 0;
+}
+
+/* bans are only looked up once the configuration's bit says there may be some */
+static int set_bans_bit(void)
+{
+	int fd = pinned("lim_cfg");
+	struct bs_lim_cfg c;
+	__u32 zero = 0;
+	int err = 0;
+
+	if (fd < 0)
+		return -ENOENT;
+	if (bpf_map_lookup_elem(fd, &zero, &c))
+		err = -errno;
+	else if (!(c.lists & BS_LIM_LIST_BANS)) {
+		c.lists |= BS_LIM_LIST_BANS;
+		if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY))
+			err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
+static int limit_ban(int argc, char **argv)
+{
+	struct limit_cidr cidr;
+	struct bs_lim_key k;
+	unsigned long secs = 60;
+	__u64 until;
+	char *end, a[64];
+	int fd, rc = 0;
+
+	if (argc < 1 || argc > 2 || limit_parse_cidr(argv[0], &cidr) ||
+	    cidr.prefix != (cidr.v6 ? 128 : 32)) {
+		pr_warn("usage: bunscope limit ban ADDRESS [SECONDS] (an IPv4 or IPv6 address; "
+			"IPv6 is banned per its --limit-v6-prefix network)\n");
+		return 2;
+	}
+	if (argc == 2) {
+		errno = 0;
+		secs = strtoul(argv[1], &end, 10);
+		if (errno || *end || !secs || secs > 365UL * 86400) {
+			pr_warn("limit ban: SECONDS is 1 .. 31536000, got '%s'\n", argv[1]);
+			return 2;
+		}
+	}
+	fd = pinned("lim_bans");
+	if (fd < 0) {
+		printf("limiter: not set up (nothing pinned in %s)\n", BS_LIM_PIN_DIR);
+		return 1;
+	}
+	limit_cidr_key(&cidr, pinned_v6_prefix(), &k);
+	until = mono_ns() + (__u64)secs * BS_LIM_NSEC;
+	if (bpf_map_update_elem(fd, &k, &until, BPF_ANY) || set_bans_bit()) {
+		pr_warn("limit ban: %s\n", strerror(errno));
+		rc = 1;
+	} else {
+		limit_format_key(&k, pinned_v6_prefix(), a, sizeof(a));
+		printf("banned %s for %lu s\n", a, secs);
+	}
+	close(fd);
+	return rc;
+}
+
+static int limit_unban(int argc, char **argv)
+{
+	struct limit_cidr cidr;
+	struct bs_lim_key k, nk, want = {}, *del = NULL;
+	__u32 prefix = pinned_v6_prefix();
+	int fd, n = 0, cap = 0, all, single;
+	void *prev = NULL;
+
+	all = argc == 1 && !strcmp(argv[0], "all");
+	if (argc != 1 || (!all && limit_parse_cidr(argv[0], &cidr))) {
+		pr_warn("usage: bunscope limit unban ADDRESS|CIDR|all\n");
+		return 2;
+	}
+	fd = pinned("lim_bans");
+	if (fd < 0) {
+		printf("limiter: not set up (nothing pinned in %s)\n", BS_LIM_PIN_DIR);
+		return 1;
+	}
+	/* an address: its source key; a network: every key inside it */
+	single = !all && cidr.prefix == (cidr.v6 ? 128 : 32);
+	if (single)
+		limit_cidr_key(&cidr, prefix, &want);
+	while (!bpf_map_get_next_key(fd, prev, &nk)) {
+		k = nk;
+		prev = &k;
+		if (!all && (single ? memcmp(&want, &k, sizeof(k)) : !limit_key_in_cidr(&k, &cidr)))
+			continue;
+		if (n == cap) {
+			struct bs_lim_key *d;
+
+			cap = cap ? cap * 2 : 64;
+			d = realloc(del, (size_t)cap * sizeof(*d));
+			if (!d)
+				break;
+			del = d;
+		}
+		del[n++] = k;
+	}
+	for (int i = 0; i < n; i++) {
+		char a[64];
+
+		bpf_map_delete_elem(fd, &del[i]);
+		limit_format_key(&del[i], prefix, a, sizeof(a));
+		printf("unbanned %s\n", a);
+	}
+	if (!n)
+		printf("no ban matches %s\n", argv[0]);
+	free(del);
+	close(fd);
+	return 0;
+}
+
 int limit_cli(int argc, char **argv)
 {
 	if (argc < 1 || !strcmp(argv[0], "-h") || !strcmp(argv[0], "--help")) {
 		printf("Usage: bunscope limit status    what the pinned limiter does, without "
 		       "the daemon\n"
+		       "       bunscope limit bans      the sources banned now, and for how long\n"
+		       "       bunscope limit ban ADDRESS [SECONDS]   ban a source (default 60 s)\n"
+		       "       bunscope limit unban ADDRESS|CIDR|all  lift bans\n"
 		       "       bunscope limit detach    remove the limiter: programs, links, "
 		       "filters, state\n");
 		return argc < 1 ? 2 : 0;
@@ -674,6 +1059,12 @@ int limit_cli(int argc, char **argv)
 		return limit_status();
 	if (!strcmp(argv[0], "detach"))
 		return limit_detach();
-	pr_warn("limit: unknown command '%s' (status or detach)\n", argv[0]);
+	if (!strcmp(argv[0], "bans"))
+		return limit_bans();
+	if (!strcmp(argv[0], "ban"))
+		return limit_ban(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "unban"))
+		return limit_unban(argc - 1, argv + 1);
+	pr_warn("limit: unknown command '%s' (status, bans, ban, unban or detach)\n", argv[0]);
 	return 2;
 }

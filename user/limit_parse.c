@@ -15,6 +15,11 @@ void limit_opts_init(struct limit_opts *o)
 	o->algo = BS_LIM_TOKEN_BUCKET;
 	o->clients = 65536;
 	o->v6_prefix = 64;
+	o->ban_seconds = 60;
+	o->shed_window = 10;
+	o->shed_min_requests = 20;
+	o->shed_open = 2;
+	o->shed_probe_pct = 10;
 }
 
 static int parse_u32(const char *s, size_t n, __u32 *out)
@@ -172,4 +177,125 @@ int limit_read_cidr_file(const char *path, struct limit_cidr *list, int *n, int 
 	}
 	fclose(f);
 	return 0;
+}
+
+/* The address bytes of a source key: 4 (IPv4) or 16; returns 0 for IPv4, 1 for IPv6. */
+static int key_bytes(const struct bs_lim_key *k, __u8 out[16])
+{
+	if (!k->hi && (k->lo >> 32) == 0xffff) {
+		__u32 be = (__u32)k->lo;
+
+		memcpy(out, &be, 4);
+		return 0;
+	}
+	for (int i = 0; i < 8; i++) {
+		out[i] = (__u8)(k->hi >> (56 - 8 * i));
+		out[8 + i] = (__u8)(k->lo >> (56 - 8 * i));
+	}
+	return 1;
+}
+
+int limit_format_key(const struct bs_lim_key *k, __u32 v6_prefix, char *buf, size_t len)
+{
+	struct limit_cidr c = {};
+
+	c.v6 = (__u8)key_bytes(k, c.addr);
+	if (!c.v6)
+		return inet_ntop(AF_INET, c.addr, buf, (socklen_t)len) ? (int)strlen(buf) : -1;
+	c.prefix = (__u8)(v6_prefix && v6_prefix <= 128 ? v6_prefix : 128);
+	return limit_format_cidr(&c, buf, len);
+}
+
+void limit_cidr_key(const struct limit_cidr *c, __u32 v6_prefix, struct bs_lim_key *k)
+{
+	lim_key_peer(k, c->v6, c->addr, v6_prefix);
+}
+
+bool limit_key_in_cidr(const struct bs_lim_key *k, const struct limit_cidr *c)
+{
+	__u8 a[16] = {};
+	unsigned full = c->prefix / 8, rest = c->prefix % 8;
+
+	if (key_bytes(k, a) != c->v6)
+		return false;
+	if (memcmp(a, c->addr, full))
+		return false;
+	return !rest || !((a[full] ^ c->addr[full]) & (__u8)(0xff << (8 - rest)));
+}
+
+int limit_parse_shed_pending(const char *s, __u32 *n, __u32 *low)
+{
+	const char *colon = strchr(s, ':');
+	__u32 v, l;
+
+	if (parse_u32(s, colon ? (size_t)(colon - s) : strlen(s), &v) || !v)
+		return -EINVAL;
+	if (colon) {
+		if (parse_u32(colon + 1, strlen(colon + 1), &l) || l >= v)
+			return -EINVAL;
+	} else {
+		l = v / 2;
+	}
+	*n = v;
+	*low = l;
+	return 0;
+}
+
+void shed_window_add(struct shed_window *w, const struct shed_snap *snap)
+{
+	/* fewer requests than before: a target went away with its series */
+	if (w->n && snap->total < w->s[w->head].total)
+		w->n = 0;
+	w->head = (w->head + 1) % SHED_SNAPS;
+	w->s[w->head] = *snap;
+	if (w->n < SHED_SNAPS)
+		w->n++;
+}
+
+/* The q-quantile of a histogram as Prometheus' histogram_quantile(). */
+static double quantile(double q, const __u64 *cnt, const double *bounds, __u64 total)
+{
+	double rank = q * (double)total, cum = 0, lo = 0;
+
+	for (int i = 0; i < BS_DUR_BOUNDS; i++) {
+		if (cum + (double)cnt[i] >= rank && cnt[i])
+			return lo + (bounds[i] - lo) * (rank - cum) / (double)cnt[i];
+		cum += (double)cnt[i];
+		lo = bounds[i];
+	}
+	/* in the +Inf bucket: the largest finite bound, as Prometheus says */
+	return bounds[BS_DUR_BOUNDS - 1];
+}
+
+void shed_window_eval(const struct shed_window *w, const struct limit_opts *o,
+		      const double *bounds, struct shed_eval *out)
+{
+	const struct shed_snap *now, *old;
+	__u64 cnt[BS_DUR_SLOTS];
+	int back;
+
+	memset(out, 0, sizeof(*out));
+	if (w->n < 2)
+		return;
+	now = &w->s[w->head];
+	/* the oldest snapshot still within the window (or the oldest there is) */
+	old = now;
+	for (back = 1; back < w->n; back++) {
+		const struct shed_snap *s = &w->s[(w->head - back + SHED_SNAPS) % SHED_SNAPS];
+
+		old = s;
+		if ((double)(now->t_ms - s->t_ms) >= o->shed_window * 1000)
+			break;
+	}
+	out->requests = now->total - old->total;
+	if (!out->requests)
+		return;
+	for (int i = 0; i < BS_DUR_SLOTS; i++)
+		cnt[i] = now->dur[i] - old->dur[i];
+	out->p99 = quantile(0.99, cnt, bounds, out->requests);
+	out->ratio_5xx = (double)(now->n5xx - old->n5xx) / (double)out->requests;
+	if (out->requests < o->shed_min_requests)
+		return;
+	out->trip = (o->shed_p99 > 0 && out->p99 > o->shed_p99) ||
+		    (o->shed_5xx > 0 && out->ratio_5xx > o->shed_5xx);
 }

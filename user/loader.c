@@ -29,6 +29,7 @@
 #include "bunscope.h"
 #include "loader.h"
 #include "log.h"
+#include "limit.h"
 #include "bunscope.skel.h"
 
 #define TRACEFS		"/sys/kernel/tracing"
@@ -359,6 +360,37 @@ static enum capture_mode choose_mode(enum capture_mode want, const char **why)
 	return CAPTURE_AUTO;
 }
 
+/*
+ * The limiter's lim_bans and lim_stats, shared through their pins, so bans
+ * the observer makes are the ones XDP/tc enforce; without a limiter they
+ * are small private maps the programs never touch.
+ */
+static int setup_bans(struct bunscope_bpf *s, const struct loader_opts *o)
+{
+	char path[256];
+	int err;
+
+	if (!o->lim_pin_dir) {
+		if ((err = bpf_map__set_max_entries(s->maps.lim_bans, 64)) ||
+		    (err = bpf_map__set_max_entries(s->maps.req_rate, 64)))
+			return err;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/lim_bans", o->lim_pin_dir);
+	if ((err = bpf_map__set_pin_path(s->maps.lim_bans, path)))
+		return err;
+	snprintf(path, sizeof(path), "%s/lim_stats", o->lim_pin_dir);
+	if ((err = bpf_map__set_pin_path(s->maps.lim_stats, path)))
+		return err;
+	if (!o->req.interval)
+		return bpf_map__set_max_entries(s->maps.req_rate, 64);
+	s->rodata->req_lim = o->req;
+	s->rodata->req_algo = o->req_algo;
+	s->rodata->req_v6_prefix = o->req_v6_prefix;
+	s->rodata->ban_ns = o->ban_ns;
+	return bpf_map__set_max_entries(s->maps.req_rate, o->req_clients);
+}
+
 int loader_start(struct loader *l, const struct loader_opts *o)
 {
 	struct bunscope_bpf *s;
@@ -399,6 +431,10 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 	    (err = bpf_map__set_max_entries(s->maps.series_free, o->max_series)) ||
 	    (err = bpf_map__set_max_entries(s->maps.events, o->ringbuf_bytes))) {
 		pr_warn("cannot size the maps: %s\n", strerror(-err));
+		goto fail;
+	}
+	if ((err = setup_bans(s, o))) {
+		pr_warn("cannot set up request-rate bans: %s\n", strerror(-err));
 		goto fail;
 	}
 	set_autoload(s, l->mode);

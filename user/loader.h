@@ -4,6 +4,7 @@
 
 #include <linux/types.h>
 #include <stdbool.h>
+#include "limit.h"
 
 enum capture_mode {
 	CAPTURE_AUTO = 0,
@@ -16,6 +17,13 @@ struct loader_opts {
 	__u32 max_conns;	/* connection map entries */
 	__u32 max_series;	/* aggregation map entries */
 	__u32 ringbuf_bytes;	/* power of two, >= page size */
+	/* request-rate bans (--limit-req); req.interval 0: off */
+	struct bs_lim_rate req;
+	__u32 req_algo;		/* enum bs_lim_algo */
+	__u32 req_v6_prefix;
+	__u32 req_clients;	/* clients whose request rate is followed */
+	__u64 ban_ns;
+	const char *lim_pin_dir;	/* the limiter's pinned maps (lim_bans, lim_stats), or NULL */
 };
 
 struct bunscope_bpf;

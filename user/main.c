@@ -52,6 +52,14 @@ enum {
 	OPT_DENY,
 	OPT_ALLOW_FILE,
 	OPT_DENY_FILE,
+	OPT_LIMIT_REQ,
+	OPT_BAN_SECONDS,
+	OPT_SHED_PENDING,
+	OPT_SHED_P99,
+	OPT_SHED_5XX,
+	OPT_SHED_WINDOW,
+	OPT_SHED_OPEN,
+	OPT_SHED_PROBE,
 	OPT_MEMORY_CEILING,
 	OPT_UPROBE,
 };
@@ -117,6 +125,24 @@ static const struct opt_desc opt_table[] = {
 	  "CIDRs to allow, one a line, # comments" },
 	{ { "deny-file", required_argument, NULL, OPT_DENY_FILE }, "FILE",
 	  "CIDRs to deny, one a line, # comments" },
+	{ { "limit-req", required_argument, NULL, OPT_LIMIT_REQ }, "RATE:BURST",
+	  "ban a client whose HTTP requests exceed RATE per second (bursts of BURST), as "
+	  "the observer counts them, in XDP/tc" },
+	{ { "ban-seconds", required_argument, NULL, OPT_BAN_SECONDS }, "N",
+	  "how long such a ban lasts (default 60)" },
+	{ { "shed-pending", required_argument, NULL, OPT_SHED_PENDING }, "N[:LOW]",
+	  "load shedding: refuse new connections while the targets have more than N pending "
+	  "requests, until at most LOW (default N/2)" },
+	{ { "shed-p99", required_argument, NULL, OPT_SHED_P99 }, "SECONDS",
+	  "... or while the p99 latency over --shed-window exceeds SECONDS" },
+	{ { "shed-5xx", required_argument, NULL, OPT_SHED_5XX }, "RATIO",
+	  "... or while the share of 5xx responses over --shed-window exceeds RATIO (0..1)" },
+	{ { "shed-window", required_argument, NULL, OPT_SHED_WINDOW }, "SECONDS",
+	  "window of --shed-p99 and --shed-5xx (default 10; at least 20 requests in it)" },
+	{ { "shed-open", required_argument, NULL, OPT_SHED_OPEN }, "SECONDS",
+	  "how long the breaker stays open before half-open (default 2)" },
+	{ { "shed-probe", required_argument, NULL, OPT_SHED_PROBE }, "PERCENT",
+	  "half-open: the share of new connections let through to probe (default 10)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "more messages, libbpf's included" },
 	{ { "help", no_argument, NULL, 'h' }, NULL, "this help" },
 	{ { "version", no_argument, NULL, 'V' }, NULL, "print the version" },
@@ -130,7 +156,8 @@ static void usage(FILE *f)
 		"       bunscope doctor [OPTIONS]    check this host and the targets, print fixes\n"
 		"       bunscope check [OPTIONS]     load and attach everything, then exit\n"
 		"       bunscope bench-parse         kernel cost of parsing sample requests\n"
-		"       bunscope limit status|detach the pinned limiter, without the daemon\n"
+		"       bunscope limit status|bans|ban|unban|detach   the pinned limiter, "
+		"without the daemon\n"
 		"\n"
 		"Select targets with --pid, --name or --port (at least one to run the daemon).\n"
 		"\nOptions:\n");
@@ -381,6 +408,67 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			}
 			cfg->limit.v6_prefix = (__u32)v;
 			break;
+		case OPT_LIMIT_REQ:
+			if (limit_parse_rate(optarg, &cfg->limit.req_rate, &cfg->limit.req_burst)) {
+				pr_warn("--limit-req: RATE:BURST, positive integers, e.g. 20:40, got "
+					"'%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_BAN_SECONDS:
+			if (parse_uint(optarg, 1, 86400 * 365, &v)) {
+				pr_warn("--ban-seconds: 1..31536000, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->limit.ban_seconds = (__u32)v;
+			break;
+		case OPT_SHED_PENDING:
+			if (limit_parse_shed_pending(optarg, &cfg->limit.shed_pending,
+						     &cfg->limit.shed_low)) {
+				pr_warn("--shed-pending: N or N:LOW with 0 <= LOW < N, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_SHED_P99:
+		case OPT_SHED_5XX:
+		case OPT_SHED_WINDOW:
+		case OPT_SHED_OPEN: {
+			static const struct {
+				int opt;
+				const char *name;
+				double lo, hi;
+			} r[] = {
+				{ OPT_SHED_P99, "shed-p99", 0.001, 3600 },
+				{ OPT_SHED_5XX, "shed-5xx", 0.0001, 1 },
+				{ OPT_SHED_WINDOW, "shed-window", 1, 600 },
+				{ OPT_SHED_OPEN, "shed-open", 0.1, 600 },
+			};
+			double *dst[] = { &cfg->limit.shed_p99, &cfg->limit.shed_5xx,
+					  &cfg->limit.shed_window, &cfg->limit.shed_open };
+			char *end;
+			double d;
+			size_t i = 0;
+
+			while (r[i].opt != c)
+				i++;
+			errno = 0;
+			d = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(d >= r[i].lo && d <= r[i].hi)) {
+				pr_warn("--%s: a number from %g to %g, got '%s'\n", r[i].name,
+					r[i].lo, r[i].hi, optarg);
+				return -EINVAL;
+			}
+			*dst[i] = d;
+			break;
+		}
+		case OPT_SHED_PROBE:
+			if (parse_uint(optarg, 1, 100, &v)) {
+				pr_warn("--shed-probe: a per cent, 1..100, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->limit.shed_probe_pct = (__u32)v;
+			break;
 		case OPT_ALLOW:
 		case OPT_DENY: {
 			struct limit_cidr *list = c == OPT_ALLOW ? cfg->limit.allow : cfg->limit.deny;
@@ -431,11 +519,21 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		return -EINVAL;
 	}
 	if (!cfg->limit.nifaces && (cfg->limit.conn_rate || cfg->limit.pkt_rate ||
-				    cfg->limit.nallow || cfg->limit.ndeny)) {
-		pr_warn("limits and allow/deny lists need --limit-iface IFACE: the interface "
-			"their traffic arrives on\n");
+				    cfg->limit.nallow || cfg->limit.ndeny || cfg->limit.req_rate ||
+				    limit_shed_enabled(&cfg->limit))) {
+		pr_warn("limits, bans, load shedding and allow/deny lists need --limit-iface "
+			"IFACE: the interface their traffic arrives on\n");
 		return -EINVAL;
 	}
+	if (cfg->limit.req_rate) {
+		lim_rate_init(&cfg->lopts.req, cfg->limit.req_rate, cfg->limit.req_burst);
+		cfg->lopts.req_algo = cfg->limit.algo;
+		cfg->lopts.req_v6_prefix = cfg->limit.v6_prefix;
+		cfg->lopts.req_clients = cfg->limit.clients;
+		cfg->lopts.ban_ns = (__u64)cfg->limit.ban_seconds * BS_LIM_NSEC;
+	}
+	if (cfg->limit.nifaces)
+		cfg->lopts.lim_pin_dir = BS_LIM_PIN_DIR;
 	return 0;
 }
 
@@ -517,6 +615,31 @@ static void limit_ports_refresh(struct app *a)
 		}
 	}
 	limit_set_ports(a->limiter, ports, n);
+}
+
+/* The breaker's heartbeat, the stats entries it sums, the daemon's thresholds. */
+static void limiter_tick(struct app *a)
+{
+	const struct limit_opts *o = &a->cfg.limit;
+	__u32 idx[BS_SHED_IDX];
+	struct shed_eval ev;
+	int n = 0;
+
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->targets.n; i++)
+		for (int p = 0; p < BS_PORT_SLOTS && n < BS_SHED_IDX; p++)
+			if (loader_target_port(&a->ld, a->targets.t[i].slot, p) & BS_PORT_USED)
+				idx[n++] = (__u32)(a->targets.t[i].slot * BS_PORT_SLOTS + p);
+	if (o->shed_p99 > 0 || o->shed_5xx > 0) {
+		struct shed_snap snap;
+
+		collect_http_snapshot(a, &snap);
+		shed_window_add(a->shed_win, &snap);
+		shed_window_eval(a->shed_win, o, collect_dur_bounds(), &ev);
+	}
+	/* under the lock: the scrape reads the bans the tick rescans */
+	limit_tick(a->limiter, idx, n, o->shed_p99 > 0 || o->shed_5xx > 0 ? &ev : NULL);
+	pthread_mutex_unlock(&a->lock);
 }
 
 static void refresh_targets(struct app *a, bool initial)
@@ -607,7 +730,19 @@ static int app_init(struct app *a)
 	pthread_mutex_init(&a->lock, NULL);
 	a->routes = routes_new(a->cfg.max_routes);
 	a->uagg = uagg_new(a->cfg.lopts.max_series);
-	if (!a->routes || !a->uagg) {
+	if (a->cfg.limit.shed_p99 > 0 || a->cfg.limit.shed_5xx > 0) {
+		a->shed_win = calloc(1, sizeof(*a->shed_win));
+		if (a->shed_win) {
+			/* nothing was observed before the start: the window's first
+			 * requests count from zero */
+			struct shed_snap zero = { .t_ms = (__u64)a->started.tv_sec * 1000 +
+							  (__u64)a->started.tv_nsec / 1000000 };
+
+			shed_window_add(a->shed_win, &zero);
+		}
+	}
+	if (!a->routes || !a->uagg ||
+	    (!a->shed_win && (a->cfg.limit.shed_p99 > 0 || a->cfg.limit.shed_5xx > 0))) {
 		pr_warn("out of memory\n");
 		return -ENOMEM;
 	}
@@ -636,6 +771,7 @@ static void app_fini(struct app *a)
 	a->limiter = NULL;
 	routes_free(a->routes);
 	uagg_free(a->uagg);
+	free(a->shed_win);
 	pthread_mutex_destroy(&a->lock);
 }
 
@@ -715,6 +851,8 @@ static int run_loop(struct app *a, int sfd)
 					continue;
 				refresh_targets(a, false);
 				mem_check_ceiling(a);
+				if (a->limiter)
+					limiter_tick(a);
 				/* every 10 s: say so if records were lost */
 				if (++ticks % (10000 / REFRESH_MS) == 0) {
 					__u32 idx = BS_CNT_EV_LOST;
@@ -780,6 +918,9 @@ static int run(struct config *cfg, bool check_only)
 		sigaction(SIGPIPE, &sa, NULL);
 	}
 
+	/* the observer shares the limiter's pinned bans and counters */
+	if (limit_enabled(&cfg->limit) && (ret = limit_prepare_pins()))
+		goto out;
 	if ((ret = loader_start(&a->ld, &cfg->lopts)))
 		goto out;
 	if ((ret = uprobes_validate(a)))
@@ -795,7 +936,7 @@ static int run(struct config *cfg, bool check_only)
 	}
 	if (limit_enabled(&cfg->limit)) {
 		a->limiter = limit_start(&cfg->limit);
-		if (!a->limiter) {
+		if (!a->limiter || limit_bind_observer(a->limiter, loader_fd_stats(&a->ld))) {
 			ret = -EINVAL;
 			goto out;
 		}

@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "limit.h"
 #include "bunscope.skel.h"
 #include "daemon.h"
 #include "expo.h"

@@ -8,9 +8,10 @@ test removes it before and after with `bunscope limit detach`."""
 
 import contextlib
 import os
+import threading
 
-from harness import (BUNSCOPE_BIN, BunApp, Bunscope, assert_equal, privileged, run,
-                     wait_until)
+from harness import (BUNSCOPE_BIN, BunApp, Bunscope, assert_equal, http_request, privileged,
+                     run, wait_until, wait_value)
 from netns import Topology, conn_rate_result
 
 PIN_DIR = "/sys/fs/bpf/bunscope"
@@ -150,3 +151,171 @@ def test_limit_survives_sigkill_and_detach():
         assert_equal(free["ok"], free["attempted"], "after detach: %r" % free)
         links = run(["ip", "link", "show", a.host_if], timeout=10).stdout
         assert " xdp" not in links, links
+
+
+def limit_cli(*args):
+    p = run([str(BUNSCOPE_BIN), "limit"] + list(args), timeout=30)
+    assert p.returncode == 0, "bunscope limit %s: %s%s" % (" ".join(args), p.stdout, p.stderr)
+    return p.stdout
+
+
+@privileged
+def test_limit_ban_by_request_rate():
+    """--limit-req 20:20: client 0 making 100 HTTP requests a second (one a
+    connection) is served until its burst is spent, then banned: the rest of
+    its attempts fail, and the ban shows in `bunscope limit bans`.  Client 1,
+    at 10/s, is untouched.  `bunscope limit unban` lifts the ban; a second
+    ban, over IPv6 (per /64), ends by itself after --ban-seconds."""
+    rate, burst, ban_s = 20, 20, 5
+    with clean_limiter(), Topology(2) as topo, BunApp() as app, \
+            Bunscope.for_app(app, *limit_args(topo, "--limit-req", "%d:%d" % (rate, burst),
+                                              "--ban-seconds", str(ban_s))) as scope:
+        a, b = topo.clients
+        pa = a.start_conn_rate(app.port, 100, 1.5, timeout=0.5, http=True)
+        pb = b.start_conn_rate(app.port, 10, 1.5, timeout=0.5, http=True)
+        ra, rb = conn_rate_result(pa, 1.5), conn_rate_result(pb, 1.5)
+        assert_equal(rb["ok"], rb["attempted"], "the client under the request limit: %r" % rb)
+        # GCRA at 100/s against 20/s bursts of 20: requests 0..23 pass, the
+        # 25th is over and bans (it is served: it was read already)
+        assert 24 <= ra["ok"] <= 28, "served before the ban: %r" % ra
+        assert max(ra["ok_times"]) < 0.45, "served after the ban: %r" % ra["ok_times"]
+        s = wait_until(scope.scrape, 5, "bunscope_limit_active_bans 1",
+                       check=lambda s: s.value("bunscope_limit_active_bans") == 1)
+        assert_equal(int(s.value("bunscope_limit_bans_total")), 1, "bans made")
+        assert int(s.value(PKTS, action="drop", reason="ban")) >= ra["failed"], \
+            (s.value(PKTS, action="drop", reason="ban"), ra)
+        assert a.host_ip4 not in limit_cli("bans"), "the host side is not banned"
+        assert a.ns_ip4 in limit_cli("bans"), limit_cli("bans")
+        assert "unbanned %s" % a.ns_ip4 in limit_cli("unban", a.ns_ip4)
+        assert "no active bans" in limit_cli("bans")
+        again = a.conn_rate(app.port, 5, 1, timeout=0.5, http=True)
+        assert_equal(again["ok"], again["attempted"], "after unban: %r" % again)
+
+        # IPv6: banned per /64, then the ban runs out
+        r6 = a.conn_rate(app.port, 100, 1, timeout=0.5, http=True, family=6)
+        assert 24 <= r6["ok"] <= 28, "IPv6, served before the ban: %r" % r6
+        net = a.ns_ip6.rsplit(":", 2)[0] + "::/64"
+        assert net in limit_cli("bans"), (net, limit_cli("bans"))
+        wait_until(lambda: limit_cli("bans"), ban_s + 3, "the IPv6 ban to run out",
+                   check=lambda out: "no active bans" in out)
+        free = a.conn_rate(app.port, 5, 1, timeout=0.5, http=True, family=6)
+        assert_equal(free["ok"], free["attempted"], "after the ban ran out: %r" % free)
+        assert_equal(int(scope.scrape().value("bunscope_limit_bans_total")), 2, "bans made")
+
+
+def wait_breaker_closed(scope, client, port):
+    """Only SYNs move the breaker (half-open after --shed-open, closed after
+    half that again): probe until it says closed, then every new connection
+    of client must pass."""
+    def probe():
+        client.conn_rate(port, 20, 0.5, timeout=0.3, http=True)
+        return scope.scrape().value("bunscope_limit_breaker_state", state="closed")
+    wait_until(probe, 10, "the breaker to close", check=lambda v: v == 1)
+    after = client.conn_rate(port, 20, 1, timeout=0.5, http=True)
+    assert_equal(after["ok"], after["attempted"], "after the breaker closed: %r" % after)
+
+
+@privileged
+def test_limit_breaker_sheds_on_pending():
+    """--shed-pending 4:2: with 8 /hold requests pending (Bun's own
+    pendingRequests says so), every new connection of client 0 is dropped
+    and the breaker is open, while client 1's keep-alive connection, opened
+    before, goes on being served.  After the release the breaker closes
+    (through half-open) and client 0 connects again."""
+    held = 8
+    with clean_limiter(), Topology(2) as topo, BunApp() as app, \
+            Bunscope.for_app(app, *limit_args(topo, "--shed-pending", "4:2",
+                                              "--shed-open", "1")) as scope:
+        a, b = topo.clients
+        ok = a.conn_rate(app.port, 20, 0.5, timeout=0.5, http=True)
+        assert_equal(ok["ok"], ok["attempted"], "before any load: %r" % ok)
+        assert_equal(scope.server_metrics(app.pid)["breaker"]["state"], "closed", "breaker")
+
+        # client 1: one connection, 20 requests a second for 4 s, throughout
+        h0 = app.handled()
+        pb = b.start_conn_rate(app.port, 20, 4, timeout=1, hold=True)
+        wait_until(app.handled, 10, "client 1's keep-alive requests",
+                   check=lambda n: n >= h0 + 2)
+        results, threads = [], []
+
+        def hold():
+            results.append(http_request("127.0.0.1", app.port, "GET", "/hold", timeout=60))
+
+        try:
+            for _ in range(held):
+                t = threading.Thread(target=hold, daemon=True)
+                t.start()
+                threads.append(t)
+            wait_until(app.pending, 10, "Bun pendingRequests >= %d" % held,
+                       check=lambda n: n >= held)
+            shed0 = int(scope.scrape().value(PKTS, action="drop", reason="shed"))
+            ra = a.conn_rate(app.port, 20, 1.5, timeout=0.5, http=True)
+            assert_equal(ra["ok"], 0, "new connections while %d requests pend: %r" % (held, ra))
+            s = scope.scrape()
+            assert_equal(int(s.value(PKTS, action="drop", reason="shed")) - shed0,
+                         ra["failed"], "SYNs shed == the client's failed attempts")
+            assert_equal(s.value("bunscope_limit_breaker_state", state="open"), 1, "open")
+            assert int(s.value("bunscope_limit_breaker_opens_total")) >= 1
+            assert s.value("bunscope_limit_breaker_pending_requests") >= held
+            bm = scope.server_metrics(app.pid)["breaker"]
+            assert_equal(bm["state"], "open", "JSON breaker state: %r" % bm)
+        finally:
+            released = app.release()
+            for t in threads:
+                t.join(30)
+        assert_equal(released, held, "held requests released")
+        assert all(r[0] == 200 for r in results), results
+        rb = conn_rate_result(pb, 4, 1)
+        assert rb["error"] is None and not rb["closed"], "established connection cut: %r" % rb
+        assert_equal(rb["responses"], rb["sent"], "established connection served: %r" % rb)
+        wait_value(app.pending, 0, 10, "Bun pendingRequests after the release")
+
+        wait_breaker_closed(scope, a, app.port)
+
+
+@privileged
+def test_limit_breaker_sheds_on_errors_and_latency():
+    """--shed-5xx 0.5 and --shed-p99 0.2 over a 2 s window: 30 requests
+    answered 503 (made over loopback, which is not limited) open the breaker
+    for client 0's new connections; once the window holds too few requests
+    to judge, it closes again.  Then 25 requests of 300 ms do the same
+    through the p99 threshold."""
+    with clean_limiter(), Topology(1) as topo, BunApp() as app, \
+            Bunscope.for_app(app, *limit_args(topo, "--shed-5xx", "0.5", "--shed-p99", "0.2",
+                                              "--shed-window", "2", "--shed-open", "1")) as scope:
+        a = topo.clients[0]
+
+        def tripped(n):
+            return wait_until(scope.log_text, 5, "the thresholds exceeded (%d)" % n,
+                              check=lambda t: t.count("thresholds exceeded") >= n)
+
+        def cleared(n):
+            return wait_until(scope.log_text, 8, "the thresholds cleared (%d)" % n,
+                              check=lambda t: t.count("thresholds no longer exceeded") >= n)
+
+        def closed():
+            wait_breaker_closed(scope, a, app.port)
+
+        for _ in range(30):
+            assert_equal(app.get("/status/503")[0], 503, "/status/503")
+        tripped(1)
+        ra = a.conn_rate(app.port, 20, 1, timeout=0.5, http=True)
+        assert_equal(ra["ok"], 0, "new connections after 30 x 503: %r" % ra)
+        assert_equal(scope.scrape().value("bunscope_limit_breaker_state", state="open"), 1,
+                     "breaker open")
+        cleared(1)
+        closed()
+
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(app.get("/slow?ms=300")),
+                                    daemon=True) for _ in range(25)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert_equal([r[0] for r in results], [200] * 25, "/slow")
+        tripped(2)
+        rs = a.conn_rate(app.port, 20, 1, timeout=0.5, http=True)
+        assert_equal(rs["ok"], 0, "new connections after 25 x 300 ms: %r" % rs)
+        cleared(2)
+        closed()

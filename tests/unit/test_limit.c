@@ -138,6 +138,160 @@ static void test_keys(void **state)
 	assert_int_equal(a.lo, 0xaaaa000000000000ULL);
 }
 
+static void test_peer_keys(void **state)
+{
+	struct bs_lim_key a, b;
+	struct limit_cidr c;
+	__u8 v6[16], v4[4];
+	char buf[64];
+
+	(void)state;
+	/* an IPv4 client of a dual-stack socket has its IPv4 packets' key */
+	inet_pton(AF_INET6, "::ffff:10.231.1.2", v6);
+	inet_pton(AF_INET, "10.231.1.2", v4);
+	lim_key_peer(&a, 1, v6, 64);
+	lim_key_peer(&b, 0, v4, 64);
+	assert_memory_equal(&a, &b, sizeof(a));
+	lim_key4(&b, htonl(0x0ae70102));
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(limit_format_key(&a, 64, buf, sizeof(buf)), 10);
+	assert_string_equal(buf, "10.231.1.2");
+	/* a native IPv6 peer is grouped by the prefix */
+	inet_pton(AF_INET6, "fd00:231:1::2", v6);
+	lim_key_peer(&a, 1, v6, 64);
+	assert_int_equal(a.hi, 0xfd00023100010000ULL);
+	assert_int_equal(a.lo, 0);
+	limit_format_key(&a, 64, buf, sizeof(buf));
+	assert_string_equal(buf, "fd00:231:1::/64");
+	/* ::1 is not IPv4-mapped */
+	inet_pton(AF_INET6, "::1", v6);
+	lim_key_peer(&a, 1, v6, 128);
+	assert_int_equal(a.hi, 0);
+	assert_int_equal(a.lo, 1);
+	limit_format_key(&a, 128, buf, sizeof(buf));
+	assert_string_equal(buf, "::1/128");
+
+	/* the CLI's addresses map to the same keys */
+	assert_int_equal(limit_parse_cidr("10.231.1.2", &c), 0);
+	limit_cidr_key(&c, 64, &a);
+	lim_key4(&b, htonl(0x0ae70102));
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_true(limit_key_in_cidr(&a, &c));
+	assert_int_equal(limit_parse_cidr("10.231.0.0/16", &c), 0);
+	assert_true(limit_key_in_cidr(&a, &c));
+	assert_int_equal(limit_parse_cidr("10.232.0.0/15", &c), 0);
+	assert_false(limit_key_in_cidr(&a, &c));
+	assert_int_equal(limit_parse_cidr("10.230.0.0/15", &c), 0);
+	assert_true(limit_key_in_cidr(&a, &c));
+	assert_int_equal(limit_parse_cidr("fd00:231:1::2", &c), 0);
+	assert_false(limit_key_in_cidr(&a, &c));	/* another family */
+	limit_cidr_key(&c, 64, &a);
+	assert_int_equal(a.hi, 0xfd00023100010000ULL);
+	assert_true(limit_key_in_cidr(&a, &c) == false);	/* the host bits are gone */
+	assert_int_equal(limit_parse_cidr("fd00:231::/32", &c), 0);
+	assert_true(limit_key_in_cidr(&a, &c));
+	assert_int_equal(limit_parse_cidr("::/0", &c), 0);
+	assert_true(limit_key_in_cidr(&a, &c));
+}
+
+static void test_shed_pending(void **state)
+{
+	__u32 n, low;
+
+	(void)state;
+	assert_int_equal(limit_parse_shed_pending("100", &n, &low), 0);
+	assert_int_equal(n, 100);
+	assert_int_equal(low, 50);
+	assert_int_equal(limit_parse_shed_pending("8:6", &n, &low), 0);
+	assert_int_equal(n, 8);
+	assert_int_equal(low, 6);
+	assert_int_equal(limit_parse_shed_pending("1", &n, &low), 0);
+	assert_int_equal(low, 0);
+	assert_int_not_equal(limit_parse_shed_pending("8:8", &n, &low), 0);
+	assert_int_not_equal(limit_parse_shed_pending("0", &n, &low), 0);
+	assert_int_not_equal(limit_parse_shed_pending("", &n, &low), 0);
+	assert_int_not_equal(limit_parse_shed_pending("5:", &n, &low), 0);
+	assert_int_not_equal(limit_parse_shed_pending("-5", &n, &low), 0);
+}
+
+static const double bounds[BS_DUR_BOUNDS] = {
+	0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+};
+
+/* one snapshot a second: k more requests, in bucket b, f of them 5xx */
+static void snap_add(struct shed_window *w, struct shed_snap *cum, __u64 t_s, __u64 k, int b,
+		     __u64 f)
+{
+	cum->t_ms = t_s * 1000;
+	cum->dur[b] += k;
+	cum->total += k;
+	cum->n5xx += f;
+	shed_window_add(w, cum);
+}
+
+static void test_shed_window(void **state)
+{
+	static struct shed_window w;
+	struct shed_snap cum = {};
+	struct limit_opts o;
+	struct shed_eval ev;
+	__u64 t = 0;
+
+	(void)state;
+	limit_opts_init(&o);
+	o.shed_p99 = 0.2;
+	o.shed_5xx = 0.5;
+	o.shed_window = 10;
+	o.shed_min_requests = 20;
+
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_false(ev.trip);
+	/* fast requests: 100 a second in (5, 10] ms */
+	for (; t < 15; t++)
+		snap_add(&w, &cum, t, 100, 1, 0);
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_int_equal(ev.requests, 1000);	/* a 10 s window */
+	assert_true(ev.p99 > 0.005 && ev.p99 <= 0.01);
+	assert_false(ev.trip);
+	/* slow ones: 50 a second in (0.25, 0.5]: p99 there after a while */
+	for (; t < 20; t++)
+		snap_add(&w, &cum, t, 50, 7, 0);
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_int_equal(ev.requests, 5 * 100 + 5 * 50);
+	assert_true(ev.p99 > 0.25 && ev.p99 <= 0.5);
+	assert_true(ev.trip);
+	/* a quiet window: too few requests to judge */
+	for (; t < 31; t++)
+		snap_add(&w, &cum, t, 1, 7, 1);
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_int_equal(ev.requests, 10);
+	assert_false(ev.trip);
+	/* errors: 60% 5xx trips, fast as they are */
+	for (; t < 42; t++)
+		snap_add(&w, &cum, t, 10, 0, 6);
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_int_equal(ev.requests, 100);
+	assert_true(ev.ratio_5xx > 0.59 && ev.ratio_5xx < 0.61);
+	assert_true(ev.p99 <= 0.005);
+	assert_true(ev.trip);
+	o.shed_5xx = 0;
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_false(ev.trip);
+	/* beyond the last bound: the last bound, as Prometheus says */
+	for (; t < 53; t++)
+		snap_add(&w, &cum, t, 100, BS_DUR_BOUNDS, 0);
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_true(ev.p99 == 10.0);
+	assert_true(ev.trip);
+	/* totals going down (a target gone): the window starts again */
+	cum.total = 5;
+	cum.t_ms = 54000;
+	shed_window_add(&w, &cum);
+	shed_window_eval(&w, &o, bounds, &ev);
+	assert_int_equal(ev.requests, 0);
+	assert_false(ev.trip);
+}
+
 static void test_slots(void **state)
 {
 	struct bs_lim_bucket b;
@@ -303,6 +457,9 @@ int main(void)
 		cmocka_unit_test(test_gcra),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_peer_keys),
+		cmocka_unit_test(test_shed_pending),
+		cmocka_unit_test(test_shed_window),
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_bucket_spread),
 		cmocka_unit_test(test_parse_rate),
