@@ -119,6 +119,11 @@ $(BUILD)/wsload: scripts/bench/wsload.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE $< -o $@
 
+# the TCP SYN flood generator of the limiter's tests and make bench
+$(BUILD)/flood: scripts/bench/flood.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -pthread $< -o $@
+
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "  UNIT     $$t"; $$t; done
 
@@ -127,10 +132,10 @@ deps:
 	$(Q)scripts/deps.sh
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory all unit $(BUILD)/flood
 	$(Q)scripts/run-integration.sh
 
-integration: all
+integration: all $(BUILD)/flood
 	$(Q)scripts/run-integration.sh
 
 demo: deps
@@ -138,7 +143,7 @@ demo: deps
 	$(Q)scripts/demo.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(BUILD)/wsload
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/wsload $(BUILD)/flood
 	$(Q)python3 scripts/bench.py
 
 clean:
