@@ -7,12 +7,17 @@ The limiter's state is pinned machine-wide under /sys/fs/bpf/bunscope: every
 test removes it before and after with `bunscope limit detach`."""
 
 import contextlib
+import json
 import os
+import re
+import subprocess
 import threading
 
 from harness import (BUNSCOPE_BIN, BunApp, Bunscope, assert_equal, http_request, privileged,
                      run, wait_until, wait_value)
-from netns import Topology, conn_rate_result
+from netns import Topology, conn_rate_result, ip
+
+FLOOD = BUNSCOPE_BIN.parent / "flood"
 
 PIN_DIR = "/sys/fs/bpf/bunscope"
 PKTS = "bunscope_limit_packets_total"
@@ -319,3 +324,66 @@ def test_limit_breaker_sheds_on_errors_and_latency():
         assert_equal(rs["ok"], 0, "new connections after 25 x 300 ms: %r" % rs)
         cleared(2)
         closed()
+
+
+def pinned_map(name):
+    out = run(["bpftool", "-j", "map", "show", "pinned", os.path.join(PIN_DIR, name)],
+              timeout=10)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@privileged
+def test_limit_random_source_flood_memory_bounded():
+    """150,000 SYNs from random sources of 10.232.0.0/16 (build/flood; the
+    host routes that range back into the client's namespace, so no reply
+    leaves the test's veths) against a table of 1024 client slots: every
+    packet goes through the limiter, the sources churn through the table
+    (evictions counted) while it holds at most 1024 of them at its fixed
+    size, the daemon's memory stays put, and a legitimate client in a second
+    namespace is still served."""
+    assert FLOOD.exists(), "%s missing: make build/flood" % FLOOD
+    rate, seconds = 50000, 3
+    with clean_limiter(), Topology(2) as topo, BunApp() as app, \
+            Bunscope.for_app(app, *limit_args(topo, "--limit-conn", "50:100",
+                                              "--limit-clients", "1024")) as scope:
+        a, b = topo.clients
+        ip("route", "add", "10.232.0.0/16", "via", a.ns_ip4, "dev", a.host_if)
+        src0 = pinned_map("lim_src")
+        s0 = scope.scrape()
+        seen0 = sum(v for _, _, v in s0.select(PKTS))
+        rss0 = scope.rss()
+        mac = open("/sys/class/net/%s/address" % a.host_if).read().strip()
+        fl = a.exec([str(FLOOD), "-i", a.ns_if, "-d", a.host_ip4, "-p", str(app.port),
+                     "-r", "10.232.0.0/16", "-R", str(rate), "-t", str(seconds), "-m", mac],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        legit = b.conn_rate(app.port, 20, 2, timeout=0.5, http=True)
+        out, err = fl.communicate(timeout=seconds + 20)
+        assert fl.returncode == 0, "flood: %s %s" % (out, err)
+        m = re.search(r"sent=(\d+) .*errors=(\d+)", out)
+        assert m, out
+        sent = int(m.group(1))
+        assert sent >= 0.95 * rate * seconds, out
+
+        def seen():
+            return sum(v for _, _, v in scope.scrape().select(PKTS)) - seen0
+        # the legitimate client's packets are in there too
+        wait_until(seen, 5, "the limiter to count the flood", check=lambda n: n >= sent)
+        s = scope.scrape()
+        slots = int(s.value("bunscope_limit_client_slots"))
+        assert_equal(slots, 1024, "client slots")
+        assert s.value("bunscope_limit_tracked_clients") <= slots
+        churn = (s.value("bunscope_limit_sources_new_total") +
+                 s.value("bunscope_limit_evictions_total"))
+        # 65,536 possible sources in 150,000 packets: most are new to the table
+        assert churn >= 0.5 * sent, (churn, sent)
+        assert s.value("bunscope_limit_evictions_total") >= 0.3 * sent, s.select(
+            "bunscope_limit_evictions_total")
+        src1 = pinned_map("lim_src")
+        for k in ("max_entries", "bytes_memlock", "value_size"):
+            if k in src0:
+                assert_equal(src1[k], src0[k], "lim_src " + k)
+        assert_equal(src0["max_entries"], 512, "lim_src buckets (2 slots each)")
+        grew = scope.rss() - rss0
+        assert grew < 8 << 20, "the daemon grew by %d bytes during the flood" % grew
+        assert legit["ok"] >= 0.95 * legit["attempted"], "legitimate client: %r" % legit
