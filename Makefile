@@ -145,6 +145,7 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/wsload $(BUILD)/flood
 	$(Q)python3 scripts/bench.py
+	$(Q)python3 scripts/bench_limit.py
 
 clean:
 	$(Q)rm -rf $(BUILD)

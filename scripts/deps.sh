@@ -10,10 +10,11 @@ BUN_VERSION=${BUN_VERSION:-1.4.5}
 # Build: clang/llvm (BPF objects), bpftool (skeletons), libbpf/libelf/zlib,
 # libmicrohttpd (HTTP endpoints).  Tests: cmocka, curl, wrk, prometheus
 # (promtool and a real scraper), python3 (integration tests), iproute2.
+# Bench: nftables and iptables (the limiter's comparison).
 # nodejs/npm only fetch Bun.
 PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev
       libcmocka-dev pkg-config make gcc curl wrk prometheus python3 iproute2
-      procps nodejs npm"
+      procps nftables iptables nodejs npm"
 
 missing=""
 for p in $PKGS; do
