@@ -21,8 +21,10 @@ Environment: BENCH_ROUNDS (3), BENCH_FLOOD_SECONDS (3), BENCH_SECONDS (5, the
 wrk runs).
 """
 
+import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,7 +52,6 @@ def sh(argv, check=True, **kw):
 
 
 def free_port():
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -69,7 +70,6 @@ def cpu_seconds():
 def prog_stats(name):
     """(run_cnt, run_time_ns) summed over the loaded programs called name."""
     out = sh(["bpftool", "-j", "prog", "show"]).stdout
-    import json
     cnt = ns = 0
     for p in json.loads(out):
         if p.get("name") == name:

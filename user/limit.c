@@ -50,9 +50,9 @@ struct limiter {
 	/* the bans as last read: rescanned when the observer made one, when
 	 * one ends, and every 10 s (the CLI may have changed them) */
 	struct ban *bans;
-	int nbans, bans_cap;
+	int nbans;
 	__u64 bans_made_seen, bans_next_scan;
-	struct shed_eval ev;			/* the daemon's thresholds, last tick */
+	bool tripped;			/* the daemon's thresholds, last tick */
 };
 
 static const char *const mode_names[] = {
@@ -461,61 +461,87 @@ int limit_bind_observer(struct limiter *l, int stats_fd)
 	return 0;
 }
 
-/* The bans in force now, into l->bans; the newly made ones logged. */
-static void scan_bans(struct limiter *l, __u64 now, bool log_new)
+/* The bans in force at now (until > now) of the lim_bans map fd, into a new
+ * array *out (free it); their number, or -ENOMEM. */
+static int read_bans(int fd, __u64 now, struct ban **out)
 {
-	int fd = bpf_map__fd(l->skel->maps.lim_bans), n = 0;
+	struct ban *bans = NULL, *b;
 	struct bs_lim_key k, nk;
-	__u64 until, next = now + 10 * BS_LIM_NSEC;
+	int n = 0, cap = 0;
 	void *prev = NULL;
+	__u64 until;
 
 	while (!bpf_map_get_next_key(fd, prev, &nk)) {
 		k = nk;
 		prev = &k;
 		if (bpf_map_lookup_elem(fd, &k, &until) || until <= now)
 			continue;
-		if (n == l->bans_cap) {
-			int cap = l->bans_cap ? l->bans_cap * 2 : 64;
-			struct ban *b = realloc(l->bans, (size_t)cap * sizeof(*b));
-
-			if (!b)
-				break;
-			l->bans = b;
-			l->bans_cap = cap;
-		}
-		if (log_new) {
-			bool known = false;
-
-			for (int i = 0; i < l->nbans && !known; i++)
-				known = !memcmp(&l->bans[i].key, &k, sizeof(k)) &&
-					l->bans[i].until == until;
-			if (!known) {
-				char a[64];
-
-				limit_format_key(&k, l->o.v6_prefix, a, sizeof(a));
-				pr_info("limiter: banned %s for %llu s (HTTP requests above %u/s, "
-					"bursts of %u)\n", a,
-					(unsigned long long)((until - now + BS_LIM_NSEC / 2) /
-							     BS_LIM_NSEC),
-					l->o.req_rate, l->o.req_burst);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			b = realloc(bans, (size_t)cap * sizeof(*b));
+			if (!b) {
+				free(bans);
+				return -ENOMEM;
 			}
+			bans = b;
 		}
-		if (until < next)
-			next = until;
-		l->bans[n].key = k;
-		l->bans[n].until = until;
+		bans[n].key = k;
+		bans[n].until = until;
 		n++;
 	}
+	*out = bans;
+	return n;
+}
+
+/* The bans in force now, into l->bans; the newly made ones logged. */
+static void scan_bans(struct limiter *l, __u64 now, bool log_new)
+{
+	__u64 next = now + 10 * BS_LIM_NSEC;
+	struct ban *cur;
+	int n = read_bans(bpf_map__fd(l->skel->maps.lim_bans), now, &cur);
+
+	if (n < 0)
+		return;		/* the old list stands */
+	for (int i = 0; i < n; i++) {
+		bool known = false;
+		char a[64];
+
+		if (cur[i].until < next)
+			next = cur[i].until;
+		for (int j = 0; log_new && j < l->nbans && !known; j++)
+			known = !memcmp(&l->bans[j], &cur[i], sizeof(cur[i]));
+		if (!log_new || known)
+			continue;
+		limit_format_key(&cur[i].key, l->o.v6_prefix, a, sizeof(a));
+		pr_info("limiter: banned %s for %llu s (HTTP requests above %u/s, bursts of %u)\n",
+			a, (unsigned long long)((cur[i].until - now + BS_LIM_NSEC / 2) / BS_LIM_NSEC),
+			l->o.req_rate, l->o.req_burst);
+	}
+	free(l->bans);
+	l->bans = cur;
 	l->nbans = n;
 	l->bans_next_scan = next;
 }
 
-static void read_counters(int fd, __u64 *out);
+/* One counter of lim_stats, summed over the CPUs. */
+static __u64 read_counter(int fd, __u32 c)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *v, sum = 0;
+
+	if (ncpu <= 0 || !(v = calloc((size_t)ncpu, sizeof(*v))))
+		return 0;
+	if (!bpf_map_lookup_elem(fd, &c, v))
+		for (int i = 0; i < ncpu; i++)
+			sum += v[i];
+	free(v);
+	return sum;
+}
 
 void limit_tick(struct limiter *l, const __u32 *idx, int nidx, const struct shed_eval *ev)
 {
 	struct bs_lim_shed_ctl ctl = {};
-	__u64 now = mono_ns(), c[BS_LIM_NCOUNTERS];
+	__u64 now = mono_ns(), made;
 	__u32 zero = 0;
 
 	if (limit_shed_enabled(&l->o)) {
@@ -523,13 +549,13 @@ void limit_tick(struct limiter *l, const __u32 *idx, int nidx, const struct shed
 		for (int i = 0; i < nidx && i < BS_SHED_IDX; i++)
 			ctl.idx[ctl.nidx++] = idx[i];
 		if (ev) {
-			if (ev->trip != l->ev.trip)
+			if (ev->trip != l->tripped)
 				pr_info("limiter: %s (last %g s: %llu requests, p99 %.3f s, %.1f%% "
 					"5xx)\n", ev->trip ? "thresholds exceeded, new connections "
 					"are shed" : "thresholds no longer exceeded",
 					l->o.shed_window, (unsigned long long)ev->requests, ev->p99,
 					ev->ratio_5xx * 100);
-			l->ev = *ev;
+			l->tripped = ev->trip;
 			ctl.ext_trip = ev->trip;
 		}
 		ctl.heartbeat_ns = now;
@@ -537,10 +563,10 @@ void limit_tick(struct limiter *l, const __u32 *idx, int nidx, const struct shed
 					BPF_ANY))
 			pr_debug("limiter: breaker heartbeat: %s\n", strerror(errno));
 	}
-	read_counters(bpf_map__fd(l->skel->maps.lim_stats), c);
-	if (c[BS_LIM_BANS_MADE] != l->bans_made_seen || now >= l->bans_next_scan) {
-		scan_bans(l, now, c[BS_LIM_BANS_MADE] != l->bans_made_seen);
-		l->bans_made_seen = c[BS_LIM_BANS_MADE];
+	made = read_counter(bpf_map__fd(l->skel->maps.lim_stats), BS_LIM_BANS_MADE);
+	if (made != l->bans_made_seen || now >= l->bans_next_scan) {
+		scan_bans(l, now, made != l->bans_made_seen);
+		l->bans_made_seen = made;
 	}
 }
 
@@ -568,22 +594,8 @@ bool limit_breaker(struct limiter *l, const char **state, long long *pending)
 
 static void read_counters(int fd, __u64 *out)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	__u64 *v;
-
-	memset(out, 0, sizeof(*out) * BS_LIM_NCOUNTERS);
-	if (ncpu <= 0)
-		return;
-	v = calloc((size_t)ncpu, sizeof(*v));
-	if (!v)
-		return;
-	for (__u32 c = 0; c < BS_LIM_NCOUNTERS; c++) {
-		if (bpf_map_lookup_elem(fd, &c, v))
-			continue;
-		for (int i = 0; i < ncpu; i++)
-			out[c] += v[i];
-	}
-	free(v);
+	for (__u32 c = 0; c < BS_LIM_NCOUNTERS; c++)
+		out[c] = read_counter(fd, c);
 }
 
 static __u64 tracked(const struct bs_lim_bucket *src, __u32 nbuckets, __u64 idle_ns)
@@ -721,8 +733,7 @@ static int limit_status(void)
 	int bfd = pinned("lim_bans"), pfd = pinned("lim_ports");
 	struct bs_lim_cfg c = {};
 	struct bs_lim_iface e;
-	__u64 cnt[BS_LIM_NCOUNTERS], until, now = mono_ns();
-	struct bs_lim_key k, nk;
+	__u64 cnt[BS_LIM_NCOUNTERS], now = mono_ns();
 	__u16 port, np;
 	__u32 zero = 0;
 	int nbans = 0, rc = 0;
@@ -775,16 +786,14 @@ static int limit_status(void)
 	       (unsigned long long)cnt[BS_LIM_DROP_PKT], (unsigned long long)cnt[BS_LIM_DROP_SHED]);
 	printf("  sources: %llu new, %llu evictions\n", (unsigned long long)cnt[BS_LIM_SRC_NEW],
 	       (unsigned long long)cnt[BS_LIM_SRC_EVICT]);
-	if (bfd >= 0 && !bpf_map_get_next_key(bfd, NULL, &k)) {
-		for (;;) {
-			if (!bpf_map_lookup_elem(bfd, &k, &until) && until > now)
-				nbans++;
-			if (bpf_map_get_next_key(bfd, &k, &nk))
-				break;
-			k = nk;
-		}
+	if (bfd >= 0) {
+		struct ban *bans;
+
+		nbans = read_bans(bfd, now, &bans);
+		if (nbans >= 0)
+			free(bans);
 	}
-	printf("  active bans: %d (%llu made for request rate)\n", nbans,
+	printf("  active bans: %d (%llu made for request rate)\n", nbans < 0 ? 0 : nbans,
 	       (unsigned long long)cnt[BS_LIM_BANS_MADE]);
 	if (c.shed) {
 		int hfd = pinned("lim_shed"), cfd2 = pinned("lim_shed_ctl");
@@ -897,31 +906,32 @@ static __u32 pinned_v6_prefix(void)
 
 static int limit_bans(void)
 {
-	int fd = pinned("lim_bans"), n = 0;
+	int fd = pinned("lim_bans"), n;
 	__u32 prefix = pinned_v6_prefix();
-	struct bs_lim_key k, nk;
-	__u64 until, now = mono_ns();
-	void *prev = NULL;
+	__u64 now = mono_ns();
+	struct ban *bans;
 
 	if (fd < 0) {
 		printf("limiter: not set up (nothing pinned in %s)\n", BS_LIM_PIN_DIR);
 		return 1;
 	}
-	while (!bpf_map_get_next_key(fd, prev, &nk)) {
-		char a[64];
-
-		k = nk;
-		prev = &k;
-		if (bpf_map_lookup_elem(fd, &k, &until) || until <= now)
-			continue;
-		if (!n++)
-			printf("%-44s %s\n", "SOURCE", "SECONDS LEFT");
-		limit_format_key(&k, prefix, a, sizeof(a));
-		printf("%-44s %.1f\n", a, (double)(until - now) / 1e9);
+	n = read_bans(fd, now, &bans);
+	close(fd);
+	if (n < 0) {
+		pr_warn("limit bans: %s\n", strerror(-n));
+		return 1;
 	}
 	if (!n)
 		printf("no active bans\n");
-	close(fd);
+	for (int i = 0; i < n; i++) {
+		char a[64];
+
+		if (!i)
+			printf("%-44s %s\n", "SOURCE", "SECONDS LEFT");
+		limit_format_key(&bans[i].key, prefix, a, sizeof(a));
+		printf("%-44s %.1f\n", a, (double)(bans[i].until - now) / 1e9);
+	}
+	free(bans);
 	return 0;
 }
 
@@ -990,10 +1000,10 @@ static int limit_ban(int argc, char **argv)
 static int limit_unban(int argc, char **argv)
 {
 	struct limit_cidr cidr;
-	struct bs_lim_key k, nk, want = {}, *del = NULL;
+	struct bs_lim_key want = {};
 	__u32 prefix = pinned_v6_prefix();
-	int fd, n = 0, cap = 0, all, single;
-	void *prev = NULL;
+	struct ban *bans;
+	int fd, n, lifted = 0, all, single;
 
 	all = argc == 1 && !strcmp(argv[0], "all");
 	if (argc != 1 || (!all && limit_parse_cidr(argv[0], &cidr))) {
@@ -1005,36 +1015,30 @@ static int limit_unban(int argc, char **argv)
 		printf("limiter: not set up (nothing pinned in %s)\n", BS_LIM_PIN_DIR);
 		return 1;
 	}
+	n = read_bans(fd, mono_ns(), &bans);
+	if (n < 0) {
+		pr_warn("limit unban: %s\n", strerror(-n));
+		close(fd);
+		return 1;
+	}
 	/* an address: its source key; a network: every key inside it */
 	single = !all && cidr.prefix == (cidr.v6 ? 128 : 32);
 	if (single)
 		limit_cidr_key(&cidr, prefix, &want);
-	while (!bpf_map_get_next_key(fd, prev, &nk)) {
-		k = nk;
-		prev = &k;
-		if (!all && (single ? memcmp(&want, &k, sizeof(k)) : !limit_key_in_cidr(&k, &cidr)))
-			continue;
-		if (n == cap) {
-			struct bs_lim_key *d;
-
-			cap = cap ? cap * 2 : 64;
-			d = realloc(del, (size_t)cap * sizeof(*d));
-			if (!d)
-				break;
-			del = d;
-		}
-		del[n++] = k;
-	}
 	for (int i = 0; i < n; i++) {
+		const struct bs_lim_key *k = &bans[i].key;
 		char a[64];
 
-		bpf_map_delete_elem(fd, &del[i]);
-		limit_format_key(&del[i], prefix, a, sizeof(a));
+		if (!all && (single ? memcmp(&want, k, sizeof(*k)) : !limit_key_in_cidr(k, &cidr)))
+			continue;
+		bpf_map_delete_elem(fd, k);
+		limit_format_key(k, prefix, a, sizeof(a));
 		printf("unbanned %s\n", a);
+		lifted++;
 	}
-	if (!n)
+	if (!lifted)
 		printf("no ban matches %s\n", argv[0]);
-	free(del);
+	free(bans);
 	close(fd);
 	return 0;
 }
