@@ -23,6 +23,7 @@
 #include "bunscope.h"
 #include "limit.h"
 #include "thread_role.h"
+#include "traceparent.h"
 
 struct bs_conn;
 struct bs_scratch;
@@ -479,6 +480,288 @@ static __always_inline __u32 size_slot(__u64 n)
 	return BS_SIZE_BOUNDS;
 }
 
+/* ---- traces ----------------------------------------------------------------- */
+
+/*
+ * Set by the daemon before load.  With traces_on 0 the hooks below are
+ * dead code the verifier prunes: the metrics path pays nothing.
+ */
+const volatile __u32 traces_on = 0;
+const volatile __u32 traces_query = 0;		/* keep the query string in the target */
+const volatile __u32 trace_sampler = BS_SAMPLER_PB_ALWAYS_ON;
+const volatile __u64 trace_ratio = 1ULL << 32;	/* sample when a 32-bit draw is below */
+const volatile struct bs_lim_rate span_cap = {};	/* spans per second; interval 0: none */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);	/* --traces-ringbuf when traces are on */
+} spans SEC(".maps");
+
+/* the cap's GCRA, one for all CPUs: unlocked, a race lets a span too many by */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_lim_state);
+} span_cap_state SEC(".maps");
+
+HP_INLINE int hp_trace_on(struct hp_run *r __attribute__((unused)))
+{
+	return traces_on != 0;
+}
+
+/* The request-target into the connection's trace state; its traceparent is unknown yet. */
+__noinline int bs_trace_target(struct bs_scratch *s, struct bs_conn *bc, __u32 start,
+			       __u32 plen, __u32 tlen_trunc)
+{
+	__u32 tlen = tlen_trunc >> 1, n;
+	int cut = tlen_trunc & 1;
+
+	if (!s || !bc)
+		return 0;
+	if (!traces_query) {
+		/* a '?' ended the path: the path is whole */
+		cut = cut && plen == tlen;
+		tlen = plen;
+	}
+	if (tlen > BS_TRACE_TARGET_MAX) {
+		tlen = BS_TRACE_TARGET_MAX;
+		cut = 1;
+	}
+	n = tlen;
+	asm volatile("" : "+r"(n));
+	if (n > BS_TRACE_TARGET_MAX)
+		n = BS_TRACE_TARGET_MAX;
+	bpf_probe_read_kernel(bc->tr.target, n, s->b + (start & HP_SCR_MASK));
+	bc->tr.tlen = (__u16)n;
+	bc->tr.plen = (__u16)(plen < n ? plen : n);
+	bc->tr.ttrunc = (__u8)cut;
+	bc->tr.tp = BS_TP_NONE;
+	return 0;
+}
+
+HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tlen, int ttrunc)
+{
+	bs_trace_target((struct bs_scratch *)r->v, r->bc, start, plen,
+			tlen << 1 | (ttrunc ? 1 : 0));
+}
+
+HP_INLINE void hp_on_target_again(struct hp_run *r)
+{
+	r->bc->tr.tp = BS_TP_NONE;
+}
+
+/*
+ * A traceparent (which_trunc bit 1 clear) or tracestate field, scr[vs, ve);
+ * bit 0: its middle is missing.  A tracestate goes out at once (its request
+ * may not be sampled: the daemon drops what no span claims); it is rare.
+ */
+__noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 which_trunc,
+			      __u32 vs, __u32 ve)
+{
+	__u32 len = ve - vs;
+
+	if (!s || !bc || ve < vs)
+		return 0;
+	if (!(which_trunc & 2)) {
+		struct bs_tp tp;
+		__u8 buf[TP_LEN + 1];
+
+		if (bc->tr.tp != BS_TP_NONE || (which_trunc & 1) || len < TP_LEN ||
+		    bpf_probe_read_kernel(buf, sizeof(buf), s->b + (vs & HP_SCR_MASK)) ||
+		    tp_parse(buf, len, &tp)) {
+			bc->tr.tp = BS_TP_BAD;
+			return 0;
+		}
+		__builtin_memcpy(bc->tr.trace_id, tp.trace_id, 16);
+		__builtin_memcpy(bc->tr.parent_id, tp.parent_id, 8);
+		bc->tr.tp_flags = tp.flags;
+		bc->tr.tp = BS_TP_VALID;
+		return 0;
+	}
+	if (!(which_trunc & 1) && len && len <= BS_TRACESTATE_MAX) {
+		struct bs_ev_tracestate *ev = bpf_ringbuf_reserve(&spans, sizeof(*ev), 0);
+
+		if (!ev) {
+			count(BS_CNT_SPAN_LOST);
+			return 0;
+		}
+		ev->type = BS_EV_TRACESTATE;
+		ev->tgid = s->tgid;
+		ev->fd = bc->fd;
+		ev->seq = bc->hp.next_seq;
+		ev->conn = bc->born;
+		ev->len = (__u16)len;
+		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+		/* the verifier's own bound on the length */
+		asm volatile("" : "+r"(len));
+		if (len > BS_TRACESTATE_MAX)
+			len = BS_TRACESTATE_MAX;
+		bpf_probe_read_kernel(ev->value, len, s->b + (vs & HP_SCR_MASK));
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return 0;
+}
+
+HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve, int trunc)
+{
+	bs_trace_field((struct bs_scratch *)r->v, r->bc, (which ? 2 : 0) | (trunc ? 1 : 0), vs,
+		       ve);
+}
+
+/* A ratio sampler's draw: from the incoming trace id when there is one (the
+ * same trace gets the same answer everywhere), else at random. */
+static __always_inline int ratio_pass(const struct bs_trace_in *t, int parent)
+{
+	__u32 x;
+
+	if (parent)
+		x = (__u32)t->trace_id[12] << 24 | (__u32)t->trace_id[13] << 16 |
+		    (__u32)t->trace_id[14] << 8 | t->trace_id[15];
+	else
+		x = bpf_get_prandom_u32();
+	return (__u64)x < trace_ratio;
+}
+
+HP_INLINE int hp_trace_sample(struct hp_run *r)
+{
+	const struct bs_trace_in *t = &r->bc->tr;
+	int parent = t->tp == BS_TP_VALID, yes;
+
+	switch (trace_sampler) {
+	case BS_SAMPLER_ALWAYS_ON:
+		yes = 1;
+		break;
+	case BS_SAMPLER_ALWAYS_OFF:
+		yes = 0;
+		break;
+	case BS_SAMPLER_RATIO:
+		yes = ratio_pass(t, parent);
+		break;
+	case BS_SAMPLER_PB_ALWAYS_OFF:
+		yes = parent && (t->tp_flags & TP_FLAG_SAMPLED);
+		break;
+	case BS_SAMPLER_PB_RATIO:
+		yes = parent ? (t->tp_flags & TP_FLAG_SAMPLED) : ratio_pass(t, 0);
+		break;
+	default:	/* BS_SAMPLER_PB_ALWAYS_ON */
+		yes = parent ? (t->tp_flags & TP_FLAG_SAMPLED) : 1;
+		break;
+	}
+	if (!yes)
+		count(BS_CNT_SPAN_UNSAMPLED);
+	return yes;
+}
+
+/* A sampled request (number seq on its connection) starts its span: 1, or 0
+ * when the cap or a full ring buffer leaves it without one. */
+__noinline int bs_span_start(struct bs_conn *bc, __u32 tgid, __u32 seq, __u64 now)
+{
+	const struct bs_trace_in *t;
+	struct bs_ev_span_start *ev;
+	__u32 zk = 0, n;
+
+	if (!bc)
+		return 0;
+	t = &bc->tr;
+	if (span_cap.interval) {
+		struct bs_lim_rate cap = {
+			.interval = span_cap.interval,
+			.tolerance = span_cap.tolerance,
+		};
+		struct bs_lim_state *st = bpf_map_lookup_elem(&span_cap_state, &zk);
+
+		if (!st || !lim_gcra(st, &cap, now)) {
+			count(BS_CNT_SPAN_CAPPED);
+			return 0;
+		}
+	}
+	ev = bpf_ringbuf_reserve(&spans, sizeof(*ev), 0);
+	if (!ev) {
+		count(BS_CNT_SPAN_LOST);
+		return 0;
+	}
+	ev->type = BS_EV_SPAN_START;
+	ev->tgid = tgid;
+	ev->fd = bc->fd;
+	ev->seq = seq;
+	ev->conn = bc->born;
+	ev->start_ns = now;
+	ev->port = bc->port;
+	ev->peer_port = bc->peer_port;
+	ev->family = bc->family;
+	ev->method = bc->hp.req.method;
+	ev->flags = 0;
+	ev->tp_flags = 0;
+	ev->pad = 0;
+	__builtin_memcpy(ev->peer, bc->peer, 16);
+	if (t->tp == BS_TP_VALID) {
+		ev->flags |= BS_SPAN_F_PARENT;
+		ev->tp_flags = t->tp_flags;
+		__builtin_memcpy(ev->trace_id, t->trace_id, 16);
+		__builtin_memcpy(ev->parent_id, t->parent_id, 8);
+	} else {
+		if (t->tp == BS_TP_BAD)
+			ev->flags |= BS_SPAN_F_TP_BAD;
+		__builtin_memset(ev->trace_id, 0, 16);
+		__builtin_memset(ev->parent_id, 0, 8);
+	}
+	if (t->ttrunc)
+		ev->flags |= BS_SPAN_F_TTRUNC;
+	n = t->tlen;
+	if (n > BS_TRACE_TARGET_MAX)
+		n = BS_TRACE_TARGET_MAX;
+	ev->tlen = (__u16)n;
+	ev->plen = t->plen;
+	bpf_probe_read_kernel(ev->target, n, t->target);
+	bpf_ringbuf_submit(ev, 0);
+	count(BS_CNT_SPAN_SAMPLED);
+	return 1;
+}
+
+HP_INLINE int hp_on_span_start(struct hp_run *r, struct hp_slot *s __attribute__((unused)),
+			       __u32 seq)
+{
+	return bs_span_start(r->bc, r->tgid, seq, r->now);
+}
+
+/* The end of count spans from number seq on, a record the daemon completes them with. */
+__noinline int bs_span_end(struct bs_conn *bc, struct bs_ev_span_end *e)
+{
+	struct bs_ev_span_end *ev;
+
+	if (!bc || !e)
+		return 0;
+	ev = bpf_ringbuf_reserve(&spans, sizeof(*ev), 0);
+	if (!ev) {
+		count(BS_CNT_SPAN_LOST);
+		return 0;
+	}
+	__builtin_memcpy(ev, e, sizeof(*ev));
+	ev->type = BS_EV_SPAN_END;
+	ev->fd = bc->fd;
+	ev->conn = bc->born;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+static __always_inline void span_end(struct hp_run *r, struct hp_slot *s, __u32 count,
+				     __u32 how, __u16 status, __u64 req_body, __u64 resp_body)
+{
+	struct bs_ev_span_end e = {
+		.tgid = r->tgid,
+		.seq = s->seq,
+		.end_ns = r->now,
+		.req_body = req_body,
+		.resp_body = resp_body,
+		.count = count,
+		.status = status,
+		.how = (__u8)how,
+	};
+
+	bs_span_end(r->bc, &e);
+}
+
 HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 			      __u64 req_body, __u64 resp_body)
 {
@@ -489,6 +772,8 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 	__u32 route = s->route_id, idx, i;
 
 	r->st->completed++;
+	if (traces_on && (s->flags & HP_SF_TRACED))
+		span_end(r, s, 1, BS_SPAN_DONE, status, req_body, resp_body);
 	if (route == BS_ROUTE_UNRESOLVED) {
 		__u32 *id = bpf_map_lookup_elem(&routes, &s->path_hash);
 
@@ -569,14 +854,18 @@ HP_INLINE void hp_on_start(struct hp_run *r)
 		req_limit(r->bc);
 }
 
-HP_INLINE void hp_on_abort(struct hp_run *r, __u32 n)
+HP_INLINE void hp_on_abort(struct hp_run *r, struct hp_slot *s, __u32 n)
 {
 	r->st->aborted += n;
+	if (traces_on && (s->flags & HP_SF_TRACED))
+		span_end(r, s, n, BS_SPAN_ABORT, 0, s->req_body, 0);
 }
 
-HP_INLINE void hp_on_unstart(struct hp_run *r)
+HP_INLINE void hp_on_unstart(struct hp_run *r, struct hp_slot *s)
 {
 	r->st->unstarted++;
+	if (traces_on && (s->flags & HP_SF_TRACED))
+		span_end(r, s, 1, BS_SPAN_UNSTART, 0, 0, 0);
 }
 
 HP_INLINE void hp_on_reject(struct hp_run *r, int reason)
@@ -1137,6 +1426,8 @@ static __always_inline void on_accept(long ret)
 		return;
 	conn->family = (__u8)family;
 	conn->port = port;
+	conn->fd = key.fd;
+	conn->born = bpf_ktime_get_ns();
 	conn->stats_idx = (__u32)idx;
 	if (family != AF_UNIX) {
 		conn->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));

@@ -12,10 +12,27 @@
 #endif
 #include "http_parse.h"
 #include "ws_parse.h"
+#include "traceparent.h"
 
 struct bs_conn_key {
 	__u32 tgid;
 	__u32 fd;
+};
+
+/*
+ * What a request head said for its span, between its request line and its
+ * end (kept only when traces are on): the target and the traceparent.
+ */
+struct bs_trace_in {
+	__u8  trace_id[16];
+	__u8  parent_id[8];
+	__u8  tp_flags;
+	__u8  tp;		/* BS_TP_* (traceparent.h) */
+	__u8  ttrunc;		/* the target was cut at BS_TRACE_TARGET_MAX */
+	__u8  pad;
+	__u16 tlen;		/* bytes in target[] */
+	__u16 plen;		/* of which the path */
+	__u8  target[BS_TRACE_TARGET_MAX];
 };
 
 struct bs_conn {
@@ -33,8 +50,10 @@ struct bs_conn {
 	__u16 series_status;	/* status */
 	__u8  series_method;	/* and method; */
 	__u8  series_ok;	/* 1 when series_* is valid */
-	__u32 pad2;
+	__u32 fd;		/* the key's, for span records */
+	__u64 born;		/* accept time (0: seeded), tells reused fds apart */
 	struct ws_conn ws;	/* after a 101 to an Upgrade: websocket */
+	struct bs_trace_in tr;
 };
 
 #endif /* BUNSCOPE_BS_CONN_H */

@@ -293,6 +293,9 @@ enum bs_event_type {
 	BS_EV_PATH = 1,		/* a path hash the routes map did not know */
 	BS_EV_COMPLETE = 2,	/* a completed request whose route was still unknown */
 	BS_EV_OOM = 3,		/* the OOM killer picked a target */
+	BS_EV_SPAN_START = 4,	/* a sampled request's head was parsed (spans ring) */
+	BS_EV_SPAN_END = 5,	/* ... its response ended or it was lost (spans ring) */
+	BS_EV_TRACESTATE = 6,	/* a tracestate field of a request head (spans ring) */
 };
 
 struct bs_ev_oom {
@@ -325,6 +328,84 @@ struct bs_ev_complete {
 	__u8  pad[3];
 };
 
+/*
+ * Traces.  The kernel decides sampling when a request head has been parsed
+ * (parent-based on an incoming traceparent, else a ratio), applies the
+ * spans-per-second cap, and writes span records to their own ring buffer;
+ * the daemon joins start and end by (tgid, fd, conn, seq).
+ */
+#define BS_TRACE_TARGET_MAX	256	/* request-target bytes kept for a span */
+#define BS_TRACESTATE_MAX	512	/* W3C: tracestate is at most 512 characters */
+
+/* OTEL_TRACES_SAMPLER values */
+enum bs_sampler {
+	BS_SAMPLER_ALWAYS_ON = 0,
+	BS_SAMPLER_ALWAYS_OFF,
+	BS_SAMPLER_RATIO,		/* traceidratio */
+	BS_SAMPLER_PB_ALWAYS_ON,	/* parentbased_always_on (the default) */
+	BS_SAMPLER_PB_ALWAYS_OFF,
+	BS_SAMPLER_PB_RATIO,		/* parentbased_traceidratio */
+};
+
+/* bs_ev_span_start.flags */
+#define BS_SPAN_F_PARENT	0x01	/* a valid traceparent came with the request */
+#define BS_SPAN_F_TP_BAD	0x02	/* a traceparent came, invalid or repeated: ignored */
+#define BS_SPAN_F_TTRUNC	0x04	/* the target was longer than BS_TRACE_TARGET_MAX */
+
+struct bs_ev_span_start {
+	__u32 type;		/* BS_EV_SPAN_START */
+	__u32 tgid;
+	__u32 fd;
+	__u32 seq;		/* the request's number on its connection */
+	__u64 conn;		/* the connection's accept time: fds are reused */
+	__u64 start_ns;		/* bpf_ktime_get_ns(): when the head was parsed */
+	__u16 port;		/* local (listening) port */
+	__u16 peer_port;
+	__u8  family;		/* AF_INET, AF_INET6, AF_UNIX */
+	__u8  method;		/* enum bs_method */
+	__u8  flags;		/* BS_SPAN_F_* */
+	__u8  tp_flags;		/* the incoming trace-flags */
+	__u16 tlen;		/* bytes in target[] */
+	__u16 plen;		/* of which the path (before '?') */
+	__u32 pad;
+	__u8  peer[16];		/* IPv4 in the first 4 bytes, network order */
+	__u8  trace_id[16];	/* the incoming trace (BS_SPAN_F_PARENT) */
+	__u8  parent_id[8];
+	char  target[BS_TRACE_TARGET_MAX];
+};
+
+enum bs_span_how {
+	BS_SPAN_DONE = 0,	/* the last response byte was handed to the kernel */
+	BS_SPAN_ABORT,		/* the connection died first */
+	BS_SPAN_UNSTART,	/* Bun refused the head (its canned error): no request */
+};
+
+struct bs_ev_span_end {
+	__u32 type;		/* BS_EV_SPAN_END */
+	__u32 tgid;
+	__u32 fd;
+	__u32 seq;		/* the first request this ends ... */
+	__u64 conn;
+	__u64 end_ns;
+	__u64 req_body;
+	__u64 resp_body;
+	__u32 count;		/* ... and how many (pipelined twins aborted together) */
+	__u16 status;		/* BS_SPAN_DONE: the response status */
+	__u8  how;		/* enum bs_span_how */
+	__u8  pad;
+};
+
+struct bs_ev_tracestate {
+	__u32 type;		/* BS_EV_TRACESTATE */
+	__u32 tgid;
+	__u32 fd;
+	__u32 seq;		/* the request whose head holds it */
+	__u64 conn;
+	__u16 len;
+	__u8  pad[6];
+	char  value[BS_TRACESTATE_MAX];
+};
+
 /* Connection-map occupancy is tracked with these per-CPU counters (index). */
 enum bs_counter {
 	BS_CNT_CONN_INSERT = 0,
@@ -335,6 +416,10 @@ enum bs_counter {
 	BS_CNT_PORTS_FULL,	/* accept on a (BS_PORT_SLOTS + 1)th port: not followed */
 	BS_CNT_OOM_KILLS,	/* targets the OOM killer picked */
 	BS_CNT_RUN_UNSEEN,	/* runs of target threads whose switch-in was not seen */
+	BS_CNT_SPAN_SAMPLED,	/* requests given a span (start records written) */
+	BS_CNT_SPAN_UNSAMPLED,	/* requests the sampler left out */
+	BS_CNT_SPAN_CAPPED,	/* sampled, over the spans-per-second cap: no span */
+	BS_CNT_SPAN_LOST,	/* span records the spans ring buffer had no room for */
 	BS_CNT_MAX,
 };
 

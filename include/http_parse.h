@@ -108,6 +108,7 @@ enum hp_desync {
 #define HP_SF_HEAD	0x01	/* HEAD: the response has no body */
 #define HP_SF_BODY	0x02	/* the request has a body */
 #define HP_SF_UPGRADE	0x04
+#define HP_SF_TRACED	0x08	/* sampled: its requests have spans */
 
 /* hp_conn.cflags */
 #define HP_CF_REJECTED	0x01	/* bunscope rejected a request on this connection */
@@ -175,7 +176,7 @@ struct hp_conn {
 	__u8  rl_len;
 	__u8  rl_method;
 	__u8  rl_mflags;
-	__u8  rl_pad;
+	__u8  rl_tr;		/* the includer's copy of the target is this line's */
 	__u8  req_carry[HP_CARRY_REQ];
 	__u8  resp_carry[HP_CARRY_RESP];
 };
@@ -233,14 +234,34 @@ HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
 HP_INLINE void hp_on_start(struct hp_run *r);
 HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 			      __u64 req_body, __u64 resp_body);
-HP_INLINE void hp_on_abort(struct hp_run *r, __u32 count);
-HP_INLINE void hp_on_unstart(struct hp_run *r);
+/* The first count requests of slot s are lost (the connection died). */
+HP_INLINE void hp_on_abort(struct hp_run *r, struct hp_slot *s, __u32 count);
+/* The oldest request, of slot s, was refused by Bun after all. */
+HP_INLINE void hp_on_unstart(struct hp_run *r, struct hp_slot *s);
 HP_INLINE void hp_on_reject(struct hp_run *r, int reason);
 HP_INLINE void hp_on_timeout(struct hp_run *r);
 HP_INLINE void hp_on_desync(struct hp_run *r, int reason);
 HP_INLINE void hp_on_overflow(struct hp_run *r);
 /* A 101 answered the upgrade request s: a WebSocket opens (state HS_WS). */
 HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s);
+/*
+ * Traces.  hp_trace_on(): do targets and trace fields matter?  When it says
+ * so: hp_on_target() gets each request's target, scr[start, start + tlen)
+ * (plen bytes of path; ttrunc: the target went on beyond), or
+ * hp_on_target_again() when the request line repeats the previous one (the
+ * includer's copy from then still holds); hp_on_trace_field() gets each
+ * traceparent (which 0) and tracestate (which 1) value, scr[vs, ve) trimmed
+ * (trunc: its middle is missing); hp_trace_sample() decides at the end of
+ * the head; hp_on_span_start() is told the slot and number a sampled request
+ * got (returning 0 leaves it without a span).
+ */
+HP_INLINE int hp_trace_on(struct hp_run *r);
+HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tlen,
+			    int ttrunc);
+HP_INLINE void hp_on_target_again(struct hp_run *r);
+HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve, int trunc);
+HP_INLINE int hp_trace_sample(struct hp_run *r);
+HP_INLINE int hp_on_span_start(struct hp_run *r, struct hp_slot *s, __u32 seq);
 
 /* ---- byte and word primitives ------------------------------------------ */
 
@@ -592,9 +613,13 @@ HP_INLINE int hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
 		if (s->start_ns == r->now && s->path_hash == d->hash &&
 		    s->method == d->method && s->flags == sflags &&
 		    !(sflags & HP_SF_BODY)) {
-			s->count++;
-			hp_on_start(r);
-			return 0;
+			if (!(sflags & HP_SF_TRACED) || hp_on_span_start(r, s, seq)) {
+				s->count++;
+				hp_on_start(r);
+				return 0;
+			}
+			/* sampled but left without a span: not its twin after all */
+			sflags &= ~HP_SF_TRACED;
 		}
 	}
 	if (c->fifo_len >= HP_FIFO || c->ovf.count) {
@@ -624,6 +649,8 @@ HP_INLINE int hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
 	s->count = 1;
 	s->method = d->method;
 	s->flags = sflags;
+	if ((sflags & HP_SF_TRACED) && !hp_on_span_start(r, s, seq))
+		s->flags &= ~HP_SF_TRACED;
 	if (c->resp.state == HS_RESYNC) {
 		/* what was written before is the tail of an older answer */
 		c->resp.state = HS_START;
@@ -641,7 +668,7 @@ HP_INLINE void hp_abort_all(struct hp_run *r)
 	struct hp_conn *c = r->c;
 
 	if (c->ovf.count) {
-		hp_on_abort(r, c->ovf.count);
+		hp_on_abort(r, &c->ovf, c->ovf.count);
 		c->ovf.count = 0;
 	}
 
@@ -651,7 +678,7 @@ HP_INLINE void hp_abort_all(struct hp_run *r)
 		if (!c->fifo_len)
 			break;
 		s = hp_slot_at(c, c->fifo_head);
-		hp_on_abort(r, s->count);
+		hp_on_abort(r, s, s->count);
 		s->count = 0;
 		c->fifo_head = (c->fifo_head + 1) & (HP_FIFO - 1);
 		c->fifo_len--;
@@ -738,6 +765,10 @@ HP_INLINE int hp_name_is(const struct hp_run *r, __u32 s, __u32 n, __u64 lo,
 #define HP_N_G		0x67ULL					/* g */
 #define HP_N_CONNECTI	0x697463656e6e6f63ULL			/* connecti */
 #define HP_N_ON		0x6e6fULL				/* on */
+#define HP_N_TRACEPAR	0x7261706563617274ULL			/* tracepar */
+#define HP_N_ENT	0x746e65ULL				/* ent */
+#define HP_N_TRACESTA	0x6174736563617274ULL			/* tracesta */
+#define HP_N_TE		0x6574ULL				/* te */
 #define HP_V_CHUNKED	0x64656b6e756863ULL			/* chunked */
 #define HP_V_CLOSE	0x65736f6c63ULL				/* close */
 #define HP_V_HTTP1	0x2e312f5054544820ULL			/* " HTTP/1." */
@@ -902,6 +933,10 @@ HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 	d->method = label;
 	d->hash = hp_hash(r, t, plen);
 	d->route = hp_on_path(r, d->hash, t, plen, ptrunc);
+	if (hp_trace_on(r)) {
+		hp_on_target(r, t, plen, tend - t, trunc);
+		r->c->rl_tr = 0;
+	}
 	hp_req_begin(d, total);
 	if (d->head_len > HP_MAX_HEAD) {
 		hp_req_reject(r, d, BS_REJ_TOO_LARGE);
@@ -920,6 +955,7 @@ HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 		c->rl_route = d->route;
 		c->rl_method = d->method;
 		c->rl_mflags = d->mflags;
+		c->rl_tr = hp_trace_on(r) != 0;
 	}
 	return;
 
@@ -1001,6 +1037,8 @@ HP_INLINE void hp_req_head_end(struct hp_run *r, struct hp_dir *d)
 		sflags |= HP_SF_UPGRADE;
 	if ((d->mflags & HP_RF_TE) || d->cl)
 		sflags |= HP_SF_BODY;
+	if (hp_trace_on(r) && hp_trace_sample(r))
+		sflags |= HP_SF_TRACED;
 	if (hp_push(r, d, sflags))
 		return;
 
@@ -1046,11 +1084,19 @@ HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 		{ hp_req_reject(r, d, BS_REJ_HEADER); return; }
 	if (!hp_token(r, s, nlen))
 		{ hp_req_reject(r, d, BS_REJ_HEADER); return; }
+	vs = colon + 1;
+	ve = avail;
+	if ((nlen == 10 || nlen == 11) && hp_trace_on(r)) {
+		if (nlen == 11 ? hp_name_is(r, s, 11, HP_N_TRACEPAR, HP_N_ENT, 0)
+			       : hp_name_is(r, s, 10, HP_N_TRACESTA, HP_N_TE, 0)) {
+			if (trunc || hp_trim(r, &vs, &ve))
+				hp_on_trace_field(r, nlen == 11 ? 0 : 1, vs, ve, trunc);
+		}
+		return;
+	}
 	if (nlen != 4 && nlen != 7 && nlen != 14 && nlen != 17)
 		return;
 
-	vs = colon + 1;
-	ve = avail;
 	if (nlen == 4) {
 		if (hp_name_is(r, s, 4, HP_N_HOST, 0, 0))
 			d->mflags |= HP_RF_HOST;
@@ -1156,16 +1202,16 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 		if (st == 408) {
 			hp_on_timeout(r);
 			if (hp_waiting(c)) {
-				hp_on_abort(r, 1);
+				hp_on_abort(r, hp_oldest(c), 1);
 				hp_pop(c);
 			}
 		} else if (hp_waiting(c)) {
 			if (c->cflags & HP_CF_REJECTED) {
 				/* a body error after the request was dispatched */
-				hp_on_abort(r, 1);
+				hp_on_abort(r, hp_oldest(c), 1);
 			} else {
 				/* Bun refused a head bunscope accepted */
-				hp_on_unstart(r);
+				hp_on_unstart(r, hp_oldest(c));
 				hp_on_reject(r, BS_REJ_LATE);
 			}
 			hp_pop(c);
@@ -1358,6 +1404,7 @@ HP_INLINE int hp_field_fast(struct hp_run *r, struct hp_dir *d, int dir, __u32 s
 		return 1;
 	}
 	if (!nlen || nlen == 7 || nlen == 14 || nlen == 17 || nlen > 64 ||
+	    ((nlen == 10 || nlen == 11) && hp_trace_on(r)) ||
 	    d->head_len + total + 2 > HP_MAX_HEAD || d->nfields >= HP_MAX_FIELDS ||
 	    !hp_token(r, s, nlen))
 		return 0;
@@ -1388,12 +1435,14 @@ HP_INLINE void hp_line(struct hp_run *r, struct hp_dir *d, int dir, __u32 le,
 	r->v->off = r->v->wbase + (next - HP_WIN_OFF);
 	r->v->in_line = 0;
 	if (!HP_NO_FAST && !dir && d->state == HS_START && !r->v->line_trunc &&
-	    hp_rl_hit(r, s, r->v->line_total)) {
+	    hp_rl_hit(r, s, r->v->line_total) && (r->c->rl_tr || !hp_trace_on(r))) {
 		/* the same request line as last time on this connection */
 		d->method = r->c->rl_method;
 		d->mflags = r->c->rl_mflags;
 		d->hash = r->c->rl_hash;
 		d->route = r->c->rl_route;
+		if (r->c->rl_tr)
+			hp_on_target_again(r);
 		hp_req_begin(d, r->v->line_total);
 		return;
 	}

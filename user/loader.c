@@ -433,6 +433,17 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 		pr_warn("cannot size the maps: %s\n", strerror(-err));
 		goto fail;
 	}
+	if (o->traces.on) {
+		s->rodata->traces_on = 1;
+		s->rodata->traces_query = o->traces.query;
+		s->rodata->trace_sampler = o->traces.sampler;
+		s->rodata->trace_ratio = o->traces.ratio;
+		s->rodata->span_cap = o->traces.cap;
+		if ((err = bpf_map__set_max_entries(s->maps.spans, o->traces.ringbuf_bytes))) {
+			pr_warn("cannot size the spans ring buffer: %s\n", strerror(-err));
+			goto fail;
+		}
+	}
 	if ((err = setup_bans(s, o))) {
 		pr_warn("cannot set up request-rate bans: %s\n", strerror(-err));
 		goto fail;
@@ -581,6 +592,11 @@ int loader_fd_ws_close(const struct loader *l)
 int loader_fd_events(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.events);
+}
+
+int loader_fd_spans(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.spans);
 }
 
 int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max)

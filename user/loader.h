@@ -24,6 +24,15 @@ struct loader_opts {
 	__u32 req_clients;	/* clients whose request rate is followed */
 	__u64 ban_ns;
 	const char *lim_pin_dir;	/* the limiter's pinned maps (lim_bans, lim_stats), or NULL */
+	/* traces: on 0 leaves the span hooks out of the programs */
+	struct {
+		bool on;
+		bool query;		/* keep the query string */
+		__u32 sampler;		/* enum bs_sampler */
+		__u64 ratio;		/* a 32-bit draw below this samples (1 << 32: all) */
+		struct bs_lim_rate cap;	/* spans per second; interval 0: no cap */
+		__u32 ringbuf_bytes;	/* the spans ring buffer, power of two */
+	} traces;
 };
 
 struct bunscope_bpf;
@@ -75,6 +84,7 @@ int loader_fd_series_free(const struct loader *l);
 int loader_fd_routes(const struct loader *l);
 int loader_fd_counters(const struct loader *l);
 int loader_fd_events(const struct loader *l);
+int loader_fd_spans(const struct loader *l);
 int loader_fd_ws_agg(const struct loader *l);
 int loader_fd_ws_close(const struct loader *l);
 int loader_fd_mem(const struct loader *l);

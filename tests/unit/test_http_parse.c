@@ -18,6 +18,7 @@ struct rec;
 #define HP_RUN_EXTRA struct rec *rec; struct ws_conn *ws;
 #include "http_parse.h"
 #include "ws_parse.h"
+#include "traceparent.h"
 
 #define MAX_DONE 4096
 
@@ -51,7 +52,32 @@ struct rec {
 	int nclose;
 	__u16 close_codes[16];
 	int resolve;			/* hp_on_path resolves routes (as live) */
+	/* traces: the hooks keep what the BPF side keeps in bs_conn.tr */
+	int trace_on;
+	int sample;			/* 1: every request; 2: parent-based (else all) */
+	int cap_left;			/* span starts allowed (-1: no cap) */
+	struct {
+		char target[BS_TRACE_TARGET_MAX + 1];
+		__u32 plen, tlen;
+		int ttrunc, tp;		/* BS_TP_* */
+		struct bs_tp tpv;
+	} cur;
+	int nspans;
+	struct span_rec {
+		__u32 seq;
+		char target[BS_TRACE_TARGET_MAX + 1];
+		__u32 plen;
+		int ttrunc, tp;
+		struct bs_tp tpv;
+		int ended, how;		/* how: BS_SPAN_* */
+		__u16 status;
+	} spans[64];
+	int nstates;
+	char tracestate[8][BS_TRACESTATE_MAX + 1];
+	__u32 tracestate_seq[8];
 };
+
+static void span_ended(struct rec *rec, __u32 seq, int how, __u16 status);
 
 HP_INLINE int hp_src_read(struct hp_run *r, __u8 *dst, __u32 len, __u32 off)
 {
@@ -93,6 +119,8 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 	struct rec *rec = r->rec;
 
 	rec->completed++;
+	if (s->flags & HP_SF_TRACED)
+		span_ended(rec, s->seq, BS_SPAN_DONE, status);
 	if (rec->ndone < MAX_DONE) {
 		struct done *d = &rec->done[rec->ndone++];
 
@@ -106,14 +134,124 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 	}
 }
 
-HP_INLINE void hp_on_abort(struct hp_run *r, __u32 count)
+static struct span_rec *span_of(struct rec *rec, __u32 seq)
 {
-	r->rec->aborted += count;
+	for (int i = 0; i < rec->nspans && i < 64; i++)
+		if (rec->spans[i].seq == seq)
+			return &rec->spans[i];
+	return NULL;
 }
 
-HP_INLINE void hp_on_unstart(struct hp_run *r)
+static void span_ended(struct rec *rec, __u32 seq, int how, __u16 status)
+{
+	struct span_rec *sp = span_of(rec, seq);
+
+	assert_non_null(sp);		/* only traced slots end spans */
+	assert_int_equal(sp->ended, 0);
+	sp->ended = 1;
+	sp->how = how;
+	sp->status = status;
+}
+
+HP_INLINE void hp_on_abort(struct hp_run *r, struct hp_slot *s, __u32 count)
+{
+	r->rec->aborted += count;
+	if (s->flags & HP_SF_TRACED)
+		for (__u32 i = 0; i < count; i++)
+			span_ended(r->rec, s->seq + i, BS_SPAN_ABORT, 0);
+}
+
+HP_INLINE void hp_on_unstart(struct hp_run *r, struct hp_slot *s)
 {
 	r->rec->unstarted++;
+	if (s->flags & HP_SF_TRACED)
+		span_ended(r->rec, s->seq, BS_SPAN_UNSTART, 0);
+}
+
+HP_INLINE int hp_trace_on(struct hp_run *r)
+{
+	return r->rec->trace_on;
+}
+
+HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tlen, int ttrunc)
+{
+	struct rec *rec = r->rec;
+
+	assert_true(rec->trace_on);
+	if (tlen > BS_TRACE_TARGET_MAX) {
+		tlen = BS_TRACE_TARGET_MAX;
+		ttrunc = 1;
+	}
+	for (__u32 k = 0; k < tlen; k++)
+		rec->cur.target[k] = (char)hp_b(r, start + k);
+	rec->cur.target[tlen] = 0;
+	rec->cur.tlen = tlen;
+	rec->cur.plen = plen < tlen ? plen : tlen;
+	rec->cur.ttrunc = ttrunc;
+	rec->cur.tp = BS_TP_NONE;
+}
+
+HP_INLINE void hp_on_target_again(struct hp_run *r)
+{
+	r->rec->cur.tp = BS_TP_NONE;
+}
+
+HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve, int trunc)
+{
+	struct rec *rec = r->rec;
+	__u8 buf[BS_TRACESTATE_MAX + 1];
+	__u32 len = ve - vs;
+
+	assert_true(ve >= vs);
+	for (__u32 k = 0; k < len && k < sizeof(buf); k++)
+		buf[k] = hp_b(r, vs + k);
+	if (len < sizeof(buf))
+		buf[len] = 0;
+	if (!which) {
+		if (rec->cur.tp != BS_TP_NONE || trunc || len > BS_TRACESTATE_MAX ||
+		    tp_parse(buf, len, &rec->cur.tpv))
+			rec->cur.tp = BS_TP_BAD;
+		else
+			rec->cur.tp = BS_TP_VALID;
+		return;
+	}
+	if (!trunc && len <= BS_TRACESTATE_MAX && rec->nstates < 8) {
+		memcpy(rec->tracestate[rec->nstates], buf, len);
+		rec->tracestate[rec->nstates][len] = 0;
+		rec->tracestate_seq[rec->nstates++] = r->c->next_seq;
+	}
+}
+
+HP_INLINE int hp_trace_sample(struct hp_run *r)
+{
+	struct rec *rec = r->rec;
+
+	if (rec->sample == 2 && rec->cur.tp == BS_TP_VALID)
+		return rec->cur.tpv.flags & TP_FLAG_SAMPLED;
+	return rec->sample != 0;
+}
+
+HP_INLINE int hp_on_span_start(struct hp_run *r, struct hp_slot *s, __u32 seq)
+{
+	struct rec *rec = r->rec;
+	struct span_rec *sp;
+
+	(void)s;
+	if (rec->cap_left == 0)
+		return 0;
+	if (rec->cap_left > 0)
+		rec->cap_left--;
+	assert_true(rec->nspans < 64);
+	assert_null(span_of(rec, seq));
+	sp = &rec->spans[rec->nspans++];
+	memset(sp, 0, sizeof(*sp));
+	sp->seq = seq;
+	memcpy(sp->target, rec->cur.target, sizeof(sp->target));
+	sp->plen = rec->cur.plen;
+	sp->ttrunc = rec->cur.ttrunc;
+	sp->tp = rec->cur.tp;
+	sp->tpv = rec->cur.tpv;
+	return 1;
 }
 
 HP_INLINE void hp_on_reject(struct hp_run *r, int reason)
@@ -1374,6 +1512,208 @@ static void test_random_garbage(void **state)
 	}
 }
 
+
+/* ---- traces -------------------------------------------------------------------- */
+
+#define TP_S "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define TP_U "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+
+static struct tconn *tc_traced(int sample)
+{
+	struct tconn *t = tc_new();
+
+	t->rec.trace_on = 1;
+	t->rec.sample = sample;
+	t->rec.cap_left = -1;
+	return t;
+}
+
+static void test_tp_parse(void **state)
+{
+	static const struct {
+		const char *v;
+		int ok;
+	} cases[] = {
+		{ TP_S, 1 },
+		{ TP_U, 1 },
+		{ "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", 0 },	/* uppercase */
+		{ "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },	/* version ff */
+		{ "00-00000000000000000000000000000000-00f067aa0ba902b7-01", 0 },	/* zero trace */
+		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", 0 },	/* zero parent */
+		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", 0 },	/* 00: 55 only */
+		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what", 1 },	/* future */
+		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", 0 },
+		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0", 0 },	/* short */
+		{ "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
+		{ "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", 0 },
+		{ "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
+	};
+	struct bs_tp tp;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		__u8 buf[128] = { 0 };
+		size_t n = strlen(cases[i].v);
+
+		memcpy(buf, cases[i].v, n);
+		if ((tp_parse(buf, (__u32)n, &tp) == 0) != cases[i].ok)
+			fail_msg("tp_parse(%s) should be %s", cases[i].v,
+				 cases[i].ok ? "valid" : "invalid");
+	}
+	assert_int_equal(tp_parse((const __u8 *)TP_S, TP_LEN, &tp), 0);
+	assert_int_equal(tp.trace_id[0], 0x4b);
+	assert_int_equal(tp.trace_id[15], 0x36);
+	assert_int_equal(tp.parent_id[0], 0x00);
+	assert_int_equal(tp.parent_id[7], 0xb7);
+	assert_int_equal(tp.flags, 1);
+}
+
+static void test_trace_parent(void **state)
+{
+	struct tconn *t = tc_traced(2);
+	const char *req = "GET /users/42?x=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: a\r\n"
+			  "TraceParent:  " TP_S " \r\nAccept: */*\r\n\r\n";
+
+	(void)state;
+	feed_split(t, REQ, req, strlen(req), 5);
+	assert_int_equal(t->rec.nspans, 1);
+	assert_int_equal(t->rec.spans[0].seq, 0);
+	assert_string_equal(t->rec.spans[0].target, "/users/42?x=1");
+	assert_int_equal(t->rec.spans[0].plen, 9);
+	assert_int_equal(t->rec.spans[0].tp, BS_TP_VALID);
+	assert_int_equal(t->rec.spans[0].tpv.trace_id[0], 0x4b);
+	assert_int_equal(t->rec.spans[0].tpv.parent_id[7], 0xb7);
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.spans[0].ended, 1);
+	assert_int_equal(t->rec.spans[0].how, BS_SPAN_DONE);
+	assert_int_equal(t->rec.spans[0].status, 200);
+
+	/* an unsampled parent: no span; the next request is a root again */
+	feed(t, REQ, "GET /b HTTP/1.1\r\nHost: h\r\ntraceparent: " TP_U "\r\n\r\n");
+	assert_int_equal(t->rec.nspans, 1);
+	feed(t, RESP, RESP_HI);
+	feed(t, REQ, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n");
+	assert_int_equal(t->rec.nspans, 2);
+	assert_int_equal(t->rec.spans[1].seq, 2);
+	assert_int_equal(t->rec.spans[1].tp, BS_TP_NONE);
+	assert_string_equal(t->rec.spans[1].target, "/c");
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.spans[1].ended, 1);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+static void test_trace_bad_parent(void **state)
+{
+	struct tconn *t = tc_traced(2);
+
+	(void)state;
+	/* two traceparent fields: neither counts */
+	feed(t, REQ, "GET / HTTP/1.1\r\nHost: h\r\ntraceparent: " TP_S "\r\n"
+		     "traceparent: " TP_S "\r\n\r\n");
+	assert_int_equal(t->rec.nspans, 1);
+	assert_int_equal(t->rec.spans[0].tp, BS_TP_BAD);
+	feed(t, RESP, RESP_HI);
+	feed(t, REQ, "GET / HTTP/1.1\r\nHost: h\r\ntraceparent: 00-zz\r\n\r\n");
+	assert_int_equal(t->rec.spans[1].tp, BS_TP_BAD);
+	feed(t, RESP, RESP_HI);
+	/* a field whose name only starts like it is not it */
+	feed(t, REQ, "GET / HTTP/1.1\r\nHost: h\r\ntraceparentx: " TP_S "\r\n\r\n");
+	assert_int_equal(t->rec.spans[2].tp, BS_TP_NONE);
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+/* a repeated request line takes the cached parse: the target must still be its own */
+static void test_trace_repeated_line(void **state)
+{
+	struct tconn *t = tc_traced(1);
+
+	(void)state;
+	feed(t, REQ, GET("/a"));
+	feed(t, RESP, RESP_HI);
+	feed(t, REQ, "GET /a HTTP/1.1\r\nHost: localhost:3000\r\ntraceparent: " TP_S "\r\n\r\n");
+	feed(t, RESP, RESP_HI);
+	feed(t, REQ, GET("/a-much-longer-path-than-the-cache-holds/x/y/z"));
+	feed(t, RESP, RESP_HI);
+	feed(t, REQ, GET("/a"));
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.nspans, 4);
+	assert_string_equal(t->rec.spans[0].target, "/a");
+	assert_int_equal(t->rec.spans[0].tp, BS_TP_NONE);
+	assert_string_equal(t->rec.spans[1].target, "/a");
+	assert_int_equal(t->rec.spans[1].tp, BS_TP_VALID);
+	assert_string_equal(t->rec.spans[2].target,
+			    "/a-much-longer-path-than-the-cache-holds/x/y/z");
+	assert_string_equal(t->rec.spans[3].target, "/a");
+	assert_int_equal(t->rec.spans[3].tp, BS_TP_NONE);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(t->rec.spans[i].seq, i);
+		assert_int_equal(t->rec.spans[i].ended, 1);
+	}
+	free(t);
+}
+
+static void test_trace_pipelined(void **state)
+{
+	struct tconn *t = tc_traced(1);
+
+	(void)state;
+	/* identical twins share a slot: each still has its own span */
+	feed(t, REQ, GET("/p") GET("/p") GET("/p"));
+	assert_int_equal(t->rec.nspans, 3);
+	feed(t, RESP, RESP_HI RESP_HI);
+	assert_int_equal(t->rec.spans[0].ended, 1);
+	assert_int_equal(t->rec.spans[1].ended, 1);
+	assert_int_equal(t->rec.spans[2].ended, 0);
+	tc_close(t);
+	assert_int_equal(t->rec.spans[2].how, BS_SPAN_ABORT);
+	free(t);
+
+	/* the cap leaves the twins without spans: they are not the first's twins */
+	t = tc_traced(1);
+	t->rec.cap_left = 1;
+	feed(t, REQ, GET("/p") GET("/p") GET("/p"));
+	assert_int_equal(t->rec.started, 3);
+	assert_int_equal(t->rec.nspans, 1);
+	feed(t, RESP, RESP_HI RESP_HI RESP_HI);
+	assert_int_equal(t->rec.completed, 3);
+	assert_int_equal(t->rec.spans[0].ended, 1);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+static void test_trace_tracestate(void **state)
+{
+	struct tconn *t = tc_traced(1);
+
+	(void)state;
+	feed(t, REQ, GET("/"));
+	feed(t, RESP, RESP_HI);
+	feed(t, REQ, "GET / HTTP/1.1\r\nHost: h\r\ntracestate: rojo=00f067aa0ba902b7, congo=t61rcWkgMzE\r\n"
+		     "traceparent: " TP_S "\r\n\r\n");
+	assert_int_equal(t->rec.nstates, 1);
+	assert_string_equal(t->rec.tracestate[0], "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE");
+	assert_int_equal(t->rec.tracestate_seq[0], 1);
+	assert_int_equal(t->rec.spans[1].seq, 1);
+	assert_int_equal(t->rec.spans[1].tp, BS_TP_VALID);
+	free(t);
+}
+
+static void test_trace_off(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	/* trace_on 0: the target and trace hooks are never called (they assert) */
+	feed(t, REQ, "GET /x HTTP/1.1\r\nHost: h\r\ntraceparent: " TP_S "\r\n\r\n");
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.nspans, 0);
+	assert_int_equal(t->rec.completed, 1);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1402,6 +1742,13 @@ int main(void)
 		cmocka_unit_test(test_ws_errors),
 		cmocka_unit_test(test_ws_random_streams),
 		cmocka_unit_test(test_ws_garbage),
+		cmocka_unit_test(test_tp_parse),
+		cmocka_unit_test(test_trace_parent),
+		cmocka_unit_test(test_trace_bad_parent),
+		cmocka_unit_test(test_trace_repeated_line),
+		cmocka_unit_test(test_trace_pipelined),
+		cmocka_unit_test(test_trace_tracestate),
+		cmocka_unit_test(test_trace_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
