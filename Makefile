@@ -21,7 +21,7 @@ WARN       := -Wall -Wextra -Werror
 CFLAGS     ?= -O2 -g
 USER_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD) \
 	      -DBUNSCOPE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
-LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lpthread
+LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lcurl -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
 	      $(WARN) -Wno-unused-function
 
@@ -30,7 +30,7 @@ USER_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 HEADERS    := $(wildcard include/*.h) $(wildcard user/*.h)
 
 UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_routes test_expo \
-	      test_thread_role test_limit
+	      test_thread_role test_limit test_export
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 .PHONY: all deps test unit integration bench demo clean help check-root
@@ -113,6 +113,11 @@ $(BUILD)/tests/test_limit: tests/unit/test_limit.c $(BUILD)/user/limit_parse.o |
 $(BUILD)/tests/test_expo: tests/unit/test_expo.c $(BUILD)/user/expo.o | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka -lz
+
+# export.o logs through log.h; the test brings its own log_msg (no libbpf)
+$(BUILD)/tests/test_export: tests/unit/test_export.c $(BUILD)/user/export.o $(BUILD)/user/expo.o | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka -lz -lcurl -lpthread
 
 # the WebSocket echo load generator of make bench
 $(BUILD)/wsload: scripts/bench/wsload.c | $(BUILD)

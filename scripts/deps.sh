@@ -8,13 +8,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUN_VERSION=${BUN_VERSION:-1.4.5}
 
 # Build: clang/llvm (BPF objects), bpftool (skeletons), libbpf/libelf/zlib,
-# libmicrohttpd (HTTP endpoints).  Tests: cmocka, curl, wrk, prometheus
+# libmicrohttpd (HTTP endpoints), libcurl4-openssl-dev (the OTLP and Zipkin
+# span exporters POST through libcurl: keep-alive, https, proxies and
+# timeouts are its job, not ours).  Tests: cmocka, curl, wrk, prometheus
 # (promtool and a real scraper), python3 (integration tests), iproute2.
 # Bench: nftables and iptables (the limiter's comparison).
 # nodejs/npm only fetch Bun.
 PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev
-      libcmocka-dev pkg-config make gcc curl wrk prometheus python3 iproute2
-      procps nftables iptables nodejs npm"
+      libcurl4-openssl-dev libcmocka-dev pkg-config make gcc curl wrk prometheus
+      python3 iproute2 procps nftables iptables nodejs npm"
 
 missing=""
 for p in $PKGS; do
