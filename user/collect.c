@@ -719,6 +719,85 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 	}
 }
 
+/* Traces: the kernel's sampling counters, the join's, the exporters'. */
+static void write_traces(struct sbuf *sb, struct app *a)
+{
+	int cfd = loader_fd_counters(&a->ld);
+	struct traces_stats ts;
+	struct tracer_stats xs;
+	struct expo_label l[2];
+
+	if (!a->traces)
+		return;
+	traces_get_stats(a->traces, &ts);
+	tracer_get_stats(a->tracer, &xs);
+	expo_scalar(sb, "bunscope_spans_sampled_total", "counter",
+		    "Requests the sampler chose and that got a span record.",
+		    read_counter(cfd, BS_CNT_SPAN_SAMPLED));
+	expo_scalar(sb, "bunscope_spans_unsampled_total", "counter",
+		    "Requests the sampler left out (an unsampled parent or the ratio).",
+		    read_counter(cfd, BS_CNT_SPAN_UNSAMPLED));
+	expo_header(sb, "bunscope_spans_dropped_total", "counter",
+		    "Spans lost before the exporters: over --traces-max-rate, no room in the "
+		    "spans ring buffer, too many awaiting their end, or their end never came.");
+	l[0].name = "reason";
+	l[0].value = "rate_cap";
+	expo_sample_u64(sb, "bunscope_spans_dropped_total", l, 1,
+			read_counter(cfd, BS_CNT_SPAN_CAPPED));
+	l[0].value = "ringbuf_full";
+	expo_sample_u64(sb, "bunscope_spans_dropped_total", l, 1,
+			read_counter(cfd, BS_CNT_SPAN_LOST));
+	l[0].value = "pending_full";
+	expo_sample_u64(sb, "bunscope_spans_dropped_total", l, 1, ts.dropped_pending_full);
+	l[0].value = "incomplete";
+	expo_sample_u64(sb, "bunscope_spans_dropped_total", l, 1, ts.dropped_incomplete);
+	expo_scalar(sb, "bunscope_spans_pending", "gauge",
+		    "Sampled requests whose response has not ended yet.", ts.pending);
+	expo_scalar(sb, "bunscope_spans_built_total", "counter",
+		    "Spans completed and handed to the exporters.", ts.built);
+
+	l[0].name = "exporter";
+	expo_header(sb, "bunscope_spans_exported_total", "counter",
+		    "Spans the receiver accepted (OTLP, Zipkin) or that were written (file, "
+		    "console).");
+	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
+		if (!xs.on[e])
+			continue;
+		l[0].value = tracer_exporter_name(e);
+		expo_sample_u64(sb, "bunscope_spans_exported_total", l, 1, xs.exported[e]);
+	}
+	expo_header(sb, "bunscope_span_export_dropped_total", "counter",
+		    "Spans an exporter dropped: the oldest when its queue was full, or a batch "
+		    "the receiver refused.");
+	l[1].name = "reason";
+	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
+		if (!xs.on[e])
+			continue;
+		l[0].value = tracer_exporter_name(e);
+		l[1].value = "queue_full";
+		expo_sample_u64(sb, "bunscope_span_export_dropped_total", l, 2,
+				xs.dropped_queue[e]);
+		l[1].value = "rejected";
+		expo_sample_u64(sb, "bunscope_span_export_dropped_total", l, 2,
+				xs.dropped_rejected[e]);
+	}
+	expo_header(sb, "bunscope_span_export_errors_total", "counter",
+		    "Failed export attempts (retried with backoff).");
+	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
+		if (!xs.on[e])
+			continue;
+		l[0].value = tracer_exporter_name(e);
+		expo_sample_u64(sb, "bunscope_span_export_errors_total", l, 1, xs.errors[e]);
+	}
+	expo_header(sb, "bunscope_span_export_queue", "gauge", "Spans waiting in an exporter's queue.");
+	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
+		if (!xs.on[e])
+			continue;
+		l[0].value = tracer_exporter_name(e);
+		expo_sample_u64(sb, "bunscope_span_export_queue", l, 1, xs.queued[e]);
+	}
+}
+
 int collect_metrics(void *ctx, struct sbuf *sb)
 {
 	struct app *a = ctx;
@@ -759,6 +838,7 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 	uprobes_write_metrics(a, sb);
 	write_self(sb, a, rows, n, srows, ns);
 	pthread_mutex_unlock(&a->lock);
+	write_traces(sb, a);
 	free(rows);
 	free(srows);
 	return sb->oom ? -ENOMEM : 0;

@@ -11,6 +11,7 @@
 #include "limiter.h"
 #include "loader.h"
 #include "targets.h"
+#include "traces.h"
 
 #define DEFAULT_LISTEN		"127.0.0.1:9464"
 #define DEFAULT_MAX_ROUTES	1000
@@ -54,6 +55,8 @@ struct config {
 	int nuprobes;
 	struct loader_opts lopts;
 	struct limit_opts limit;
+	struct traces_opts topts;	/* as given */
+	struct traces_setup traces;	/* resolved with the environment */
 	int verbose;
 };
 
@@ -70,6 +73,8 @@ struct app {
 	struct limiter *limiter;	/* NULL without --limit-iface */
 	struct shed_window *shed_win;	/* --shed-p99/--shed-5xx: completed requests */
 	struct ring_buffer *rb;
+	struct tracer *tracer;		/* NULL without an exporter */
+	struct traces *traces;
 	struct httpd *httpd;
 	struct timespec started;
 

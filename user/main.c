@@ -29,6 +29,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "routes.h"
+#include "traces.h"
 
 #define REFRESH_MS	250
 
@@ -62,6 +63,20 @@ enum {
 	OPT_SHED_PROBE,
 	OPT_MEMORY_CEILING,
 	OPT_UPROBE,
+	OPT_OTLP_ENDPOINT,
+	OPT_OTLP_HEADERS,
+	OPT_OTLP_COMPRESSION,
+	OPT_ZIPKIN_ENDPOINT,
+	OPT_TRACES_FILE,
+	OPT_TRACES_FILE_SIZE,
+	OPT_TRACES_CONSOLE,
+	OPT_TRACES_SAMPLE,
+	OPT_TRACES_SAMPLER,
+	OPT_TRACES_MAX_RATE,
+	OPT_TRACES_QUERY,
+	OPT_TRACES_QUEUE,
+	OPT_TRACES_RINGBUF,
+	OPT_SERVICE_NAME,
 };
 
 struct opt_desc {
@@ -143,6 +158,37 @@ static const struct opt_desc opt_table[] = {
 	  "how long the breaker stays open before half-open (default 2)" },
 	{ { "shed-probe", required_argument, NULL, OPT_SHED_PROBE }, "PERCENT",
 	  "half-open: the share of new connections let through to probe (default 10)" },
+	{ { "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT }, "URL",
+	  "export spans with OTLP/HTTP JSON to URL (a base URL gets /v1/traces; default "
+	  "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT)" },
+	{ { "otlp-headers", required_argument, NULL, OPT_OTLP_HEADERS }, "K=V,...",
+	  "extra OTLP request headers (default $OTEL_EXPORTER_OTLP_HEADERS)" },
+	{ { "otlp-compression", required_argument, NULL, OPT_OTLP_COMPRESSION }, "gzip|none",
+	  "OTLP body compression (default gzip)" },
+	{ { "zipkin-endpoint", required_argument, NULL, OPT_ZIPKIN_ENDPOINT }, "URL",
+	  "export spans as Zipkin v2 JSON, e.g. http://localhost:9411/api/v2/spans" },
+	{ { "traces-file", required_argument, NULL, OPT_TRACES_FILE }, "PATH",
+	  "write spans to PATH, one JSON object a line, rotated (PATH.1 .. PATH.3)" },
+	{ { "traces-file-size", required_argument, NULL, OPT_TRACES_FILE_SIZE }, "BYTES",
+	  "rotate --traces-file above this size; K, M, G allowed (default 64M)" },
+	{ { "traces-console", no_argument, NULL, OPT_TRACES_CONSOLE }, NULL,
+	  "print one line per span on stdout" },
+	{ { "traces-sample", required_argument, NULL, OPT_TRACES_SAMPLE }, "RATIO",
+	  "sample this share of requests that carry no sampling decision (0..1; an incoming "
+	  "traceparent's sampled flag is followed) (default 1, or $OTEL_TRACES_SAMPLER_ARG)" },
+	{ { "traces-sampler", required_argument, NULL, OPT_TRACES_SAMPLER }, "NAME",
+	  "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off "
+	  "or parentbased_traceidratio (default $OTEL_TRACES_SAMPLER or parentbased_always_on)" },
+	{ { "traces-max-rate", required_argument, NULL, OPT_TRACES_MAX_RATE }, "N",
+	  "at most N spans per second, the rest counted as dropped; 0: no cap (default 10000)" },
+	{ { "traces-query", no_argument, NULL, OPT_TRACES_QUERY }, NULL,
+	  "keep the query string in spans (url.query); off by default, it may hold secrets" },
+	{ { "traces-queue", required_argument, NULL, OPT_TRACES_QUEUE }, "N",
+	  "spans queued per exporter while it cannot send; the oldest go first (default 4096)" },
+	{ { "traces-ringbuf", required_argument, NULL, OPT_TRACES_RINGBUF }, "BYTES",
+	  "the kernel's span ring buffer, a power of two (default 8M)" },
+	{ { "service-name", required_argument, NULL, OPT_SERVICE_NAME }, "NAME",
+	  "service.name of the spans (default $OTEL_SERVICE_NAME, else the process name)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "more messages, libbpf's included" },
 	{ { "help", no_argument, NULL, 'h' }, NULL, "this help" },
 	{ { "version", no_argument, NULL, 'V' }, NULL, "print the version" },
@@ -222,6 +268,11 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+static const char *env_get(const char *name)
+{
+	return getenv(name);
 }
 
 static int parse_args(int argc, char **argv, struct config *cfg)
@@ -500,6 +551,72 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			}
 			break;
 		}
+		case OPT_OTLP_ENDPOINT:
+			cfg->topts.otlp_endpoint = optarg;
+			break;
+		case OPT_OTLP_HEADERS:
+			cfg->topts.otlp_headers = optarg;
+			break;
+		case OPT_OTLP_COMPRESSION:
+			cfg->topts.compression = optarg;
+			break;
+		case OPT_ZIPKIN_ENDPOINT:
+			cfg->topts.zipkin_url = optarg;
+			break;
+		case OPT_TRACES_FILE:
+			cfg->topts.file = optarg;
+			break;
+		case OPT_TRACES_FILE_SIZE:
+			if (parse_bytes(optarg, &cfg->topts.file_max) || cfg->topts.file_max < 4096) {
+				pr_warn("--traces-file-size: a size of at least 4K, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_TRACES_CONSOLE:
+			cfg->topts.console = true;
+			break;
+		case OPT_TRACES_SAMPLE:
+			cfg->topts.ratio = optarg;
+			break;
+		case OPT_TRACES_SAMPLER:
+			cfg->topts.sampler = optarg;
+			break;
+		case OPT_TRACES_MAX_RATE:
+			if (parse_uint(optarg, 0, 10000000, &v)) {
+				pr_warn("--traces-max-rate: 0..10000000 spans per second, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->topts.max_rate = (long)v;
+			break;
+		case OPT_TRACES_QUERY:
+			cfg->topts.query = true;
+			break;
+		case OPT_TRACES_QUEUE:
+			if (parse_uint(optarg, 1, 1000000, &v)) {
+				pr_warn("--traces-queue: 1..1000000, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			cfg->topts.queue = (unsigned int)v;
+			break;
+		case OPT_TRACES_RINGBUF: {
+			unsigned long long b;
+
+			if (parse_bytes(optarg, &b) || b < 4096 || b > (1ULL << 30) || (b & (b - 1))) {
+				pr_warn("--traces-ringbuf: a power of two from 4K to 1G, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->topts.ringbuf = (unsigned int)b;
+			break;
+		}
+		case OPT_SERVICE_NAME:
+			if (!*optarg || strlen(optarg) >= SPAN_SERVICE_MAX) {
+				pr_warn("--service-name: 1..%d bytes\n", SPAN_SERVICE_MAX - 1);
+				return -EINVAL;
+			}
+			cfg->topts.service = optarg;
+			break;
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -534,6 +651,27 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	}
 	if (cfg->limit.nifaces)
 		cfg->lopts.lim_pin_dir = BS_LIM_PIN_DIR;
+	{
+		struct traces_setup *ts = &cfg->traces;
+		char err[256];
+
+		if (traces_resolve(&cfg->topts, env_get, ts, err, sizeof(err))) {
+			pr_warn("%s\n", err);
+			return -EINVAL;
+		}
+		if (!ts->on && (cfg->topts.ratio || cfg->topts.sampler || cfg->topts.query)) {
+			pr_warn("trace options without an exporter: give --otlp-endpoint, "
+				"--zipkin-endpoint, --traces-file or --traces-console\n");
+			return -EINVAL;
+		}
+		cfg->lopts.traces.on = ts->on;
+		cfg->lopts.traces.query = ts->query;
+		cfg->lopts.traces.sampler = ts->sampler;
+		cfg->lopts.traces.ratio = ts->ratio;
+		cfg->lopts.traces.ringbuf_bytes = ts->ringbuf;
+		if (ts->max_rate)
+			lim_rate_init(&cfg->lopts.traces.cap, ts->max_rate, ts->max_rate);
+	}
 	return 0;
 }
 
@@ -562,6 +700,7 @@ static void seed_connections(struct app *a, const struct target *t)
 		v->peer_port = ec[i].rport;
 		v->family = ec[i].family;
 		v->stats_idx = (__u32)idx;
+		v->fd = (__u32)ec[i].fd;
 		memcpy(v->peer, ec[i].addr, 16);
 		if (!bpf_map_update_elem(fd, &k, v, BPF_NOEXIST))
 			seeded++;
@@ -590,6 +729,7 @@ static void on_target(void *ctx, const struct target *t, bool attached)
 		pr_info("pid %u (%s) exited; its series are removed\n", t->pid, t->comm);
 		uprobes_detach(a, t->slot);
 		collect_forget_target(a, t);
+		traces_forget_tgid(a->traces, t->pid);
 	}
 }
 
@@ -764,6 +904,12 @@ static void app_fini(struct app *a)
 	for (int i = 0; i < BUNSCOPE_MAX_TARGETS; i++)
 		uprobes_detach(a, i);
 	loader_stop(&a->ld);
+	/* the programs are gone: what they wrote is read, then sent */
+	traces_stop(a->traces);
+	a->traces = NULL;
+	if (a->tracer)
+		tracer_stop(a->tracer, 2000);
+	a->tracer = NULL;
 	if (a->limiter)
 		pr_info("limiter stays attached (pinned in %s); 'bunscope limit detach' removes "
 			"it\n", BS_LIM_PIN_DIR);
@@ -890,6 +1036,45 @@ out:
 	return err;
 }
 
+static int start_traces(struct app *a)
+{
+	struct traces_setup *ts = &a->cfg.traces;
+	static char host[256];
+	char err[256], to[400] = "";
+
+	if (gethostname(host, sizeof(host) - 1))
+		snprintf(host, sizeof(host), "localhost");
+	ts->tracer.host_name = host;
+	ts->tracer.version = BUNSCOPE_VERSION;
+	a->tracer = tracer_start(&ts->tracer, err, sizeof(err));
+	if (!a->tracer) {
+		pr_warn("traces: %s\n", err);
+		return -EINVAL;
+	}
+	a->traces = traces_start(a, loader_fd_spans(&a->ld), &ts->collector, a->tracer, err,
+				 sizeof(err));
+	if (!a->traces) {
+		pr_warn("traces: %s\n", err);
+		return -ENOMEM;
+	}
+	if (ts->tracer.otlp_url)
+		snprintf(to + strlen(to), sizeof(to) - strlen(to), " OTLP %s", ts->tracer.otlp_url);
+	if (ts->tracer.zipkin_url)
+		snprintf(to + strlen(to), sizeof(to) - strlen(to), " Zipkin %s",
+			 ts->tracer.zipkin_url);
+	if (ts->tracer.file_path)
+		snprintf(to + strlen(to), sizeof(to) - strlen(to), " file %s",
+			 ts->tracer.file_path);
+	if (ts->tracer.console)
+		snprintf(to + strlen(to), sizeof(to) - strlen(to), " console");
+	if (ts->max_rate)
+		pr_info("traces: sampler %s, at most %u spans/s, to%s\n", ts->sampler_desc,
+			ts->max_rate, to);
+	else
+		pr_info("traces: sampler %s, no rate cap, to%s\n", ts->sampler_desc, to);
+	return 0;
+}
+
 static int run(struct config *cfg, bool check_only)
 {
 	struct app *a = calloc(1, sizeof(*a));
@@ -941,6 +1126,8 @@ static int run(struct config *cfg, bool check_only)
 			goto out;
 		}
 	}
+	if (cfg->traces.on && (ret = start_traces(a)))
+		goto out;
 	refresh_targets(a, true);
 	if (check_only) {
 		pr_info("check: BPF programs loaded and attached (%d target(s)); detaching\n",
@@ -984,6 +1171,7 @@ int main(int argc, char **argv)
 		.listen = DEFAULT_LISTEN,
 		.max_routes = DEFAULT_MAX_ROUTES,
 		.memory_ceiling = DEFAULT_MEMORY_CEILING,
+		.topts = { .max_rate = -1 },
 		.lopts = {
 			.mode = CAPTURE_AUTO,
 			.max_conns = DEFAULT_MAX_CONNS,
