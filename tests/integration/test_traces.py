@@ -1,0 +1,235 @@
+"""Traces: one server span per request, W3C context, sampling, OTLP/HTTP,
+Zipkin and JSONL export, and a collector that goes away.
+
+Ground truth: the requests the clients made and Bun's own handled count;
+the spans are decoded by span_receiver.py (stdlib json/gzip), never by
+bunscope's serializers."""
+
+import json
+import os
+import tempfile
+import time
+
+from harness import (BunApp, Bunscope, assert_equal, curl, privileged, rss_bytes, run_wrk,
+                     wait_until)
+from span_receiver import SpanReceiver
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+
+
+def _curl_many(app, paths, *extra):
+    """All paths over one keep-alive connection; returns the status codes."""
+    args = list(extra) + ["-w", "%{http_code}\\n"]
+    for p in paths:
+        args += ["-o", "/dev/null", app.url(p)]
+    r = curl(*args)
+    assert r.returncode == 0, "curl failed: %s" % r.stderr
+    return r.stdout.split()
+
+
+def _by_path(spans):
+    out = {}
+    for s in spans:
+        out.setdefault(s["attrs"].get("url.path"), []).append(s)
+    return out
+
+
+@privileged
+def test_spans_otlp():
+    """One OTLP span per request, with the attributes the request had."""
+    with SpanReceiver() as rec, BunApp() as app, \
+            Bunscope.for_app(app, "--otlp-endpoint", rec.otlp_url) as scope:
+        t0 = time.time_ns()
+        paths = ["/", "/users/7", "/status/503", "/?q=secret", "/nope"] * 4
+        codes = _curl_many(app, paths)
+        assert codes.count("503") == 4 and codes.count("404") == 4, codes
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data-binary",
+                 "x" * 1000, app.url("/echo"))
+        assert r.stdout == "200", r.stdout
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", app.url("/slow?ms=250"))
+        assert r.stdout == "200", r.stdout
+        n = len(paths) + 2
+        spans = rec.wait_spans(n, 20, kind="otlp")
+        t1 = time.time_ns()
+        app.wait_idle()
+        assert_equal(app.handled(), n, "Bun handled")
+        assert_equal(len(spans), n, "spans received (one per request)")
+        assert rec.errors == [], rec.errors
+        assert all(p["gzip"] for p in rec.posts("otlp")), "OTLP bodies not gzip"
+        assert len({s["span_id"] for s in spans}) == n, "span ids not unique"
+
+        by = _by_path(spans)
+        assert_equal(len(by["/users/7"]), 4, "/users/7 spans")
+        for s in spans:
+            assert s["kind"] == "server", s
+            assert t0 <= s["start_ns"] <= s["end_ns"] <= t1, (t0, s["start_ns"], s["end_ns"], t1)
+            assert s["parent_id"] is None, s
+            assert s["resource"]["process.pid"] == app.pid, s["resource"]
+            assert s["resource"]["service.name"] == "bun", s["resource"]
+            assert s["resource"]["telemetry.sdk.name"] == "bunscope", s["resource"]
+            assert s["attrs"]["server.port"] == app.port, s["attrs"]
+            assert s["attrs"]["client.address"] in ("127.0.0.1", "::1"), s["attrs"]
+        u = by["/users/7"][0]
+        assert u["name"] == "GET /users/:id", u["name"]
+        assert u["attrs"]["http.route"] == "/users/:id", u["attrs"]
+        assert u["attrs"]["http.request.method"] == "GET", u["attrs"]
+        assert u["attrs"]["http.response.status_code"] == 200, u["attrs"]
+        assert u["status"] == "unset", u
+        for s in by["/status/503"]:
+            assert s["status"] == "error" and s["attrs"]["http.response.status_code"] == 503, s
+        for s in by["/nope"]:
+            assert s["status"] == "unset" and s["attrs"]["http.response.status_code"] == 404, s
+        # the query string stays out without --traces-query
+        assert "url.query" not in by["/"][0]["attrs"], by["/"][0]["attrs"]
+        assert all("secret" not in json.dumps(s) for s in spans), "query string leaked"
+        post = by["/echo"][0]
+        assert post["attrs"]["http.request.method"] == "POST", post
+        assert post["attrs"]["http.request.body.size"] == 1000, post["attrs"]
+        slow = by["/slow"][0]
+        assert slow["end_ns"] - slow["start_ns"] >= 250e6, slow
+        s = scope.scrape()
+        assert s.value("bunscope_spans_exported_total", exporter="otlp") == n
+
+
+@privileged
+def test_traceparent_and_sampling_flag():
+    """An incoming traceparent is continued (trace id, parent span id,
+    tracestate); sampled-flag 00 makes no span; a header anywhere in a large
+    head is found."""
+    with SpanReceiver() as rec, BunApp() as app, \
+            Bunscope.for_app(app, "--otlp-endpoint", rec.otlp_url):
+        tp = "00-%s-%s-01" % (TRACE, PARENT)
+        hdrs = []
+        for i in range(40):  # 8 KiB of fields before the traceparent
+            hdrs += ["-H", "x-filler-%d: %s" % (i, "f" * 200)]
+        codes = _curl_many(app, ["/users/parented"], *hdrs, "-H", "traceparent: " + tp,
+                           "-H", "tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        assert codes == ["200"], codes
+        codes = _curl_many(app, ["/users/unsampled"] * 5, "-H",
+                           "traceparent: 00-%s-%s-00" % (TRACE, PARENT))
+        assert codes == ["200"] * 5, codes
+        codes = _curl_many(app, ["/users/root"] * 3)
+        assert codes == ["200"] * 3
+        # an invalid traceparent (uppercase) is ignored: a new trace
+        codes = _curl_many(app, ["/users/badparent"], "-H",
+                           "traceparent: 00-%s-%s-01" % (TRACE.upper(), PARENT))
+        spans = rec.wait_spans(5, 20, kind="otlp")
+        app.wait_idle()
+        assert_equal(app.handled(), 10, "Bun handled")
+        by = _by_path(spans)
+        assert "/users/unsampled" not in by, "an unsampled parent made spans"
+        p = by["/users/parented"][0]
+        assert p["trace_id"] == TRACE and p["parent_id"] == PARENT, p
+        assert p["trace_state"] == "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", p
+        roots = by["/users/root"]
+        assert len(roots) == 3 and len({s["trace_id"] for s in roots}) == 3, roots
+        assert all(s["parent_id"] is None and s["trace_id"] != TRACE for s in roots), roots
+        bad = by["/users/badparent"][0]
+        assert bad["trace_id"] != TRACE.lower() and bad["parent_id"] is None, bad
+        assert_equal(len(spans), 5, "spans")
+        assert rec.errors == [], rec.errors
+
+
+@privileged
+def test_sampling_ratio():
+    """--traces-sample 0.1 keeps about a tenth of root requests; requests with a
+    sampled parent are always kept.  N requests (Bun's count) give a binomial
+    count of spans: the test allows 4.5 standard deviations (p ~ 7e-6)."""
+    with SpanReceiver() as rec, BunApp() as app, \
+            Bunscope.for_app(app, "--otlp-endpoint", rec.otlp_url, "--traces-sample", "0.1",
+                             "--traces-max-rate", "0"):
+        run_wrk(app.url("/users/x"), 1, 4, 3)
+        app.wait_idle()
+        n = app.handled()
+        tp = "00-%s-%s-01" % (TRACE, PARENT)
+        codes = _curl_many(app, ["/users/kept"] * 20, "-H", "traceparent: " + tp)
+        assert codes == ["200"] * 20
+        p, sd = 0.1 * n, (n * 0.1 * 0.9) ** 0.5
+        lo, hi = int(p - 4.5 * sd), int(p + 4.5 * sd) + 1
+        kept = rec.wait_spans(20, 20, kind="otlp", pred=lambda s: s["attrs"].get("url.path") == "/users/kept")
+        assert_equal(len(kept), 20, "spans with a sampled parent")
+
+        def sampled():
+            return len([s for s in rec.spans("otlp") if s["attrs"].get("url.path") == "/users/x"])
+        # the exporters flush at least once a second
+        got = wait_until(sampled, 20, "ratio spans within [%d, %d] of %d" % (lo, hi, n),
+                         check=lambda v: v >= lo)
+        got = wait_until(lambda: (sampled(), sampled()), 10, "span count stable",
+                         check=lambda v: v[0] == v[1])[0]
+        assert lo <= got <= hi, "%d spans of %d requests at 0.1: outside [%d, %d]" % (
+            got, n, lo, hi)
+        assert n > 2000, "too few requests for the statistics: %d" % n
+        assert rec.errors == [], rec.errors
+
+
+@privileged
+def test_zipkin_file_and_console_agree():
+    """Zipkin and JSONL exporters get the same spans (same ids) for the same
+    requests; --traces-query keeps the query string."""
+    with SpanReceiver() as rec, BunApp() as app, tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "spans.jsonl")
+        with Bunscope.for_app(app, "--zipkin-endpoint", rec.zipkin_url, "--traces-file", path,
+                              "--traces-query", "--service-name", "checkout"):
+            paths = ["/users/%d?page=%d" % (i, i) for i in range(12)]
+            assert _curl_many(app, paths) == ["200"] * 12
+            zs = rec.wait_spans(12, 20, kind="zipkin")
+
+            def lines():
+                try:
+                    with open(path) as f:
+                        return [json.loads(x) for x in f if x.strip()]
+                except FileNotFoundError:
+                    return []
+            js = wait_until(lines, 20, "12 JSONL spans", check=lambda v: len(v) >= 12)
+        assert rec.errors == [], rec.errors
+        assert_equal(len(zs), 12, "zipkin spans")
+        assert_equal(len(js), 12, "JSONL spans")
+        zid = {(s["trace_id"], s["span_id"]) for s in zs}
+        jid = {(x["trace_id"], x["span_id"]) for x in js}
+        assert zid == jid, "exporters disagree on ids"
+        for s in zs:
+            assert s["resource"]["service.name"] == "checkout", s
+            assert s["attrs"]["url.query"].startswith("page="), s["attrs"]
+            assert s["remote_port"] and s["local_port"] == app.port, s
+
+
+@privileged
+def test_collector_down_queue_bound():
+    """The collector is down for 10 s while requests go on: bunscope keeps at
+    most --traces-queue spans (the batch it was sending included), drops the
+    oldest, its memory stays flat, and what it kept arrives afterwards."""
+    queue = 100
+    with SpanReceiver() as rec, BunApp() as app, \
+            Bunscope.for_app(app, "--otlp-endpoint", rec.otlp_url,
+                             "--traces-queue", str(queue)) as scope:
+        assert _curl_many(app, ["/users/warm"] * 10) == ["200"] * 10
+        rec.wait_spans(10, 20, kind="otlp")
+        rss0 = rss_bytes(scope.proc.pid)
+        rec.go_down()
+        t_down = time.monotonic()
+        before = app.handled()
+        while time.monotonic() - t_down < 10:
+            assert _curl_many(app, ["/users/down"] * 200) == ["200"] * 200
+        app.wait_idle()
+        sent = app.handled() - before
+        rss1 = rss_bytes(scope.proc.pid)
+        rec.come_back()
+
+        def arrived():
+            return len([s for s in rec.spans("otlp") if s["attrs"].get("url.path") == "/users/down"])
+        # the bound holds the batch being retried too
+        got = wait_until(arrived, 30, "spans after the collector came back",
+                         check=lambda v: v >= queue // 2)
+        got = wait_until(lambda: (arrived(), arrived()), 10, "stable",
+                         check=lambda v: v[0] == v[1])[0]
+        s = scope.scrape()
+        dropped = s.value("bunscope_span_export_dropped_total", exporter="otlp",
+                          reason="queue_full")
+        assert sent > 5 * queue, "only %d requests while down" % sent
+        assert queue // 2 <= got <= queue, "%d spans kept with --traces-queue %d" % (got, queue)
+        # what did not arrive is exactly what bunscope says it dropped
+        assert_equal(got + int(dropped), sent, "arrived + dropped")
+        assert rss1 - rss0 < 8 << 20, "RSS grew by %d bytes while the collector was down" % (
+            rss1 - rss0)
+        assert rec.errors == [], rec.errors
