@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "traces.h"
 
@@ -60,7 +61,23 @@ static int parse_ratio(const char *s, double *out)
 
 static bool is_http_url(const char *u)
 {
-	return (!strncmp(u, "http://", 7) && u[7]) || (!strncmp(u, "https://", 8) && u[8]);
+	size_t n = !strncasecmp(u, "http://", 7) ? 7 : !strncasecmp(u, "https://", 8) ? 8 : 0;
+
+	return n && u[n] && u[n] != '/';
+}
+
+/*
+ * May the environment turn OTLP on?  Not when the SDK is disabled or
+ * OTEL_TRACES_EXPORTER names other exporters only (the app's settings,
+ * perhaps, not ours).
+ */
+static bool env_otlp_wanted(const char *(*env)(const char *))
+{
+	const char *d = env("OTEL_SDK_DISABLED"), *e = env("OTEL_TRACES_EXPORTER");
+
+	if (d && !strcasecmp(d, "true"))
+		return false;
+	return !e || !*e || strstr(e, "otlp");
 }
 
 int traces_resolve(const struct traces_opts *o, const char *(*env)(const char *),
@@ -73,24 +90,48 @@ int traces_resolve(const struct traces_opts *o, const char *(*env)(const char *)
 	memset(ts, 0, sizeof(*ts));
 
 	/* OTLP: the flag and OTEL_EXPORTER_OTLP_ENDPOINT are base URLs */
-	if (o->otlp_endpoint || !(v = pick(NULL, env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", NULL))) {
-		const char *base = pick(o->otlp_endpoint, env, "OTEL_EXPORTER_OTLP_ENDPOINT", NULL);
-
-		if (base) {
-			size_t n = strlen(base);
-
-			while (n && base[n - 1] == '/')
-				n--;
-			if (n >= 10 && !memcmp(base + n - 10, "/v1/traces", 10))
-				snprintf(ts->otlp_url, sizeof(ts->otlp_url), "%.*s", (int)n, base);
-			else
-				snprintf(ts->otlp_url, sizeof(ts->otlp_url), "%.*s/v1/traces",
-					 (int)n, base);
+	v = NULL;
+	if (!o->otlp_endpoint && env_otlp_wanted(env))
+		v = pick(NULL, env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", NULL);
+	if (v) {
+		if (strlen(v) >= sizeof(ts->otlp_url)) {
+			snprintf(err, errlen, "OTLP endpoint: longer than %zu bytes",
+				 sizeof(ts->otlp_url) - 1);
+			return -EINVAL;
 		}
-	} else {
 		snprintf(ts->otlp_url, sizeof(ts->otlp_url), "%s", v);
+	} else {
+		const char *base = o->otlp_endpoint;
+		size_t n;
+
+		if (!base && env_otlp_wanted(env))
+			base = pick(NULL, env, "OTEL_EXPORTER_OTLP_ENDPOINT", NULL);
+		n = base ? strlen(base) : 0;
+		while (n && base[n - 1] == '/')
+			n--;
+		if (base && memchr(base, '?', n)) {
+			snprintf(err, errlen, "OTLP endpoint '%s': a base URL without a query", base);
+			return -EINVAL;
+		}
+		if (n + 11 > sizeof(ts->otlp_url)) {
+			snprintf(err, errlen, "OTLP endpoint: longer than %zu bytes",
+				 sizeof(ts->otlp_url) - 11);
+			return -EINVAL;
+		}
+		if (base && n >= 10 && !memcmp(base + n - 10, "/v1/traces", 10))
+			snprintf(ts->otlp_url, sizeof(ts->otlp_url), "%.*s", (int)n, base);
+		else if (base)
+			snprintf(ts->otlp_url, sizeof(ts->otlp_url), "%.*s/v1/traces", (int)n,
+				 base);
 	}
 	if (ts->otlp_url[0]) {
+		v = pick(NULL, env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+			 "OTEL_EXPORTER_OTLP_PROTOCOL");
+		if (v && strcmp(v, "http/json") && strcmp(v, "http/protobuf")) {
+			snprintf(err, errlen, "OTLP protocol '%s': bunscope sends OTLP/HTTP JSON "
+				 "(http/json); use the collector's HTTP port (4318), not gRPC", v);
+			return -EINVAL;
+		}
 		if (!is_http_url(ts->otlp_url)) {
 			snprintf(err, errlen, "OTLP endpoint '%s': an http:// or https:// URL is "
 				 "needed (OTLP/HTTP; gRPC is not supported)", ts->otlp_url);
@@ -98,16 +139,6 @@ int traces_resolve(const struct traces_opts *o, const char *(*env)(const char *)
 		}
 		ts->tracer.otlp_url = ts->otlp_url;
 	}
-	ts->tracer.otlp_headers = pick(o->otlp_headers, env, "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-				       "OTEL_EXPORTER_OTLP_HEADERS");
-	v = pick(o->compression, env, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-		 "OTEL_EXPORTER_OTLP_COMPRESSION");
-	if (v && strcmp(v, "gzip") && strcmp(v, "none")) {
-		snprintf(err, errlen, "OTLP compression '%s': gzip or none", v);
-		return -EINVAL;
-	}
-	ts->tracer.otlp_gzip = !v || !strcmp(v, "gzip");
-
 	ts->tracer.zipkin_url = o->zipkin_url;
 	if (o->zipkin_url && !is_http_url(o->zipkin_url)) {
 		snprintf(err, errlen, "--zipkin-endpoint '%s': an http:// or https:// URL, e.g. "
@@ -120,6 +151,18 @@ int traces_resolve(const struct traces_opts *o, const char *(*env)(const char *)
 	ts->tracer.queue_max = o->queue;
 	ts->on = ts->tracer.otlp_url || ts->tracer.zipkin_url || ts->tracer.file_path ||
 		 ts->tracer.console;
+	/* traces off: the sampler variables are some other program's business */
+	if (!ts->on)
+		return 0;
+	ts->tracer.otlp_headers = pick(o->otlp_headers, env, "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+				       "OTEL_EXPORTER_OTLP_HEADERS");
+	v = pick(o->compression, env, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+		 "OTEL_EXPORTER_OTLP_COMPRESSION");
+	if (v && strcmp(v, "gzip") && strcmp(v, "none")) {
+		snprintf(err, errlen, "OTLP compression '%s': gzip or none", v);
+		return -EINVAL;
+	}
+	ts->tracer.otlp_gzip = !v || !strcmp(v, "gzip");
 
 	/* sampling: --traces-sample alone means parent-based with that ratio */
 	sampler = pick(o->sampler, env, o->ratio ? NULL : "OTEL_TRACES_SAMPLER", NULL);
