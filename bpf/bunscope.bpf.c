@@ -505,6 +505,18 @@ struct {
 	__type(value, struct bs_lim_state);
 } span_cap_state SEC(".maps");
 
+/*
+ * Span records do not wake the daemon one by one (a wakeup per record cost
+ * microseconds a request): it reads the ring every 50 ms, and is woken only
+ * when the ring is an eighth full.
+ */
+static __always_inline __u64 span_wakeup(void)
+{
+	return bpf_ringbuf_query(&spans, BPF_RB_AVAIL_DATA) >
+	       bpf_ringbuf_query(&spans, BPF_RB_RING_SIZE) / 8 ? BPF_RB_FORCE_WAKEUP
+							      : BPF_RB_NO_WAKEUP;
+}
+
 HP_INLINE int hp_trace_on(struct hp_run *r __attribute__((unused)))
 {
 	return traces_on != 0;
@@ -598,7 +610,7 @@ __noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 wh
 		if (len > BS_TRACESTATE_MAX)
 			len = BS_TRACESTATE_MAX;
 		bpf_probe_read_kernel(ev->value, len, s->b + (vs & HP_SCR_MASK));
-		bpf_ringbuf_submit(ev, 0);
+		bpf_ringbuf_submit(ev, span_wakeup());
 	}
 	return 0;
 }
@@ -714,7 +726,7 @@ __noinline int bs_span_start(struct bs_conn *bc, __u32 tgid, __u32 seq, __u64 no
 	ev->tlen = (__u16)n;
 	ev->plen = t->plen;
 	bpf_probe_read_kernel(ev->target, n, t->target);
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, span_wakeup());
 	count(BS_CNT_SPAN_SAMPLED);
 	return 1;
 }
@@ -741,7 +753,7 @@ __noinline int bs_span_end(struct bs_conn *bc, struct bs_ev_span_end *e)
 	ev->type = BS_EV_SPAN_END;
 	ev->fd = bc->fd;
 	ev->conn = bc->born;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, span_wakeup());
 	return 0;
 }
 

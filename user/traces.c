@@ -448,9 +448,13 @@ static void *traces_thread(void *arg)
 	__u64 last = mono_now();
 
 	while (!t->stop) {
-		int n = ring_buffer__poll(t->rb, 200);
+		/* woken only when the ring fills up (see span_wakeup()): read
+		 * what is there every 50 ms in any case */
+		int n = ring_buffer__poll(t->rb, 50);
 		__u64 now;
 
+		if (n >= 0)
+			n = ring_buffer__consume(t->rb);
 		if (n < 0 && n != -EINTR) {
 			pr_warn("traces: reading the spans ring buffer: %s\n", strerror(-n));
 			break;
