@@ -159,6 +159,8 @@ struct hp_conn {
 	 */
 	struct hp_slot ovf;
 	__u64 ovf_head;
+	__u64 ovf_traced;	/* which of the oldest 64 have spans; ovf.flags and
+				 * ovf.seq describe the oldest */
 	__u32 next_seq;		/* sequence number of the next request */
 	__u32 body_seq;		/* sequence number of the request whose body is read */
 	__u8  fifo_head;
@@ -565,6 +567,9 @@ HP_INLINE void hp_pop(struct hp_conn *c)
 		if (c->ovf.count) {
 			c->ovf.count--;
 			c->ovf_head >>= 1;
+			c->ovf_traced >>= 1;
+			c->ovf.seq++;
+			c->ovf.flags = (c->ovf_traced & 1) ? HP_SF_TRACED : 0;
 		}
 		return;
 	}
@@ -631,9 +636,16 @@ HP_INLINE int hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
 			c->ovf.method = BS_M_OTHER;
 			c->ovf.req_body = 0;
 			c->ovf_head = 0;
+			c->ovf_traced = 0;
+			c->ovf.seq = seq;
+			c->ovf.flags = 0;
 		}
 		if ((sflags & HP_SF_HEAD) && c->ovf.count < 64)
 			c->ovf_head |= 1ULL << c->ovf.count;
+		if ((sflags & HP_SF_TRACED) && c->ovf.count < 64 &&
+		    hp_on_span_start(r, &c->ovf, seq))
+			c->ovf_traced |= 1ULL << c->ovf.count;
+		c->ovf.flags = (c->ovf_traced & 1) ? HP_SF_TRACED : 0;
 		c->ovf.count++;
 		hp_on_overflow(r);
 		hp_on_start(r);
@@ -668,6 +680,8 @@ HP_INLINE void hp_abort_all(struct hp_run *r)
 	struct hp_conn *c = r->c;
 
 	if (c->ovf.count) {
+		/* the span records end them all: the daemon knows which began */
+		c->ovf.flags = c->ovf_traced ? HP_SF_TRACED : 0;
 		hp_on_abort(r, &c->ovf, c->ovf.count);
 		c->ovf.count = 0;
 	}

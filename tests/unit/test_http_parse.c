@@ -158,7 +158,9 @@ HP_INLINE void hp_on_abort(struct hp_run *r, struct hp_slot *s, __u32 count)
 	r->rec->aborted += count;
 	if (s->flags & HP_SF_TRACED)
 		for (__u32 i = 0; i < count; i++)
-			span_ended(r->rec, s->seq + i, BS_SPAN_ABORT, 0);
+			/* the overflow's record covers untraced ones too */
+			if (s != &r->c->ovf || span_of(r->rec, s->seq + i))
+				span_ended(r->rec, s->seq + i, BS_SPAN_ABORT, 0);
 }
 
 HP_INLINE void hp_on_unstart(struct hp_run *r, struct hp_slot *s)
@@ -1684,6 +1686,54 @@ static void test_trace_pipelined(void **state)
 	free(t);
 }
 
+/* requests pipelined beyond the slots still get one span each, in order */
+static void test_trace_pipeline_overflow(void **state)
+{
+	struct tconn *t = tc_traced(1);
+	char buf[4096] = "";
+
+	(void)state;
+	for (int i = 0; i < 12; i++) {
+		char one[64];
+
+		snprintf(one, sizeof(one), "GET /o%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+		strcat(buf, one);
+	}
+	feed(t, REQ, buf);
+	assert_int_equal(t->rec.overflow, 4);
+	assert_int_equal(t->rec.nspans, 12);
+	for (int i = 0; i < 12; i++) {
+		char want[8];
+
+		snprintf(want, sizeof(want), "/o%d", i);
+		assert_int_equal(t->rec.spans[i].seq, i);
+		assert_string_equal(t->rec.spans[i].target, want);
+	}
+	feed(t, RESP, RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI
+		      RESP_HI);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(t->rec.spans[i].ended, i < 10);
+	tc_close(t);
+	assert_int_equal(t->rec.spans[10].how, BS_SPAN_ABORT);
+	assert_int_equal(t->rec.spans[11].how, BS_SPAN_ABORT);
+	assert_int_equal(pending(t), 0);
+	free(t);
+
+	/* a cap that leaves some of the overflow without spans */
+	t = tc_traced(1);
+	t->rec.cap_left = 10;
+	feed(t, REQ, buf);
+	assert_int_equal(t->rec.nspans, 10);
+	feed(t, RESP, RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI);
+	assert_int_equal(t->rec.spans[8].ended, 1);
+	assert_int_equal(t->rec.spans[9].ended, 0);
+	tc_close(t);
+	assert_int_equal(t->rec.spans[9].how, BS_SPAN_ABORT);
+	assert_int_equal(t->rec.completed, 9);
+	assert_int_equal(t->rec.aborted, 3);
+	free(t);
+}
+
 static void test_trace_tracestate(void **state)
 {
 	struct tconn *t = tc_traced(1);
@@ -1747,6 +1797,7 @@ int main(void)
 		cmocka_unit_test(test_trace_bad_parent),
 		cmocka_unit_test(test_trace_repeated_line),
 		cmocka_unit_test(test_trace_pipelined),
+		cmocka_unit_test(test_trace_pipeline_overflow),
 		cmocka_unit_test(test_trace_tracestate),
 		cmocka_unit_test(test_trace_off),
 	};
