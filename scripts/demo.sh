@@ -42,8 +42,9 @@ APP=$!
 wait_for curl -sf "http://127.0.0.1:$PORT/"
 cat "$LOG/app.log"
 
-say "attaching: build/bunscope --pid $APP --listen $LISTEN"
-build/bunscope --pid "$APP" --listen "$LISTEN" 2>"$LOG/bunscope.log" &
+say "attaching: build/bunscope --pid $APP --listen $LISTEN --traces-file $LOG/spans.jsonl --traces-max-rate 200"
+build/bunscope --pid "$APP" --listen "$LISTEN" --traces-file "$LOG/spans.jsonl" \
+	--traces-max-rate 200 2>"$LOG/bunscope.log" &
 SCOPE=$!
 wait_for sh -c "curl -sf http://$LISTEN/health | grep -q '\"pid\":$APP'"
 cat "$LOG/bunscope.log"
@@ -78,6 +79,14 @@ say "request/response body sizes (sums)"
 metric "^http_server_(request|response)_body_size_bytes_sum\{.*http_route=\"/upload\""
 say "not requests: what Bun's parser refuses and bytes that are not HTTP"
 metric "^bunscope_http_requests_rejected_total\{.*server_port=\"$PORT\".*\} [1-9]"
+say "traces: a request carrying a W3C traceparent gets a span in that trace"
+TP=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+echo "curl -H 'traceparent: $TP' http://127.0.0.1:$PORT/users/42"
+curl -s -o /dev/null -H "traceparent: $TP" "http://127.0.0.1:$PORT/users/42"
+wait_for grep -q 4bf92f3577b34da6a3ce929d0e0e4736 "$LOG/spans.jsonl"
+grep 4bf92f3577b34da6a3ce929d0e0e4736 "$LOG/spans.jsonl" | head -1
+echo "(every request gets a span, at most 200 a second here; --otlp-endpoint and"
+echo " --zipkin-endpoint send them to a collector)"
 say "Bun-style JSON: curl localhost:${LISTEN#*:}/api/server-metrics"
 curl -s "http://$LISTEN/api/server-metrics"
 say "done; the full exposition: curl -s localhost:${LISTEN#*:}/metrics"
