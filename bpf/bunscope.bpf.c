@@ -757,6 +757,35 @@ __noinline int bs_span_end(struct bs_conn *bc, struct bs_ev_span_end *e)
 	return 0;
 }
 
+/* The end of a traced WebSocket connection's life. */
+__noinline int bs_ws_span_end(struct bs_conn *bc, __u32 tgid, __u64 now)
+{
+	struct bs_ev_ws_end *ev;
+
+	if (!bc)
+		return 0;
+	ev = bpf_ringbuf_reserve(&spans, sizeof(*ev), 0);
+	if (!ev) {
+		count(BS_CNT_SPAN_LOST);
+		return 0;
+	}
+	ev->type = BS_EV_WS_END;
+	ev->tgid = tgid;
+	ev->fd = bc->fd;
+	ev->seq = bc->ws.tr_seq;
+	ev->conn = bc->born;
+	ev->open_ns = bc->ws.open_ns;
+	ev->end_ns = now;
+	ev->msgs[0] = bc->ws.tr_msgs[0];
+	ev->msgs[1] = bc->ws.tr_msgs[1];
+	ev->bytes[0] = bc->ws.tr_bytes[0];
+	ev->bytes[1] = bc->ws.tr_bytes[1];
+	ev->close_code = bc->ws.close_code;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	bpf_ringbuf_submit(ev, span_wakeup());
+	return 0;
+}
+
 static __always_inline void span_end(struct hp_run *r, struct hp_slot *s, __u32 count,
 				     __u32 how, __u16 status, __u64 req_body, __u64 resp_body)
 {
@@ -952,6 +981,10 @@ HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s)
 	w->hash = s->path_hash;
 	w->route = s->route_id;
 	w->open = 1;
+	if (traces_on && (s->flags & HP_SF_TRACED)) {
+		w->traced = 1;
+		w->tr_seq = s->seq;
+	}
 	v = ws_val(r, &k);
 	if (v)
 		v->opened++;
@@ -981,6 +1014,10 @@ static __always_inline void ws_flush(struct hp_run *r, int dir)
 		return;
 	v = ws_val(r, &k);
 	dir = dir ? 1 : 0;
+	if (traces_on && r->bc->ws.traced) {
+		r->bc->ws.tr_msgs[dir] += s->ws_msgs[BS_WS_TEXT] + s->ws_msgs[BS_WS_BINARY];
+		r->bc->ws.tr_bytes[dir] += s->ws_bytes[BS_WS_TEXT] + s->ws_bytes[BS_WS_BINARY];
+	}
 	for (int i = 0; i < BS_WS_KINDS; i++) {
 		if (v) {
 			v->bytes[dir][i] += s->ws_bytes[i];
@@ -1027,6 +1064,8 @@ static __always_inline void ws_end(struct hp_run *r)
 	__u32 i;
 
 	bc->ws.open = 0;
+	if (traces_on && bc->ws.traced)
+		bs_ws_span_end(bc, r->tgid, r->now);
 	v = ws_val(r, &k);
 	if (v) {
 		v->closed++;

@@ -296,6 +296,7 @@ enum bs_event_type {
 	BS_EV_SPAN_START = 4,	/* a sampled request's head was parsed (spans ring) */
 	BS_EV_SPAN_END = 5,	/* ... its response ended or it was lost (spans ring) */
 	BS_EV_TRACESTATE = 6,	/* a tracestate field of a request head (spans ring) */
+	BS_EV_WS_END = 7,	/* a WebSocket whose upgrade had a span closed (spans ring) */
 };
 
 struct bs_ev_oom {
@@ -404,6 +405,21 @@ struct bs_ev_tracestate {
 	__u16 len;
 	__u8  pad[6];
 	char  value[BS_TRACESTATE_MAX];
+};
+
+/* A traced WebSocket connection ended: its span, child of the upgrade's. */
+struct bs_ev_ws_end {
+	__u32 type;		/* BS_EV_WS_END */
+	__u32 tgid;
+	__u32 fd;
+	__u32 seq;		/* the upgrade request's number */
+	__u64 conn;
+	__u64 open_ns;		/* the 101 handed to the kernel */
+	__u64 end_ns;		/* the connection closed */
+	__u64 msgs[2];		/* data messages, [0] in (client to server), [1] out */
+	__u64 bytes[2];		/* their payload bytes */
+	__u16 close_code;	/* the first close frame's code, 0: none (abnormal) */
+	__u8  pad[6];
 };
 
 /* Connection-map occupancy is tracked with these per-CPU counters (index). */

@@ -80,7 +80,11 @@ struct ws_conn {
 	__u32 route;		/* its route id, BS_ROUTE_UNRESOLVED until known */
 	__u16 close_code;	/* status code of the first close frame, 0: none seen */
 	__u8  open;		/* 1 from the 101 to the connection's end */
-	__u8  pad;
+	__u8  traced;		/* its upgrade request had a span: the connection gets one */
+	__u32 tr_seq;		/* that request's number */
+	__u32 pad;
+	__u64 tr_msgs[2];	/* data messages (text, binary), [0] in, [1] out */
+	__u64 tr_bytes[2];	/* their payload bytes */
 };
 
 #ifndef HP_TYPES_ONLY

@@ -134,8 +134,13 @@ static void span_view_init(struct span_view *v, const struct span *s)
 	int k;
 
 	v->na = 0;
-	memcpy(v->name, s->method, mlen);
-	v->name_len = mlen;
+	if (s->ws) {
+		memcpy(v->name, "WebSocket", 9);
+		v->name_len = 9;
+	} else {
+		memcpy(v->name, s->method, mlen);
+		v->name_len = mlen;
+	}
 	if (rlen) {
 		v->name[v->name_len++] = ' ';
 		memcpy(v->name + v->name_len, s->route, rlen);
@@ -174,8 +179,20 @@ static void span_view_init(struct span_view *v, const struct span *s)
 		if (s->server_port)
 			add_int(v, "server.port", s->server_port);
 	}
-	add_int(v, "http.request.body.size", s->req_body);
-	add_int(v, "http.response.body.size", s->resp_body);
+	if (s->ws) {
+		/* no semantic conventions for WebSockets yet: plain names */
+		add_int(v, "websocket.messages.received", s->ws_msgs[0]);
+		add_int(v, "websocket.messages.sent", s->ws_msgs[1]);
+		add_int(v, "websocket.bytes.received", s->ws_bytes[0]);
+		add_int(v, "websocket.bytes.sent", s->ws_bytes[1]);
+		if (s->ws_close)
+			add_int(v, "websocket.close_code", s->ws_close);
+		else
+			add_str(v, "websocket.close", "abnormal", 8);
+	} else {
+		add_int(v, "http.request.body.size", s->req_body);
+		add_int(v, "http.response.body.size", s->resp_body);
+	}
 	/* semconv: the status code, or _OTHER when there was no response */
 	if (s->status == SPAN_STATUS_ERROR) {
 		if (s->http_status)

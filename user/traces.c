@@ -13,7 +13,9 @@
  * beyond that is dropped and counted); entries are allocated as they are
  * first used.  A span whose end never comes (its process died, its
  * connection was forgotten) is dropped after max_age_ns, or at once when the
- * daemon learns its process exited.
+ * daemon learns its process exited.  After a 101 the entry stays for the
+ * WebSocket's own span (a child of the upgrade's) until the connection
+ * closes; those are not aged out.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +41,11 @@ struct pend {
 	struct bs_ev_span_start ev;
 	char *tracestate;	/* malloc()ed, or NULL */
 	__u32 next_free;
+	/* after a 101: the WebSocket's span waits for the connection's end,
+	 * as a child of the upgrade's span */
+	bool ws;
+	__u8 up_trace[16];
+	__u8 up_span[8];
 };
 
 struct ts_rec {
@@ -334,6 +341,7 @@ static void on_start(struct traces *t, const struct bs_ev_span_start *ev)
 	}
 	memcpy(&p->ev, ev, sizeof(*ev));
 	p->tracestate = NULL;
+	p->ws = false;
 	for (int i = 0; i < TS_RING; i++) {
 		struct ts_rec *r = &t->ts[i];
 
@@ -365,15 +373,62 @@ static void on_end(struct traces *t, const struct bs_ev_span_end *e)
 			continue;
 		}
 		p = &t->pool[t->slots[slot] - 1];
+		if (p->ws) {
+			bump(&t->st.ends_unmatched, 1);	/* not for an open WebSocket */
+			continue;
+		}
 		if (e->how == BS_SPAN_UNSTART) {
 			bump(&t->st.dropped_unstarted, 1);
 		} else {
 			build(t, p, e, &t->scratch);
 			tracer_submit(t->tracer, &t->scratch);
 			bump(&t->st.built, 1);
+			if (e->how == BS_SPAN_DONE && e->status == 101) {
+				struct pend *w = &t->pool[t->slots[slot] - 1];
+
+				/* the connection is a WebSocket now: its span later */
+				w->ws = true;
+				memcpy(w->up_trace, t->scratch.trace_id, 16);
+				memcpy(w->up_span, t->scratch.span_id, 8);
+				continue;
+			}
 		}
 		pend_release(t, slot);
 	}
+}
+
+/* A WebSocket whose upgrade had a span closed: the span of its life. */
+static void on_ws_end(struct traces *t, const struct bs_ev_ws_end *e)
+{
+	__u32 slot = find_slot(t, e->tgid, e->fd, e->conn, e->seq);
+	struct bs_ev_span_end end = { .end_ns = e->end_ns, .how = BS_SPAN_DONE };
+	struct span *sp = &t->scratch;
+	const struct pend *p;
+	struct pend tmp;
+
+	bump(&t->st.ends, 1);
+	if (!t->slots[slot] || !t->pool[t->slots[slot] - 1].ws) {
+		bump(&t->st.ends_unmatched, 1);
+		return;
+	}
+	p = &t->pool[t->slots[slot] - 1];
+	/* its life: from the 101 on; the upgrade's target, peer and resource */
+	tmp = *p;
+	tmp.ev.start_ns = e->open_ns;
+	tmp.ev.flags |= BS_SPAN_F_PARENT;
+	memcpy(tmp.ev.trace_id, p->up_trace, 16);
+	memcpy(tmp.ev.parent_id, p->up_span, 8);
+	build(t, &tmp, &end, sp);
+	sp->ws = 1;
+	sp->tracestate[0] = 0;
+	sp->ws_close = e->close_code;
+	sp->ws_msgs[0] = e->msgs[0];
+	sp->ws_msgs[1] = e->msgs[1];
+	sp->ws_bytes[0] = e->bytes[0];
+	sp->ws_bytes[1] = e->bytes[1];
+	tracer_submit(t->tracer, sp);
+	bump(&t->st.built, 1);
+	pend_release(t, slot);
 }
 
 static void on_tracestate(struct traces *t, const struct bs_ev_tracestate *ev)
@@ -402,6 +457,8 @@ static int on_record(void *ctx, void *data, size_t size)
 		on_end(t, data);
 	else if (type == BS_EV_TRACESTATE && size >= sizeof(struct bs_ev_tracestate))
 		on_tracestate(t, data);
+	else if (type == BS_EV_WS_END && size >= sizeof(struct bs_ev_ws_end))
+		on_ws_end(t, data);
 	return 0;
 }
 
@@ -429,7 +486,7 @@ static void sweep(struct traces *t)
 			continue;
 		}
 		p = &t->pool[t->slots[i] - 1];
-		drop = now > p->ev.start_ns && now - p->ev.start_ns > t->cfg.max_age_ns;
+		drop = !p->ws && now > p->ev.start_ns && now - p->ev.start_ns > t->cfg.max_age_ns;
 		for (int k = 0; k < nforget && !drop; k++)
 			drop = p->ev.tgid == forget[k];
 		if (!drop) {

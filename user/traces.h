@@ -46,14 +46,16 @@ struct span {
 	__u8 kind;		/* enum span_kind */
 	__u8 status;		/* enum span_status */
 	__u8 trace_flags;	/* W3C flags (bit 0: sampled, always set here) */
-	__u8 pad;
+	__u8 ws;		/* a WebSocket connection's life (a child of its upgrade) */
 	__u64 start_unix_ns;	/* wall clock */
 	__u64 end_unix_ns;
 	__u32 pid;		/* the target process (the resource's process.pid) */
 	__u16 http_status;	/* 0: no response (the connection died first) */
 	__u16 server_port;	/* local port (server spans) or the peer's (client) */
 	__u16 peer_port;
-	__u16 pad2;
+	__u16 ws_close;		/* ws: the close frame's code, 0: closed without one */
+	__u64 ws_msgs[2];	/* ws: data messages, [0] received, [1] sent */
+	__u64 ws_bytes[2];	/* ws: their payload bytes */
 	__u64 req_body;		/* http.request.body.size */
 	__u64 resp_body;	/* http.response.body.size */
 	char method[16];	/* http.request.method ("_OTHER" if not a known one) */

@@ -11,8 +11,8 @@ import random
 import tempfile
 import time
 
-from harness import (BunApp, Bunscope, assert_equal, curl, get_req, privileged, rss_bytes,
-                     run_wrk, send_recv, wait_until)
+from harness import (WS_BINARY, WS_TEXT, BunApp, Bunscope, WSClient, assert_equal, curl,
+                     get_req, privileged, rss_bytes, run_wrk, send_recv, wait_until)
 from span_receiver import SpanReceiver
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -285,3 +285,52 @@ def test_hostile_trace_headers():
                 continued = s["trace_id"] == TRACE and s["parent_id"] == PARENT
                 assert continued == good[i], (i, s["trace_id"], s["parent_id"])
         assert scope.scrape().value("bunscope_spans_built_total") == n
+
+
+@privileged
+def test_websocket_spans():
+    """A WebSocket connection has a span of its life, a child of its upgrade
+    request's span, with the clients' own message and byte counts and its
+    close code (or "abnormal" without a close frame)."""
+    with SpanReceiver() as rec, BunApp() as app, \
+            Bunscope.for_app(app, "--otlp-endpoint", rec.otlp_url):
+        c1 = WSClient("127.0.0.1", app.port, "/ws?greet=1")
+        assert c1.recv() == (WS_TEXT, b"welcome")
+        c2 = WSClient("127.0.0.1", app.port, "/ws/rooms/7")
+        for i in range(6):
+            c1.send(WS_TEXT, b"hello %d" % i)
+        c1.send(WS_BINARY, bytes(70000))
+        for i in range(3):
+            c2.send(WS_BINARY, bytes([i]) * 10)
+        for c, n in ((c1, 7), (c2, 3)):
+            for _ in range(n):
+                c.recv()
+        c1.close(4001)
+        c2.abort()
+        spans = rec.wait_spans(4, 20, kind="otlp")
+        assert_equal(len(spans), 4, "spans (2 upgrades, 2 connections)")
+        assert rec.errors == [], rec.errors
+        ups = {s["attrs"]["url.path"]: s for s in spans if s["name"].startswith("GET")}
+        wss = {s["attrs"]["url.path"]: s for s in spans if s["name"].startswith("WebSocket")}
+        assert set(ups) == set(wss) == {"/ws", "/ws/rooms/7"}, (ups.keys(), wss.keys())
+        for path, c, close in (("/ws", c1, 4001), ("/ws/rooms/7", c2, None)):
+            up, ws = ups[path], wss[path]
+            assert up["attrs"]["http.response.status_code"] == 101, up
+            assert ws["trace_id"] == up["trace_id"] and ws["parent_id"] == up["span_id"], (up, ws)
+            assert ws["start_ns"] >= up["start_ns"] and ws["end_ns"] >= ws["start_ns"], (up, ws)
+            a = ws["attrs"]
+            data_in = [c.sent[k] for k in ("text", "binary")]
+            data_out = [c.received[k] for k in ("text", "binary")]
+            assert_equal(a["websocket.messages.received"], sum(x[0] for x in data_in),
+                         path + " messages in")
+            assert_equal(a["websocket.bytes.received"], sum(x[1] for x in data_in),
+                         path + " bytes in")
+            assert_equal(a["websocket.messages.sent"], sum(x[0] for x in data_out),
+                         path + " messages out")
+            assert_equal(a["websocket.bytes.sent"], sum(x[1] for x in data_out),
+                         path + " bytes out")
+            if close:
+                assert a.get("websocket.close_code") == close, a
+            else:
+                assert a.get("websocket.close") == "abnormal", a
+        assert wss["/ws/rooms/7"]["name"] == "WebSocket /ws/rooms/:id", wss["/ws/rooms/7"]
