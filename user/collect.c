@@ -752,7 +752,8 @@ static void write_traces(struct sbuf *sb, struct app *a)
 	l[0].value = "incomplete";
 	expo_sample_u64(sb, "bunscope_spans_dropped_total", l, 1, ts.dropped_incomplete);
 	expo_scalar(sb, "bunscope_spans_pending", "gauge",
-		    "Sampled requests whose response has not ended yet.", ts.pending);
+		    "Sampled requests whose response has not ended yet, and traced "
+		    "WebSockets still open.", ts.pending);
 	expo_scalar(sb, "bunscope_spans_built_total", "counter",
 		    "Spans completed and handed to the exporters.", ts.built);
 
