@@ -295,7 +295,7 @@ static __noinline void req_limit(const struct bs_conn *c)
 		if (!s)
 			return;
 	}
-	if (lim_allow(s, &r, req_algo, now))
+	if (lim_allow(&s->a, &s->w, &r, req_algo, now))
 		return;
 	/* requests of a client being banned may still be in its sockets */
 	old = bpf_map_lookup_elem(&lim_bans, &k);
@@ -306,8 +306,7 @@ static __noinline void req_limit(const struct bs_conn *c)
 		return;
 	/* unbanned later, the client starts with a full burst */
 	s->a = 0;
-	s->n = 0;
-	s->prev = 0;
+	s->w = (struct bs_lim_win){};
 	n = bpf_map_lookup_elem(&lim_stats, &nbans);
 	if (n)
 		*n += 1;

@@ -320,8 +320,8 @@ static __always_inline int decide(void *data, void *data_end)
 	struct bs_lim_cfg *cfg;
 	struct bs_lim_src *s;
 	struct pkt p = {};
-	__u32 zero = 0, idx;
-	__u64 now, *until;
+	__u32 zero = 0, idx, tick;
+	__u64 now, h, *until;
 	int fresh;
 
 	cfg = bpf_map_lookup_elem(&lim_cfg, &zero);
@@ -374,21 +374,23 @@ static __always_inline int decide(void *data, void *data_end)
 		count(BS_LIM_PASS);
 		return 1;
 	}
-	idx = lim_bucket(&p.key, cfg->seed, cfg->slots_mask);
+	h = lim_hash(&p.key, cfg->seed);
+	idx = (__u32)h & cfg->slots_mask;
 	b = bpf_map_lookup_elem(&lim_src, &idx);
 	if (!b) {
 		count(BS_LIM_PASS);
 		return 1;
 	}
-	s = lim_slot(b, &p.key, now, cfg->idle_ns, &fresh);
+	tick = lim_tick(now);
+	s = lim_slot(b, lim_fp(h), tick, lim_tick(cfg->idle_ns), &fresh);
 	if (fresh)
 		count(fresh == 2 ? BS_LIM_SRC_EVICT : BS_LIM_SRC_NEW);
-	s->last_ns = now;
-	if (p.syn && !lim_allow(&s->conn, &cfg->conn, cfg->algo, now)) {
+	s->last = tick;
+	if (p.syn && !lim_allow(&s->conn_a, &s->conn_w, &cfg->conn, cfg->algo, now)) {
 		count(BS_LIM_DROP_CONN);
 		return 0;
 	}
-	if (!lim_allow(&s->pkt, &cfg->pkt, cfg->algo, now)) {
+	if (!lim_allow(&s->pkt_a, &s->pkt_w, &cfg->pkt, cfg->algo, now)) {
 		count(BS_LIM_DROP_PKT);
 		return 0;
 	}

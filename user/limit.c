@@ -348,6 +348,42 @@ static int map_sources(struct limiter *l)
 	return 0;
 }
 
+/*
+ * A source table pinned by another --limit-clients or another bunscope
+ * version (its buckets of another size) cannot be reused: say which, and
+ * how to start afresh, instead of libbpf's "parameter mismatch".
+ */
+static int check_pinned_src(__u32 nbuckets, __u32 clients)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[128];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/lim_src", BS_LIM_PIN_DIR);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;	/* none yet: created at load */
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		err = -errno;
+		pr_warn("limiter: cannot read %s: %s\n", path, strerror(-err));
+	} else if (info.value_size != sizeof(struct bs_lim_bucket)) {
+		err = -EINVAL;
+		pr_warn("limiter: the source table pinned at %s is another bunscope "
+			"version's (%u-byte buckets, this one's are %zu); 'bunscope limit "
+			"detach' removes it (and the limiter's counters and bans)\n", path,
+			info.value_size, sizeof(struct bs_lim_bucket));
+	} else if (info.max_entries != nbuckets) {
+		err = -EINVAL;
+		pr_warn("limiter: the source table pinned at %s has %u slots, not the %u of "
+			"--limit-clients; 'bunscope limit detach' removes it (and the "
+			"limiter's counters and bans), or give --limit-clients %u\n", path,
+			info.max_entries * 2, clients, info.max_entries * 2);
+	}
+	close(fd);
+	return err;
+}
+
 struct limiter *limit_start(const struct limit_opts *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = BS_LIM_PIN_DIR);
@@ -360,7 +396,7 @@ struct limiter *limit_start(const struct limit_opts *o)
 		return NULL;
 	l->o = *o;
 	l->nbuckets = o->clients / 2;
-	if (limit_prepare_pins())
+	if (limit_prepare_pins() || check_pinned_src(l->nbuckets, o->clients))
 		goto fail;
 	l->skel = limit_bpf__open_opts(&oo);
 	if (!l->skel) {
@@ -373,9 +409,8 @@ struct limiter *limit_start(const struct limit_opts *o)
 	err = limit_bpf__load(l->skel);
 	if (err) {
 		pr_warn("limiter: cannot load (%s). If libbpf said above that it could not reuse "
-			"a pinned map, the state in %s is from another bunscope version or "
-			"another --limit-clients: 'bunscope limit detach' starts afresh\n",
-			strerror(-err), BS_LIM_PIN_DIR);
+			"a pinned map, the state in %s is from another bunscope version: "
+			"'bunscope limit detach' starts afresh\n", strerror(-err), BS_LIM_PIN_DIR);
 		goto fail;
 	}
 	l->ncpus = libbpf_num_possible_cpus();
@@ -600,14 +635,12 @@ static void read_counters(int fd, __u64 *out)
 
 static __u64 tracked(const struct bs_lim_bucket *src, __u32 nbuckets, __u64 idle_ns)
 {
-	__u64 now = mono_ns(), n = 0;
+	__u32 now = lim_tick(mono_ns()), idle = lim_tick(idle_ns);
+	__u64 n = 0;
 
 	for (__u32 i = 0; i < nbuckets; i++)
-		for (int k = 0; k < 2; k++) {
-			__u64 last = src[i].s[k].last_ns;
-
-			n += last && now - last < idle_ns;
-		}
+		for (int k = 0; k < 2; k++)
+			n += lim_age(&src[i].s[k], now) < idle;
 	return n;
 }
 

@@ -49,7 +49,8 @@ static inline bool limit_shed_enabled(const struct limit_opts *o)
 
 /* ---- parsing (limit_parse.c, no libbpf: unit-tested) ---- */
 void limit_opts_init(struct limit_opts *o);
-/* "RATE:BURST" (BURST defaults to RATE when ":BURST" is left out) */
+/* "RATE:BURST" (BURST defaults to RATE when ":BURST" is left out); -ERANGE
+ * for a BURST above BS_LIM_MAX_BURST, -EINVAL for anything else wrong */
 int limit_parse_rate(const char *s, __u32 *rate, __u32 *burst);
 /* a named preset (api, strict, burst) into o; -1 if unknown */
 int limit_preset(const char *name, struct limit_opts *o);
