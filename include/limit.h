@@ -25,6 +25,8 @@
 
 #define BS_LIM_PIN_DIR		"/sys/fs/bpf/bunscope"
 #define BS_LIM_MAX_PORTS	64
+/* lim_ports: a bit a port, bit port % 64 of word port / 64 */
+#define BS_LIM_PORT_WORDS	(65536 / 64)
 #define BS_LIM_MAX_IFACES	16
 #define BS_LIM_NSEC		1000000000ULL
 /* the sliding window counts events in 16 bits (struct bs_lim_win) */

@@ -44,6 +44,7 @@ struct limiter {
 	struct limit_opts o;
 	const struct bs_lim_bucket *src;	/* lim_src, mapped read-only */
 	size_t src_len;
+	__u64 ports[BS_LIM_PORT_WORDS];		/* lim_ports as last written */
 	__u32 nbuckets;
 	__u64 idle_ns;
 	int ncpus;
@@ -349,39 +350,55 @@ static int map_sources(struct limiter *l)
 }
 
 /*
- * A source table pinned by another --limit-clients or another bunscope
- * version (its buckets of another size) cannot be reused: say which, and
- * how to start afresh, instead of libbpf's "parameter mismatch".
+ * Pinned maps of another shape cannot be reused: a source table of another
+ * --limit-clients, or anything of a bunscope with another layout.  Say
+ * which, and how to start afresh, instead of libbpf's "parameter mismatch".
  */
-static int check_pinned_src(__u32 nbuckets, __u32 clients)
+static int check_pinned(struct limit_bpf *skel, __u32 clients)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	char path[128];
-	int fd, err = 0;
+	struct bpf_map *map;
 
-	snprintf(path, sizeof(path), "%s/lim_src", BS_LIM_PIN_DIR);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return 0;	/* none yet: created at load */
-	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		err = -errno;
-		pr_warn("limiter: cannot read %s: %s\n", path, strerror(-err));
-	} else if (info.value_size != sizeof(struct bs_lim_bucket)) {
-		err = -EINVAL;
-		pr_warn("limiter: the source table pinned at %s is another bunscope "
-			"version's (%u-byte buckets, this one's are %zu); 'bunscope limit "
-			"detach' removes it (and the limiter's counters and bans)\n", path,
-			info.value_size, sizeof(struct bs_lim_bucket));
-	} else if (info.max_entries != nbuckets) {
-		err = -EINVAL;
-		pr_warn("limiter: the source table pinned at %s has %u slots, not the %u of "
-			"--limit-clients; 'bunscope limit detach' removes it (and the "
-			"limiter's counters and bans), or give --limit-clients %u\n", path,
-			info.max_entries * 2, clients, info.max_entries * 2);
+	bpf_object__for_each_map(map, skel->obj) {
+		const char *path = bpf_map__pin_path(map);
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		int fd, err = 0;
+
+		if (!path || (fd = bpf_obj_get(path)) < 0)
+			continue;	/* none yet: created at load */
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			err = -errno;
+			pr_warn("limiter: cannot read %s: %s\n", path, strerror(-err));
+		} else if (info.type != bpf_map__type(map) ||
+			   info.key_size != bpf_map__key_size(map) ||
+			   info.value_size != bpf_map__value_size(map) ||
+			   info.map_flags != bpf_map__map_flags(map)) {
+			err = -EINVAL;
+			pr_warn("limiter: %s is another bunscope version's (%s, key %u, value %u "
+				"bytes; this one's: %s, %u, %u); 'bunscope limit detach' removes "
+				"the limiter's state (counters and bans too)\n", path,
+				libbpf_bpf_map_type_str(info.type), info.key_size, info.value_size,
+				libbpf_bpf_map_type_str(bpf_map__type(map)),
+				bpf_map__key_size(map), bpf_map__value_size(map));
+		} else if (info.max_entries != bpf_map__max_entries(map)) {
+			err = -EINVAL;
+			if (map == skel->maps.lim_src)
+				pr_warn("limiter: the source table pinned at %s has %u slots, not "
+					"the %u of --limit-clients; give --limit-clients %u, or "
+					"'bunscope limit detach' removes the limiter's state "
+					"(counters and bans too)\n", path, info.max_entries * 2,
+					clients, info.max_entries * 2);
+			else
+				pr_warn("limiter: %s is another bunscope version's (%u entries, "
+					"this one's %u); 'bunscope limit detach' removes the "
+					"limiter's state (counters and bans too)\n", path,
+					info.max_entries, bpf_map__max_entries(map));
+		}
+		close(fd);
+		if (err)
+			return err;
 	}
-	close(fd);
-	return err;
+	return 0;
 }
 
 struct limiter *limit_start(const struct limit_opts *o)
@@ -396,7 +413,7 @@ struct limiter *limit_start(const struct limit_opts *o)
 		return NULL;
 	l->o = *o;
 	l->nbuckets = o->clients / 2;
-	if (limit_prepare_pins() || check_pinned_src(l->nbuckets, o->clients))
+	if (limit_prepare_pins())
 		goto fail;
 	l->skel = limit_bpf__open_opts(&oo);
 	if (!l->skel) {
@@ -406,6 +423,8 @@ struct limiter *limit_start(const struct limit_opts *o)
 	bpf_map__set_max_entries(l->skel->maps.lim_src, l->nbuckets);
 	bpf_map__set_map_flags(l->skel->maps.lim_src,
 			       bpf_map__map_flags(l->skel->maps.lim_src) | BPF_F_MMAPABLE);
+	if (check_pinned(l->skel, o->clients))
+		goto fail;
 	err = limit_bpf__load(l->skel);
 	if (err) {
 		pr_warn("limiter: cannot load (%s). If libbpf said above that it could not reuse "
@@ -416,6 +435,9 @@ struct limiter *limit_start(const struct limit_opts *o)
 	l->ncpus = libbpf_num_possible_cpus();
 	if (write_config(l) || map_sources(l))
 		goto fail;
+	/* the ports a previous daemon left stay limited until the first refresh */
+	for (__u32 w = 0; w < BS_LIM_PORT_WORDS; w++)
+		bpf_map_lookup_elem(bpf_map__fd(l->skel->maps.lim_ports), &w, &l->ports[w]);
 	for (int i = 0; i < o->nifaces; i++) {
 		__u32 mode = BS_LIM_MODE_NONE;
 
@@ -459,26 +481,20 @@ fail:
 int limit_set_ports(struct limiter *l, const __u16 *ports, int n)
 {
 	int fd = bpf_map__fd(l->skel->maps.lim_ports);
-	__u16 key, next;
-	__u32 one = 1;
+	__u64 want[BS_LIM_PORT_WORDS] = {};
 
-	/* add first, then remove the ports no longer wanted: no gap */
 	for (int i = 0; i < n; i++)
-		if (bpf_map_update_elem(fd, &ports[i], &one, BPF_ANY))
-			pr_warn("limiter: cannot limit port %u: %s\n", ports[i], strerror(errno));
-	if (bpf_map_get_next_key(fd, NULL, &key))
-		return 0;
-	for (;;) {
-		bool keep = false;
-		int more = !bpf_map_get_next_key(fd, &key, &next);
-
-		for (int i = 0; i < n; i++)
-			keep |= ports[i] == key;
-		if (!keep)
-			bpf_map_delete_elem(fd, &key);
-		if (!more)
-			break;
-		key = next;
+		want[ports[i] / 64] |= 1ULL << (ports[i] % 64);
+	/* a word is written whole: a port kept has no gap */
+	for (__u32 w = 0; w < BS_LIM_PORT_WORDS; w++) {
+		if (want[w] == l->ports[w])
+			continue;
+		if (bpf_map_update_elem(fd, &w, &want[w], BPF_ANY)) {
+			pr_warn("limiter: cannot limit ports %u..%u: %s\n", w * 64, w * 64 + 63,
+				strerror(errno));
+			continue;
+		}
+		l->ports[w] = want[w];
 	}
 	return 0;
 }
@@ -767,7 +783,6 @@ static int limit_status(void)
 	struct bs_lim_cfg c = {};
 	struct bs_lim_iface e;
 	__u64 cnt[BS_LIM_NCOUNTERS], now = mono_ns();
-	__u16 port, np;
 	__u32 zero = 0;
 	int nbans = 0, rc = 0;
 
@@ -792,13 +807,14 @@ static int limit_status(void)
 		printf("%s\n", any ? "" : " nowhere");
 	}
 	printf("  ports:");
-	if (pfd >= 0 && !bpf_map_get_next_key(pfd, NULL, &port)) {
-		for (;;) {
-			printf(" %u", port);
-			if (bpf_map_get_next_key(pfd, &port, &np))
-				break;
-			port = np;
-		}
+	for (__u32 w = 0; pfd >= 0 && w < BS_LIM_PORT_WORDS; w++) {
+		__u64 bits;
+
+		if (bpf_map_lookup_elem(pfd, &w, &bits))
+			break;
+		for (__u32 b = 0; b < 64; b++)
+			if (bits >> b & 1)
+				printf(" %u", w * 64 + b);
 	}
 	printf("\n");
 	if (c.conn.interval)

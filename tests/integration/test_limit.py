@@ -145,6 +145,7 @@ def test_limit_survives_sigkill_and_detach():
             "limit not held with the daemon dead: %r" % after_kill
         p = run([str(BUNSCOPE_BIN), "limit", "status"], timeout=30)
         assert p.returncode == 0 and a.host_if in p.stdout, p.stdout + p.stderr
+        assert re.search(r"ports:.* %d\b" % app.port, p.stdout), p.stdout
         with Bunscope.for_app(app, *args) as scope2:
             drops2 = int(scope2.scrape().value(PKTS, action="drop", reason="conn_rate"))
             assert_equal(drops2, first["failed"] + after_kill["failed"],
