@@ -266,9 +266,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BS_LIM_NCOUNTERS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct bs_lim_stats);
 } lim_stats SEC(".maps");
 
 static __noinline void req_limit(const struct bs_conn *c)
@@ -281,8 +281,9 @@ static __noinline void req_limit(const struct bs_conn *c)
 	};
 	struct bs_lim_state fresh = {}, *s;
 	struct bs_lim_key k;
-	__u32 nbans = BS_LIM_BANS_MADE;
-	__u64 now, until, *old, *n;
+	struct bs_lim_stats *st;
+	__u64 now, until, *old;
+	__u32 zero = 0;
 
 	if (c->family != AF_INET && c->family != AF_INET6)
 		return;
@@ -307,9 +308,9 @@ static __noinline void req_limit(const struct bs_conn *c)
 	/* unbanned later, the client starts with a full burst */
 	s->a = 0;
 	s->w = (struct bs_lim_win){};
-	n = bpf_map_lookup_elem(&lim_stats, &nbans);
-	if (n)
-		*n += 1;
+	st = bpf_map_lookup_elem(&lim_stats, &zero);
+	if (st)
+		st->c[BS_LIM_BANS_MADE] += 1;
 }
 
 /*

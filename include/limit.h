@@ -138,6 +138,11 @@ enum bs_lim_counter {
 	BS_LIM_NCOUNTERS,
 };
 
+/* lim_stats, one per-CPU element: a packet's counters at one lookup */
+struct bs_lim_stats {
+	__u64 c[BS_LIM_NCOUNTERS];
+};
+
 /* Interfaces the limiter is attached to (lim_ifaces, for status/detach). */
 enum bs_lim_mode {
 	BS_LIM_MODE_NONE = 0,

@@ -107,8 +107,9 @@ bool limit_enabled(const struct limit_opts *o);
 struct limiter *limit_start(const struct limit_opts *o);
 /* the limited ports: replaces the set */
 int limit_set_ports(struct limiter *l, const __u16 *ports, int n);
-/* create the pin directory (mounting bpffs), before the observer shares its maps */
-int limit_prepare_pins(void);
+/* create the pin directory (mounting bpffs) and refuse pinned maps of another
+ * shape, before the observer shares its maps */
+int limit_prepare_pins(const struct limit_opts *o);
 /* give the breaker the observer's stats map */
 int limit_bind_observer(struct limiter *l, int stats_fd);
 /* once a refresh: the breaker's heartbeat, the targets' stats entries and the

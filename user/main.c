@@ -929,7 +929,7 @@ static int run(struct config *cfg, bool check_only)
 	}
 
 	/* the observer shares the limiter's pinned bans and counters */
-	if (limit_enabled(&cfg->limit) && (ret = limit_prepare_pins()))
+	if (limit_enabled(&cfg->limit) && (ret = limit_prepare_pins(&cfg->limit)))
 		goto out;
 	if ((ret = loader_start(&a->ld, &cfg->lopts)))
 		goto out;

@@ -392,8 +392,8 @@ def test_limit_random_source_flood_memory_bounded():
 
 @privileged
 def test_limit_pinned_table_mismatch():
-    """A source table pinned with another --limit-clients, or by another
-    bunscope version (buckets of another size), is not reused: the daemon
+    """A source table pinned with another --limit-clients, or maps pinned by
+    another bunscope version (of another layout), are not reused: the daemon
     exits non-zero and names `bunscope limit detach`."""
     with clean_limiter(), Topology(1) as topo, BunApp() as app:
         def check(*extra):
@@ -415,3 +415,14 @@ def test_limit_pinned_table_mismatch():
         p = check()
         assert p.returncode != 0, "a table of 112-byte buckets was accepted"
         assert "another bunscope version" in p.stderr and "limit detach" in p.stderr, p.stderr
+        # and its counters, a per-CPU element each: refused before the
+        # observer, which shares them, loads
+        detach()
+        os.makedirs(PIN_DIR, exist_ok=True)
+        mk = run(["bpftool", "map", "create", os.path.join(PIN_DIR, "lim_stats"), "type",
+                  "percpu_array", "key", "4", "value", "8", "entries", "12", "name",
+                  "lim_stats"], timeout=30)
+        assert_equal(mk.returncode, 0, "bpftool map create: %s" % mk.stderr)
+        p = check()
+        assert p.returncode != 0, "counters of another layout were accepted"
+        assert "lim_stats is another bunscope version" in p.stderr, p.stderr
