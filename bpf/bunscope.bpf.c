@@ -267,9 +267,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BS_LIM_NCOUNTERS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct bs_lim_stats);
 } lim_stats SEC(".maps");
 
 static __noinline void req_limit(const struct bs_conn *c)
@@ -282,8 +282,9 @@ static __noinline void req_limit(const struct bs_conn *c)
 	};
 	struct bs_lim_state fresh = {}, *s;
 	struct bs_lim_key k;
-	__u32 nbans = BS_LIM_BANS_MADE;
-	__u64 now, until, *old, *n;
+	struct bs_lim_stats *st;
+	__u64 now, until, *old;
+	__u32 zero = 0;
 
 	if (c->family != AF_INET && c->family != AF_INET6)
 		return;
@@ -296,7 +297,7 @@ static __noinline void req_limit(const struct bs_conn *c)
 		if (!s)
 			return;
 	}
-	if (lim_allow(s, &r, req_algo, now))
+	if (lim_allow(&s->a, &s->w, &r, req_algo, now))
 		return;
 	/* requests of a client being banned may still be in its sockets */
 	old = bpf_map_lookup_elem(&lim_bans, &k);
@@ -307,11 +308,10 @@ static __noinline void req_limit(const struct bs_conn *c)
 		return;
 	/* unbanned later, the client starts with a full burst */
 	s->a = 0;
-	s->n = 0;
-	s->prev = 0;
-	n = bpf_map_lookup_elem(&lim_stats, &nbans);
-	if (n)
-		*n += 1;
+	s->w = (struct bs_lim_win){};
+	st = bpf_map_lookup_elem(&lim_stats, &zero);
+	if (st)
+		st->c[BS_LIM_BANS_MADE] += 1;
 }
 
 /*
@@ -502,7 +502,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct bs_lim_state);
+	__type(value, __u64);	/* the GCRA's theoretical arrival time */
 } span_cap_state SEC(".maps");
 
 /*
@@ -681,9 +681,9 @@ __noinline int bs_span_start(struct bs_conn *bc, __u32 tgid, __u32 seq, __u64 no
 			.interval = span_cap.interval,
 			.tolerance = span_cap.tolerance,
 		};
-		struct bs_lim_state *st = bpf_map_lookup_elem(&span_cap_state, &zk);
+		__u64 *tat = bpf_map_lookup_elem(&span_cap_state, &zk);
 
-		if (!st || !lim_gcra(st, &cap, now)) {
+		if (!tat || !lim_gcra(tat, &cap, now)) {
 			count(BS_CNT_SPAN_CAPPED);
 			return 0;
 		}

@@ -41,12 +41,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lim_cfg SEC(".maps");
 
-/* destination ports limited (host byte order) -> unused */
+/* destination ports limited (host byte order), a bit each: an inlined
+ * array lookup and one cache line a packet, where a hash map costs a call,
+ * a jhash and its bucket's lines */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, BS_LIM_MAX_PORTS);
-	__type(key, __u16);
-	__type(value, __u32);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BS_LIM_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lim_ports SEC(".maps");
 
@@ -61,9 +63,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BS_LIM_NCOUNTERS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct bs_lim_stats);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lim_stats SEC(".maps");
 
@@ -134,12 +136,28 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lim_ifaces SEC(".maps");
 
-static __always_inline void count(__u32 c)
+/*
+ * Load the line at p now, for a use further on: bpf_ktime_get_ns() waits
+ * for the loads before it (rdtsc ordering), so the source table's cache
+ * miss, issued before it, overlaps the clock's own misses instead of
+ * following them.
+ */
+static __always_inline void prefetch(const void *p)
 {
-	__u64 *v = bpf_map_lookup_elem(&lim_stats, &c);
+	asm volatile("" :: "r"(*(const volatile __u32 *)p));
+}
 
-	if (v)
-		*v += 1;
+static __always_inline void count(struct bs_lim_stats *st, __u32 c)
+{
+	st->c[c] += 1;
+}
+
+static __always_inline int port_limited(__u16 port)
+{
+	__u32 w = port / 64;
+	__u64 *bits = bpf_map_lookup_elem(&lim_ports, &w);
+
+	return bits && (*bits >> (port % 64) & 1);
 }
 
 /* What the packet is, as far as the limiter cares. */
@@ -252,12 +270,13 @@ static __always_inline __s64 sum_pending(const struct bs_lim_shed_ctl *ctl)
 	return x.sum;
 }
 
-static __always_inline void shed_to(struct bs_lim_shed *b, __u32 state, __u64 now)
+static __always_inline void shed_to(struct bs_lim_shed *b, __u32 state, __u64 now,
+				    struct bs_lim_stats *st)
 {
 	b->state = state;
 	b->since_ns = now;
 	if (state == BS_SHED_OPEN)
-		count(BS_LIM_SHED_OPENS);
+		count(st, BS_LIM_SHED_OPENS);
 }
 
 /*
@@ -268,7 +287,8 @@ static __always_inline void shed_to(struct bs_lim_shed *b, __u32 state, __u64 no
  * pending at or below shed_low (the hysteresis).  Unlocked: two CPUs may
  * both move it, to the same state.
  */
-static __always_inline int shed_pass(const struct bs_lim_cfg *cfg, __u64 now)
+static __always_inline int shed_pass(const struct bs_lim_cfg *cfg, __u64 now,
+				     struct bs_lim_stats *st)
 {
 	struct bs_lim_shed_ctl *ctl;
 	struct bs_lim_shed *b;
@@ -282,7 +302,7 @@ static __always_inline int shed_pass(const struct bs_lim_cfg *cfg, __u64 now)
 	if (now > ctl->heartbeat_ns && now - ctl->heartbeat_ns > BS_SHED_STALE_NS) {
 		/* no daemon: fail open */
 		if (b->state != BS_SHED_CLOSED)
-			shed_to(b, BS_SHED_CLOSED, now);
+			shed_to(b, BS_SHED_CLOSED, now, st);
 		return 1;
 	}
 	if (cfg->shed_pending && now - b->pending_ns > BS_SHED_PENDING_NS) {
@@ -294,20 +314,20 @@ static __always_inline int shed_pass(const struct bs_lim_cfg *cfg, __u64 now)
 	if (b->state == BS_SHED_CLOSED) {
 		if (!trip)
 			return 1;
-		shed_to(b, BS_SHED_OPEN, now);
+		shed_to(b, BS_SHED_OPEN, now, st);
 		return 0;
 	}
 	if (b->state == BS_SHED_OPEN) {
 		if (now - b->since_ns < cfg->shed_open_ns)
 			return 0;
-		shed_to(b, BS_SHED_HALF_OPEN, now);
+		shed_to(b, BS_SHED_HALF_OPEN, now, st);
 	}
 	if (trip) {
-		shed_to(b, BS_SHED_OPEN, now);
+		shed_to(b, BS_SHED_OPEN, now, st);
 		return 0;
 	}
 	if (healthy && now - b->since_ns >= cfg->shed_probe_ns) {
-		shed_to(b, BS_SHED_CLOSED, now);
+		shed_to(b, BS_SHED_CLOSED, now, st);
 		return 1;
 	}
 	return bpf_get_prandom_u32() % 100 < cfg->shed_probe_pct;
@@ -317,30 +337,39 @@ static __always_inline int shed_pass(const struct bs_lim_cfg *cfg, __u64 now)
 static __always_inline int decide(void *data, void *data_end)
 {
 	struct bs_lim_bucket *b;
+	struct bs_lim_stats *st;
 	struct bs_lim_cfg *cfg;
 	struct bs_lim_src *s;
 	struct pkt p = {};
-	__u32 zero = 0, idx;
-	__u64 now, *until;
+	__u32 zero = 0, idx, tick;
+	__u64 now, h, *until;
 	int fresh;
 
+	st = bpf_map_lookup_elem(&lim_stats, &zero);
+	if (!st)
+		return 1;
 	cfg = bpf_map_lookup_elem(&lim_cfg, &zero);
 	if (!cfg || !cfg->enabled || !parse(data, data_end, &p, cfg) ||
-	    !bpf_map_lookup_elem(&lim_ports, &p.dport)) {
-		count(BS_LIM_OTHER);
+	    !port_limited(p.dport)) {
+		count(st, BS_LIM_OTHER);
 		return 1;
 	}
+	h = lim_hash(&p.key, cfg->seed);
+	idx = (__u32)h & cfg->slots_mask;
+	b = bpf_map_lookup_elem(&lim_src, &idx);
+	if (b)
+		prefetch(b);
 
 	if (p.v6) {
 		p.lpm6.prefixlen = 128;
 		if ((cfg->lists & BS_LIM_LIST_ALLOW6) &&
 		    bpf_map_lookup_elem(&lim_allow6, &p.lpm6)) {
-			count(BS_LIM_PASS_ALLOW);
+			count(st, BS_LIM_PASS_ALLOW);
 			return 1;
 		}
 		if ((cfg->lists & BS_LIM_LIST_DENY6) &&
 		    bpf_map_lookup_elem(&lim_deny6, &p.lpm6)) {
-			count(BS_LIM_DROP_DENY);
+			count(st, BS_LIM_DROP_DENY);
 			return 0;
 		}
 	} else {
@@ -349,12 +378,12 @@ static __always_inline int decide(void *data, void *data_end)
 		__builtin_memcpy(k4.addr, &p.saddr4, 4);
 		if ((cfg->lists & BS_LIM_LIST_ALLOW4) &&
 		    bpf_map_lookup_elem(&lim_allow4, &k4)) {
-			count(BS_LIM_PASS_ALLOW);
+			count(st, BS_LIM_PASS_ALLOW);
 			return 1;
 		}
 		if ((cfg->lists & BS_LIM_LIST_DENY4) &&
 		    bpf_map_lookup_elem(&lim_deny4, &k4)) {
-			count(BS_LIM_DROP_DENY);
+			count(st, BS_LIM_DROP_DENY);
 			return 0;
 		}
 	}
@@ -362,37 +391,36 @@ static __always_inline int decide(void *data, void *data_end)
 	now = bpf_ktime_get_ns();
 	until = cfg->lists & BS_LIM_LIST_BANS ? bpf_map_lookup_elem(&lim_bans, &p.key) : NULL;
 	if (until && *until > now) {
-		count(BS_LIM_DROP_BAN);
+		count(st, BS_LIM_DROP_BAN);
 		return 0;
 	}
-	if (p.syn && cfg->shed && !shed_pass(cfg, now)) {
-		count(BS_LIM_DROP_SHED);
+	if (p.syn && cfg->shed && !shed_pass(cfg, now, st)) {
+		count(st, BS_LIM_DROP_SHED);
 		return 0;
 	}
 
 	if (!cfg->conn.interval && !cfg->pkt.interval) {
-		count(BS_LIM_PASS);
+		count(st, BS_LIM_PASS);
 		return 1;
 	}
-	idx = lim_bucket(&p.key, cfg->seed, cfg->slots_mask);
-	b = bpf_map_lookup_elem(&lim_src, &idx);
 	if (!b) {
-		count(BS_LIM_PASS);
+		count(st, BS_LIM_PASS);
 		return 1;
 	}
-	s = lim_slot(b, &p.key, now, cfg->idle_ns, &fresh);
+	tick = lim_tick(now);
+	s = lim_slot(b, lim_fp(h), tick, lim_tick(cfg->idle_ns), &fresh);
 	if (fresh)
-		count(fresh == 2 ? BS_LIM_SRC_EVICT : BS_LIM_SRC_NEW);
-	s->last_ns = now;
-	if (p.syn && !lim_allow(&s->conn, &cfg->conn, cfg->algo, now)) {
-		count(BS_LIM_DROP_CONN);
+		count(st, fresh == 2 ? BS_LIM_SRC_EVICT : BS_LIM_SRC_NEW);
+	s->last = tick;
+	if (p.syn && !lim_allow(&s->conn_a, &s->conn_w, &cfg->conn, cfg->algo, now)) {
+		count(st, BS_LIM_DROP_CONN);
 		return 0;
 	}
-	if (!lim_allow(&s->pkt, &cfg->pkt, cfg->algo, now)) {
-		count(BS_LIM_DROP_PKT);
+	if (!lim_allow(&s->pkt_a, &s->pkt_w, &cfg->pkt, cfg->algo, now)) {
+		count(st, BS_LIM_DROP_PKT);
 		return 0;
 	}
-	count(BS_LIM_PASS);
+	count(st, BS_LIM_PASS);
 	return 1;
 }
 

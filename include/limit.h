@@ -6,6 +6,7 @@
  * Per-client state lives in a fixed array of 2-way buckets indexed by a
  * hash of the source (struct bs_lim_src): memory is bounded whatever the
  * source addresses, and a new source costs a store, not a hash-map insert.
+ * A bucket is one cache line: a random-source flood misses once a packet.
  * Rates use GCRA (the token bucket as one "theoretical arrival time") or a
  * two-window sliding counter.  Updates from several CPUs are not locked:
  * two packets of one source racing on two CPUs may both pass (as Cilium's
@@ -24,8 +25,14 @@
 
 #define BS_LIM_PIN_DIR		"/sys/fs/bpf/bunscope"
 #define BS_LIM_MAX_PORTS	64
+/* lim_ports: a bit a port, bit port % 64 of word port / 64 */
+#define BS_LIM_PORT_WORDS	(65536 / 64)
 #define BS_LIM_MAX_IFACES	16
 #define BS_LIM_NSEC		1000000000ULL
+/* the sliding window counts events in 16 bits (struct bs_lim_win) */
+#define BS_LIM_MAX_BURST	65535
+/* a source's last packet is kept in ticks of 2^20 ns (~1 ms), 32 bits */
+#define BS_LIM_TICK_SHIFT	20
 
 enum bs_lim_algo {
 	BS_LIM_TOKEN_BUCKET = 0,	/* GCRA: RATE per second, bursts of BURST */
@@ -74,24 +81,45 @@ struct bs_lim_key {
 	__u64 lo;
 };
 
-/* State of one limit of one source: GCRA uses a; the window a, n, prev. */
+/*
+ * The state of one limit is a (GCRA: the theoretical arrival time; sliding
+ * window: the current window's start) and, for the window only, the counts
+ * below: they never exceed the burst, hence BS_LIM_MAX_BURST.
+ */
+struct bs_lim_win {
+	__u16 n;		/* events in the current window */
+	__u16 prev;		/* events in the previous one */
+};
+
+/* One limit of one client (the observer's request limit). */
 struct bs_lim_state {
-	__u64 a;		/* GCRA: theoretical arrival time; window: its start */
-	__u32 n;		/* window: events in the current window */
-	__u32 prev;		/* window: events in the previous one */
+	__u64 a;
+	struct bs_lim_win w;
+	__u32 pad;
 };
 
+/*
+ * A slot of the source table.  The source is known by a fingerprint, not
+ * its key: 32 bits of its hash beside the bucket's index bits, ~47 bits in
+ * all with the default table, so two live sources merging is negligible,
+ * and with a secret seed nobody can aim for it.
+ */
 struct bs_lim_src {
-	struct bs_lim_key key;
-	__u64 last_ns;		/* last packet; 0: slot free */
-	struct bs_lim_state conn;
-	struct bs_lim_state pkt;
+	__u32 fp;		/* lim_fp(); 0: slot free */
+	__u32 last;		/* last packet, lim_tick(); ages by subtraction */
+	__u64 conn_a;
+	__u64 pkt_a;
+	struct bs_lim_win conn_w;
+	struct bs_lim_win pkt_w;
 };
 
-/* Two slots a bucket: a new source replaces the one used least recently. */
+/* Two slots a bucket, one cache line: a new source replaces the slot used
+ * least recently. */
 struct bs_lim_bucket {
 	struct bs_lim_src s[2];
 };
+
+_Static_assert(sizeof(struct bs_lim_bucket) == 64, "a bucket is one cache line");
 
 /* lim_stats counters (per CPU). */
 enum bs_lim_counter {
@@ -108,6 +136,11 @@ enum bs_lim_counter {
 	BS_LIM_BANS_MADE,	/* bans made by the observer (--limit-req) */
 	BS_LIM_SHED_OPENS,	/* the breaker went to open */
 	BS_LIM_NCOUNTERS,
+};
+
+/* lim_stats, one per-CPU element: a packet's counters at one lookup */
+struct bs_lim_stats {
+	__u64 c[BS_LIM_NCOUNTERS];
 };
 
 /* Interfaces the limiter is attached to (lim_ifaces, for status/detach). */
@@ -179,7 +212,7 @@ struct bs_lim_lpm6 {
 /* RATE per second with bursts of BURST; returns 0, or -1 for values out of range. */
 LIM_INLINE int lim_rate_init(struct bs_lim_rate *r, __u32 rate, __u32 burst)
 {
-	if (!rate || !burst || rate > BS_LIM_NSEC)
+	if (!rate || !burst || rate > BS_LIM_NSEC || burst > BS_LIM_MAX_BURST)
 		return -1;
 	r->rate = rate;
 	r->burst = burst;
@@ -189,14 +222,14 @@ LIM_INLINE int lim_rate_init(struct bs_lim_rate *r, __u32 rate, __u32 burst)
 	return 0;
 }
 
-/* GCRA: may an event at now pass?  Moves the state when it does. */
-LIM_INLINE int lim_gcra(struct bs_lim_state *s, const struct bs_lim_rate *r, __u64 now)
+/* GCRA: may an event at now pass?  Moves the arrival time *a when it does. */
+LIM_INLINE int lim_gcra(__u64 *a, const struct bs_lim_rate *r, __u64 now)
 {
-	__u64 tat = s->a > now ? s->a : now;
+	__u64 tat = *a > now ? *a : now;
 
 	if (tat - now > r->tolerance)
 		return 0;
-	s->a = tat + r->interval;
+	*a = tat + r->interval;
 	return 1;
 }
 
@@ -205,22 +238,23 @@ LIM_INLINE int lim_gcra(struct bs_lim_state *s, const struct bs_lim_rate *r, __u
  * of it still overlaps the window ending now, plus the current window's,
  * must stay below burst.
  */
-LIM_INLINE int lim_window(struct bs_lim_state *s, const struct bs_lim_rate *r, __u64 now)
+LIM_INLINE int lim_window(__u64 *start, struct bs_lim_win *s, const struct bs_lim_rate *r,
+			  __u64 now)
 {
 	__u64 w = r->window, el, est;
 
 	if (!w)
 		return 1;
-	if (now < s->a)			/* another CPU's clock, a little behind */
-		s->a = now;
-	el = now - s->a;
+	if (now < *start)		/* another CPU's clock, a little behind */
+		*start = now;
+	el = now - *start;
 	if (el >= 2 * w) {
-		s->a = now;
+		*start = now;
 		s->prev = 0;
 		s->n = 0;
 		el = 0;
 	} else if (el >= w) {
-		s->a += w;
+		*start += w;
 		s->prev = s->n;
 		s->n = 0;
 		el -= w;
@@ -228,16 +262,16 @@ LIM_INLINE int lim_window(struct bs_lim_state *s, const struct bs_lim_rate *r, _
 	est = (__u64)s->prev * (w - el) / w + s->n;
 	if (est >= r->burst)
 		return 0;
-	s->n++;
+	s->n++;		/* n < burst <= BS_LIM_MAX_BURST here */
 	return 1;
 }
 
-LIM_INLINE int lim_allow(struct bs_lim_state *s, const struct bs_lim_rate *r, __u32 algo,
-			 __u64 now)
+LIM_INLINE int lim_allow(__u64 *a, struct bs_lim_win *w, const struct bs_lim_rate *r,
+			 __u32 algo, __u64 now)
 {
 	if (!r->interval)
 		return 1;
-	return algo == BS_LIM_SLIDING_WINDOW ? lim_window(s, r, now) : lim_gcra(s, r, now);
+	return algo == BS_LIM_SLIDING_WINDOW ? lim_window(a, w, r, now) : lim_gcra(a, r, now);
 }
 
 /* The source key of an IPv4 address (network byte order, as in the header). */
@@ -292,43 +326,65 @@ LIM_INLINE void lim_key_peer(struct bs_lim_key *k, int v6, const __u8 *a, __u32 
 	lim_key6(k, a, prefix);
 }
 
-/* Bucket index of a key: a multiply-xorshift mix, good enough against
- * chosen sources once the seed is secret (the daemon draws it at start). */
-LIM_INLINE __u32 lim_bucket(const struct bs_lim_key *k, __u64 seed, __u32 mask)
+/* Hash of a key: a multiply-xorshift mix, good enough against chosen
+ * sources once the seed is secret (the daemon draws it at start).  Its low
+ * bits index the bucket, its high half is the fingerprint. */
+LIM_INLINE __u64 lim_hash(const struct bs_lim_key *k, __u64 seed)
 {
 	__u64 h = (k->hi ^ seed) * 0x9E3779B97F4A7C15ULL;
 
 	h ^= h >> 29;
 	h = (h ^ k->lo) * 0xBF58476D1CE4E5B9ULL;
-	h ^= h >> 32;
-	return (__u32)h & mask;
+	return h ^ h >> 32;
+}
+
+/* The fingerprint of hash h: never 0, which marks a free slot. */
+LIM_INLINE __u32 lim_fp(__u64 h)
+{
+	__u32 fp = (__u32)(h >> 32);
+
+	return fp ? fp : 1;
+}
+
+/* A bpf_ktime_get_ns() (CLOCK_MONOTONIC) time in the slots' ticks.  It wraps
+ * every ~52 days: only differences of ticks mean anything. */
+LIM_INLINE __u32 lim_tick(__u64 ns)
+{
+	return (__u32)(ns >> BS_LIM_TICK_SHIFT);
+}
+
+/* Ticks since slot s was used at tick now; a free slot is the oldest.  A
+ * slot unused for more than 2^32 ticks looks recent again: at worst one
+ * eviction that should have been a free slot. */
+LIM_INLINE __u32 lim_age(const struct bs_lim_src *s, __u32 now)
+{
+	return s->fp ? now - s->last : ~0U;
 }
 
 /*
- * The slot of source k in bucket b at now: the one holding k, else a free
- * or idle one, else the one used least recently (evicted).  *fresh is 1 for
- * a slot just taken (its state reset), 2 when that evicted a live source.
+ * The slot of the source with fingerprint fp in bucket b at tick now: the
+ * one holding fp, else a free or idle one (unused for idle ticks), else the
+ * one used least recently (evicted).  *fresh is 1 for a slot just taken
+ * (its state reset), 2 when that evicted a live source.
  */
-LIM_INLINE struct bs_lim_src *lim_slot(struct bs_lim_bucket *b, const struct bs_lim_key *k,
-				       __u64 now, __u64 idle_ns, int *fresh)
+LIM_INLINE struct bs_lim_src *lim_slot(struct bs_lim_bucket *b, __u32 fp, __u32 now,
+				       __u32 idle, int *fresh)
 {
 	struct bs_lim_src *s0 = &b->s[0], *s1 = &b->s[1], *s;
 
 	*fresh = 0;
-	if (s0->last_ns && s0->key.hi == k->hi && s0->key.lo == k->lo)
+	if (s0->fp == fp)
 		return s0;
-	if (s1->last_ns && s1->key.hi == k->hi && s1->key.lo == k->lo)
+	if (s1->fp == fp)
 		return s1;
-	s = s0->last_ns <= s1->last_ns ? s0 : s1;
-	*fresh = s->last_ns && now - s->last_ns < idle_ns ? 2 : 1;
-	s->key = *k;
-	s->conn.a = 0;
-	s->conn.n = 0;
-	s->conn.prev = 0;
-	s->pkt.a = 0;
-	s->pkt.n = 0;
-	s->pkt.prev = 0;
-	s->last_ns = now;
+	s = lim_age(s0, now) >= lim_age(s1, now) ? s0 : s1;
+	*fresh = lim_age(s, now) < idle ? 2 : 1;
+	s->fp = fp;
+	s->last = now;
+	s->conn_a = 0;
+	s->pkt_a = 0;
+	s->conn_w = (struct bs_lim_win){};
+	s->pkt_w = (struct bs_lim_win){};
 	return s;
 }
 

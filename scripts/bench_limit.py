@@ -18,7 +18,11 @@ receiver runs on the sender's CPU, so a cheaper filter also shows as a higher
 rate.  Rounds interleave the variants; medians are printed.
 
 Environment: BENCH_ROUNDS (3), BENCH_FLOOD_SECONDS (3), BENCH_SECONDS (5, the
-wrk runs).
+wrk runs).  For one question at a time: BENCH_LIMIT_ONLY (the variants whose
+name holds one of these comma-separated words, e.g. "xdp,tc"; the wrk part is
+then left out), BENCH_LIMIT_FLOODS ("single,random"), BENCH_LIMIT_CLIENTS
+(bunscope's --limit-clients), BENCH_LIMIT_BASE (another build's bunscope, run
+as "base XDP" and "base tc" right after ours in every round).
 """
 
 import json
@@ -45,6 +49,11 @@ WRK_S = int(os.environ.get("BENCH_SECONDS", "5"))
 RANDOM_NET = "10.232.0.0/16"
 NFT_TABLE = "bunscope_bench"
 RATE, BURST = 50, 100
+ONLY = [w.strip().lower() for w in os.environ.get("BENCH_LIMIT_ONLY", "").split(",") if w.strip()]
+FLOODS = [k.strip() for k in os.environ.get("BENCH_LIMIT_FLOODS", "single,random").split(",")
+          if k.strip()]
+CLIENTS = os.environ.get("BENCH_LIMIT_CLIENTS")
+BASE = os.environ.get("BENCH_LIMIT_BASE")
 
 
 def sh(argv, check=True, **kw):
@@ -94,17 +103,20 @@ class NoFilter(Variant):
 
 
 class Bunscope(Variant):
-    def __init__(self, name, mode):
+    def __init__(self, name, mode, binary=BUNSCOPE):
         super().__init__(name)
         self.mode = mode
+        self.bin = binary
         self.proc = None
         self.prog = "bs_xdp_limit" if mode == "xdp" else "bs_tc_limit"
 
     def start(self, topo, port, pid):
-        sh([BUNSCOPE, "limit", "detach"])
-        args = [BUNSCOPE, "--pid", str(pid), "--listen", "127.0.0.1:%d" % free_port(),
+        sh([self.bin, "limit", "detach"])
+        args = [self.bin, "--pid", str(pid), "--listen", "127.0.0.1:%d" % free_port(),
                 "--limit-mode", self.mode,
                 "--limit-conn", "%d:%d" % (RATE, BURST)]
+        if CLIENTS:
+            args += ["--limit-clients", CLIENTS]
         for c in topo.clients:
             args += ["--limit-iface", c.host_if]
         self.log = open("/tmp/bench-limit-bunscope.log", "w")
@@ -124,7 +136,7 @@ class Bunscope(Variant):
             self.proc.terminate()
             self.proc.wait(20)
             self.proc = None
-        sh([BUNSCOPE, "limit", "detach"], check=False)
+        sh([self.bin, "limit", "detach"], check=False)
 
 
 class Nft(Variant):
@@ -195,14 +207,49 @@ def measure(variant, topo, port, kind):
             prog_ns)
 
 
+def run_goodput(bx, topo, port, pid):
+    """wrk from namespace 1, alone and during a random-source flood from
+    namespace 0, with bx attached."""
+    res = {}
+    bx.start(topo, port, pid)
+    try:
+        res["alone"] = wrk(topo.clients[1], port, WRK_S)
+        fl = subprocess.Popen(["ip", "netns", "exec", topo.clients[0].ns, "taskset",
+                               "-c", "1", FLOOD, "-i", topo.clients[0].ns_if, "-d",
+                               topo.clients[0].host_ip4, "-p", str(port), "-t",
+                               str(WRK_S + 2), "-r", RANDOM_NET, "-m",
+                               open("/sys/class/net/%s/address" %
+                                    topo.clients[0].host_if).read().strip()],
+                              stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)  # the flood is at full speed before wrk starts
+            res["flood"] = wrk(topo.clients[1], port, WRK_S)
+        finally:
+            out = fl.communicate(timeout=WRK_S + 30)[0]
+        m = re.search(r"pps=(\d+)", out)
+        res["pps"] = int(m.group(1)) if m else 0
+    finally:
+        bx.stop()
+    return res
+
+
 def main():
-    for f in (BUN, BUNSCOPE, FLOOD):
+    for f in (BUN, BUNSCOPE, FLOOD) + ((BASE,) if BASE else ()):
         if not os.path.exists(f):
             sys.exit("bench_limit: %s missing (make bench builds it)" % f)
-    variants = [NoFilter("no filter"), Bunscope("bunscope XDP", "xdp"),
-                Bunscope("bunscope tc", "tc"), Nft("nftables set+limit"),
-                Hashlimit("iptables hashlimit")]
-    kinds = ["single", "random"]
+    variants = [NoFilter("no filter"), Bunscope("bunscope XDP", "xdp")]
+    if BASE:
+        variants.append(Bunscope("base XDP", "xdp", BASE))
+    variants.append(Bunscope("bunscope tc", "tc"))
+    if BASE:
+        variants.append(Bunscope("base tc", "tc", BASE))
+    variants += [Nft("nftables set+limit"), Hashlimit("iptables hashlimit")]
+    if ONLY:
+        variants = [v for v in variants if any(w in v.name.lower() for w in ONLY)]
+    if not variants or any(k not in ("single", "random") for k in FLOODS):
+        sys.exit("bench_limit: BENCH_LIMIT_ONLY matches no variant, or BENCH_LIMIT_FLOODS "
+                 "is not single and/or random")
+    kinds = FLOODS
     res = {(v.name, k): [] for v in variants for k in kinds}
     goodput = {}
     with open("/proc/sys/kernel/bpf_stats_enabled") as f:
@@ -231,31 +278,16 @@ def main():
                     v.start(topo, port, server.pid)
                     try:
                         for k in kinds:
-                            res[(v.name, k)].append(measure(v, topo, port, k))
+                            m = measure(v, topo, port, k)
+                            res[(v.name, k)].append(m)
+                            print("  round %d: %-20s %-7s %8.0f pkts/s, softirq %4.0f, "
+                                  "in-prog %4.0f ns/pkt" % (r + 1, v.name, k, m[0], m[1],
+                                                            m[3]), flush=True)
                     finally:
                         v.stop()
-            # legitimate clients: wrk from namespace 1, alone and during a
-            # random-source flood from namespace 0, with bunscope XDP
-            bx = variants[1]
-            bx.start(topo, port, server.pid)
-            try:
-                goodput["alone"] = wrk(topo.clients[1], port, WRK_S)
-                fl = subprocess.Popen(["ip", "netns", "exec", topo.clients[0].ns, "taskset",
-                                       "-c", "1", FLOOD, "-i", topo.clients[0].ns_if, "-d",
-                                       topo.clients[0].host_ip4, "-p", str(port), "-t",
-                                       str(WRK_S + 2), "-r", RANDOM_NET, "-m",
-                                       open("/sys/class/net/%s/address" %
-                                            topo.clients[0].host_if).read().strip()],
-                                      stdout=subprocess.PIPE, text=True)
-                try:
-                    time.sleep(0.5)  # the flood is at full speed before wrk starts
-                    goodput["flood"] = wrk(topo.clients[1], port, WRK_S)
-                finally:
-                    out = fl.communicate(timeout=WRK_S + 30)[0]
-                m = re.search(r"pps=(\d+)", out)
-                goodput["pps"] = int(m.group(1)) if m else 0
-            finally:
-                bx.stop()
+            # legitimate clients, with bunscope XDP
+            if not ONLY:
+                goodput = run_goodput(variants[1], topo, port, server.pid)
     finally:
         server.terminate()
         server.wait(10)
@@ -267,7 +299,8 @@ def main():
         "filter", "flood", "pkts/s", "softirq ns/pkt", "all CPU ns/pkt", "in-prog ns/pkt",
         "nft/this"))
     for k in kinds:
-        nft_sirq = statistics.median(x[1] for x in res[("nftables set+limit", k)])
+        nft = res.get(("nftables set+limit", k))
+        nft_sirq = statistics.median(x[1] for x in nft) if nft else float("nan")
         for v in variants:
             rows = res[(v.name, k)]
             pps = statistics.median(x[0] for x in rows)
@@ -280,6 +313,8 @@ def main():
     print("softirq: the receive path (NET_RX) per packet sent; all CPU: everything, the "
           "generator's sends included;\nnft/this: nftables' softirq time per packet over "
           "this filter's (single: every packet past the burst is dropped)")
+    if not goodput:
+        return
     print()
     print("legitimate client (wrk -c20 from another namespace), bunscope XDP attached:")
     print("  alone:                  %8.0f req/s, p99 %.2f ms" % (

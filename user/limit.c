@@ -44,6 +44,7 @@ struct limiter {
 	struct limit_opts o;
 	const struct bs_lim_bucket *src;	/* lim_src, mapped read-only */
 	size_t src_len;
+	__u64 ports[BS_LIM_PORT_WORDS];		/* lim_ports as last written */
 	__u32 nbuckets;
 	__u64 idle_ns;
 	int ncpus;
@@ -93,8 +94,80 @@ static void link_path(char *buf, size_t len, const char *ifname)
 	snprintf(buf, len, "%s/link_xdp_%s", BS_LIM_PIN_DIR, ifname);
 }
 
-int limit_prepare_pins(void)
+/*
+ * Pinned maps of another shape cannot be reused: a source table of another
+ * --limit-clients, or anything of a bunscope with another layout.  Say
+ * which, and how to start afresh, instead of libbpf's "parameter mismatch".
+ */
+static int check_pinned(struct limit_bpf *skel, __u32 clients)
 {
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, skel->obj) {
+		const char *path = bpf_map__pin_path(map);
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		int fd, err = 0;
+
+		if (!path || (fd = bpf_obj_get(path)) < 0)
+			continue;	/* none yet: created at load */
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			err = -errno;
+			pr_warn("limiter: cannot read %s: %s\n", path, strerror(-err));
+		} else if (info.type != bpf_map__type(map) ||
+			   info.key_size != bpf_map__key_size(map) ||
+			   info.value_size != bpf_map__value_size(map) ||
+			   info.map_flags != bpf_map__map_flags(map)) {
+			err = -EINVAL;
+			pr_warn("limiter: %s is another bunscope version's (%s, key %u, value %u "
+				"bytes; this one's: %s, %u, %u); 'bunscope limit detach' removes "
+				"the limiter's state (counters and bans too)\n", path,
+				libbpf_bpf_map_type_str(info.type), info.key_size, info.value_size,
+				libbpf_bpf_map_type_str(bpf_map__type(map)),
+				bpf_map__key_size(map), bpf_map__value_size(map));
+		} else if (info.max_entries != bpf_map__max_entries(map)) {
+			err = -EINVAL;
+			if (map == skel->maps.lim_src)
+				pr_warn("limiter: the source table pinned at %s has %u slots, not "
+					"the %u of --limit-clients; give --limit-clients %u, or "
+					"'bunscope limit detach' removes the limiter's state "
+					"(counters and bans too)\n", path, info.max_entries * 2,
+					clients, info.max_entries * 2);
+			else
+				pr_warn("limiter: %s is another bunscope version's (%u entries, "
+					"this one's %u); 'bunscope limit detach' removes the "
+					"limiter's state (counters and bans too)\n", path,
+					info.max_entries, bpf_map__max_entries(map));
+		}
+		close(fd);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* The limiter's object, opened with the map sizes of o, not loaded. */
+static struct limit_bpf *open_skel(const struct limit_opts *o)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = BS_LIM_PIN_DIR);
+	struct limit_bpf *skel = limit_bpf__open_opts(&oo);
+	struct bpf_map *src;
+
+	if (!skel) {
+		pr_warn("limiter: cannot open its BPF object: %s\n", strerror(errno));
+		return NULL;
+	}
+	src = skel->maps.lim_src;
+	bpf_map__set_max_entries(src, o->clients / 2);
+	bpf_map__set_map_flags(src, bpf_map__map_flags(src) | BPF_F_MMAPABLE);
+	return skel;
+}
+
+int limit_prepare_pins(const struct limit_opts *o)
+{
+	struct limit_bpf *skel;
+	int err;
+
 	if (!loader_bpffs_mounted()) {
 		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL)) {
 			pr_warn("limiter: bpffs is not mounted and mounting it failed (%s); run: "
@@ -107,7 +180,13 @@ int limit_prepare_pins(void)
 		pr_warn("limiter: cannot create %s: %s\n", BS_LIM_PIN_DIR, strerror(errno));
 		return -errno;
 	}
-	return 0;
+	/* before the observer, which shares lim_bans and lim_stats, loads */
+	skel = open_skel(o);
+	if (!skel)
+		return -EINVAL;
+	err = check_pinned(skel, o->clients);
+	limit_bpf__destroy(skel);
+	return err;
 }
 
 /* Empty an LPM trie, then fill it with the CIDRs of one family. */
@@ -350,7 +429,6 @@ static int map_sources(struct limiter *l)
 
 struct limiter *limit_start(const struct limit_opts *o)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = BS_LIM_PIN_DIR);
 	struct limiter *l = calloc(1, sizeof(*l));
 	char line[512];
 	size_t n = 0;
@@ -360,27 +438,24 @@ struct limiter *limit_start(const struct limit_opts *o)
 		return NULL;
 	l->o = *o;
 	l->nbuckets = o->clients / 2;
-	if (limit_prepare_pins())
+	if (limit_prepare_pins(o))
 		goto fail;
-	l->skel = limit_bpf__open_opts(&oo);
-	if (!l->skel) {
-		pr_warn("limiter: cannot open its BPF object: %s\n", strerror(errno));
+	l->skel = open_skel(o);
+	if (!l->skel)
 		goto fail;
-	}
-	bpf_map__set_max_entries(l->skel->maps.lim_src, l->nbuckets);
-	bpf_map__set_map_flags(l->skel->maps.lim_src,
-			       bpf_map__map_flags(l->skel->maps.lim_src) | BPF_F_MMAPABLE);
 	err = limit_bpf__load(l->skel);
 	if (err) {
 		pr_warn("limiter: cannot load (%s). If libbpf said above that it could not reuse "
-			"a pinned map, the state in %s is from another bunscope version or "
-			"another --limit-clients: 'bunscope limit detach' starts afresh\n",
-			strerror(-err), BS_LIM_PIN_DIR);
+			"a pinned map, the state in %s is from another bunscope version: "
+			"'bunscope limit detach' starts afresh\n", strerror(-err), BS_LIM_PIN_DIR);
 		goto fail;
 	}
 	l->ncpus = libbpf_num_possible_cpus();
 	if (write_config(l) || map_sources(l))
 		goto fail;
+	/* the ports a previous daemon left stay limited until the first refresh */
+	for (__u32 w = 0; w < BS_LIM_PORT_WORDS; w++)
+		bpf_map_lookup_elem(bpf_map__fd(l->skel->maps.lim_ports), &w, &l->ports[w]);
 	for (int i = 0; i < o->nifaces; i++) {
 		__u32 mode = BS_LIM_MODE_NONE;
 
@@ -424,26 +499,20 @@ fail:
 int limit_set_ports(struct limiter *l, const __u16 *ports, int n)
 {
 	int fd = bpf_map__fd(l->skel->maps.lim_ports);
-	__u16 key, next;
-	__u32 one = 1;
+	__u64 want[BS_LIM_PORT_WORDS] = {};
 
-	/* add first, then remove the ports no longer wanted: no gap */
 	for (int i = 0; i < n; i++)
-		if (bpf_map_update_elem(fd, &ports[i], &one, BPF_ANY))
-			pr_warn("limiter: cannot limit port %u: %s\n", ports[i], strerror(errno));
-	if (bpf_map_get_next_key(fd, NULL, &key))
-		return 0;
-	for (;;) {
-		bool keep = false;
-		int more = !bpf_map_get_next_key(fd, &key, &next);
-
-		for (int i = 0; i < n; i++)
-			keep |= ports[i] == key;
-		if (!keep)
-			bpf_map_delete_elem(fd, &key);
-		if (!more)
-			break;
-		key = next;
+		want[ports[i] / 64] |= 1ULL << (ports[i] % 64);
+	/* a word is written whole: a port kept has no gap */
+	for (__u32 w = 0; w < BS_LIM_PORT_WORDS; w++) {
+		if (want[w] == l->ports[w])
+			continue;
+		if (bpf_map_update_elem(fd, &w, &want[w], BPF_ANY)) {
+			pr_warn("limiter: cannot limit ports %u..%u: %s\n", w * 64, w * 64 + 63,
+				strerror(errno));
+			continue;
+		}
+		l->ports[w] = want[w];
 	}
 	return 0;
 }
@@ -523,25 +592,28 @@ static void scan_bans(struct limiter *l, __u64 now, bool log_new)
 	l->bans_next_scan = next;
 }
 
-/* One counter of lim_stats, summed over the CPUs. */
-static __u64 read_counter(int fd, __u32 c)
+/* The counters of lim_stats (fd), summed over the CPUs, into out (zeros
+ * when they cannot be read). */
+static void read_counters(int fd, __u64 out[BS_LIM_NCOUNTERS])
 {
 	int ncpu = libbpf_num_possible_cpus();
-	__u64 *v, sum = 0;
+	struct bs_lim_stats *v;
+	__u32 zero = 0;
 
+	memset(out, 0, BS_LIM_NCOUNTERS * sizeof(*out));
 	if (ncpu <= 0 || !(v = calloc((size_t)ncpu, sizeof(*v))))
-		return 0;
-	if (!bpf_map_lookup_elem(fd, &c, v))
+		return;
+	if (!bpf_map_lookup_elem(fd, &zero, v))
 		for (int i = 0; i < ncpu; i++)
-			sum += v[i];
+			for (int c = 0; c < BS_LIM_NCOUNTERS; c++)
+				out[c] += v[i].c[c];
 	free(v);
-	return sum;
 }
 
 void limit_tick(struct limiter *l, const __u32 *idx, int nidx, const struct shed_eval *ev)
 {
 	struct bs_lim_shed_ctl ctl = {};
-	__u64 now = mono_ns(), made;
+	__u64 now = mono_ns(), made, c[BS_LIM_NCOUNTERS];
 	__u32 zero = 0;
 
 	if (limit_shed_enabled(&l->o)) {
@@ -563,7 +635,8 @@ void limit_tick(struct limiter *l, const __u32 *idx, int nidx, const struct shed
 					BPF_ANY))
 			pr_debug("limiter: breaker heartbeat: %s\n", strerror(errno));
 	}
-	made = read_counter(bpf_map__fd(l->skel->maps.lim_stats), BS_LIM_BANS_MADE);
+	read_counters(bpf_map__fd(l->skel->maps.lim_stats), c);
+	made = c[BS_LIM_BANS_MADE];
 	if (made != l->bans_made_seen || now >= l->bans_next_scan) {
 		scan_bans(l, now, made != l->bans_made_seen);
 		l->bans_made_seen = made;
@@ -592,22 +665,14 @@ bool limit_breaker(struct limiter *l, const char **state, long long *pending)
 	return true;
 }
 
-static void read_counters(int fd, __u64 *out)
-{
-	for (__u32 c = 0; c < BS_LIM_NCOUNTERS; c++)
-		out[c] = read_counter(fd, c);
-}
-
 static __u64 tracked(const struct bs_lim_bucket *src, __u32 nbuckets, __u64 idle_ns)
 {
-	__u64 now = mono_ns(), n = 0;
+	__u32 now = lim_tick(mono_ns()), idle = lim_tick(idle_ns);
+	__u64 n = 0;
 
 	for (__u32 i = 0; i < nbuckets; i++)
-		for (int k = 0; k < 2; k++) {
-			__u64 last = src[i].s[k].last_ns;
-
-			n += last && now - last < idle_ns;
-		}
+		for (int k = 0; k < 2; k++)
+			n += lim_age(&src[i].s[k], now) < idle;
 	return n;
 }
 
@@ -734,7 +799,6 @@ static int limit_status(void)
 	struct bs_lim_cfg c = {};
 	struct bs_lim_iface e;
 	__u64 cnt[BS_LIM_NCOUNTERS], now = mono_ns();
-	__u16 port, np;
 	__u32 zero = 0;
 	int nbans = 0, rc = 0;
 
@@ -759,13 +823,14 @@ static int limit_status(void)
 		printf("%s\n", any ? "" : " nowhere");
 	}
 	printf("  ports:");
-	if (pfd >= 0 && !bpf_map_get_next_key(pfd, NULL, &port)) {
-		for (;;) {
-			printf(" %u", port);
-			if (bpf_map_get_next_key(pfd, &port, &np))
-				break;
-			port = np;
-		}
+	for (__u32 w = 0; pfd >= 0 && w < BS_LIM_PORT_WORDS; w++) {
+		__u64 bits;
+
+		if (bpf_map_lookup_elem(pfd, &w, &bits))
+			break;
+		for (__u32 b = 0; b < 64; b++)
+			if (bits >> b & 1)
+				printf(" %u", w * 64 + b);
 	}
 	printf("\n");
 	if (c.conn.interval)

@@ -54,6 +54,8 @@ int limit_parse_rate(const char *s, __u32 *rate, __u32 *burst)
 	}
 	if (!r || !b || r > 1000000000U)
 		return -EINVAL;
+	if (b > BS_LIM_MAX_BURST)
+		return -ERANGE;
 	*rate = r;
 	*burst = b;
 	return 0;

@@ -49,7 +49,8 @@ static inline bool limit_shed_enabled(const struct limit_opts *o)
 
 /* ---- parsing (limit_parse.c, no libbpf: unit-tested) ---- */
 void limit_opts_init(struct limit_opts *o);
-/* "RATE:BURST" (BURST defaults to RATE when ":BURST" is left out) */
+/* "RATE:BURST" (BURST defaults to RATE when ":BURST" is left out); -ERANGE
+ * for a BURST above BS_LIM_MAX_BURST, -EINVAL for anything else wrong */
 int limit_parse_rate(const char *s, __u32 *rate, __u32 *burst);
 /* a named preset (api, strict, burst) into o; -1 if unknown */
 int limit_preset(const char *name, struct limit_opts *o);
@@ -106,8 +107,9 @@ bool limit_enabled(const struct limit_opts *o);
 struct limiter *limit_start(const struct limit_opts *o);
 /* the limited ports: replaces the set */
 int limit_set_ports(struct limiter *l, const __u16 *ports, int n);
-/* create the pin directory (mounting bpffs), before the observer shares its maps */
-int limit_prepare_pins(void);
+/* create the pin directory (mounting bpffs) and refuse pinned maps of another
+ * shape, before the observer shares its maps */
+int limit_prepare_pins(const struct limit_opts *o);
 /* give the breaker the observer's stats map */
 int limit_bind_observer(struct limiter *l, int stats_fd);
 /* once a refresh: the breaker's heartbeat, the targets' stats entries and the

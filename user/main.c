@@ -128,7 +128,7 @@ static const struct opt_desc opt_table[] = {
 	  "token-bucket or sliding-window (BURST in any BURST/RATE seconds) (default "
 	  "token-bucket)" },
 	{ { "limit-clients", required_argument, NULL, OPT_LIMIT_CLIENTS }, "N",
-	  "sources tracked at once, a power of two; fixed memory, 64 bytes each "
+	  "sources tracked at once, a power of two; fixed memory, 32 bytes each "
 	  "(default 65536)" },
 	{ { "limit-v6-prefix", required_argument, NULL, OPT_LIMIT_V6_PREFIX }, "N",
 	  "IPv6 sources are limited per /N (default 64)" },
@@ -275,6 +275,20 @@ static const char *env_get(const char *name)
 	return getenv(name);
 }
 
+/* --NAME RATE:BURST into rate and burst; the error says which part is wrong */
+static int parse_rate_opt(const char *name, const char *arg, const char *example,
+			  __u32 *rate, __u32 *burst)
+{
+	int r = limit_parse_rate(arg, rate, burst);
+
+	if (r == -ERANGE)
+		pr_warn("--%s: BURST is at most %u, got '%s'\n", name, BS_LIM_MAX_BURST, arg);
+	else if (r)
+		pr_warn("--%s: RATE:BURST, positive integers, e.g. %s, got '%s'\n", name,
+			example, arg);
+	return r ? -EINVAL : 0;
+}
+
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
 	struct option longopts[NOPTS + 1];
@@ -418,13 +432,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_LIMIT_CONN:
 		case OPT_LIMIT_PKT:
-			if (limit_parse_rate(optarg, c == OPT_LIMIT_CONN ? &cfg->limit.conn_rate :
-					     &cfg->limit.pkt_rate, c == OPT_LIMIT_CONN ?
-					     &cfg->limit.conn_burst : &cfg->limit.pkt_burst)) {
-				pr_warn("--limit-%s: RATE:BURST, positive integers, e.g. 100:200, got "
-					"'%s'\n", c == OPT_LIMIT_CONN ? "conn" : "pkt", optarg);
+			if (parse_rate_opt(c == OPT_LIMIT_CONN ? "limit-conn" : "limit-pkt", optarg,
+					   "100:200", c == OPT_LIMIT_CONN ? &cfg->limit.conn_rate :
+					   &cfg->limit.pkt_rate, c == OPT_LIMIT_CONN ?
+					   &cfg->limit.conn_burst : &cfg->limit.pkt_burst))
 				return -EINVAL;
-			}
 			break;
 		case OPT_LIMIT_PRESET:
 			if (limit_preset(optarg, &cfg->limit)) {
@@ -460,11 +472,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cfg->limit.v6_prefix = (__u32)v;
 			break;
 		case OPT_LIMIT_REQ:
-			if (limit_parse_rate(optarg, &cfg->limit.req_rate, &cfg->limit.req_burst)) {
-				pr_warn("--limit-req: RATE:BURST, positive integers, e.g. 20:40, got "
-					"'%s'\n", optarg);
+			if (parse_rate_opt("limit-req", optarg, "20:40", &cfg->limit.req_rate,
+					   &cfg->limit.req_burst))
 				return -EINVAL;
-			}
 			break;
 		case OPT_BAN_SECONDS:
 			if (parse_uint(optarg, 1, 86400 * 365, &v)) {
@@ -1104,7 +1114,7 @@ static int run(struct config *cfg, bool check_only)
 	}
 
 	/* the observer shares the limiter's pinned bans and counters */
-	if (limit_enabled(&cfg->limit) && (ret = limit_prepare_pins()))
+	if (limit_enabled(&cfg->limit) && (ret = limit_prepare_pins(&cfg->limit)))
 		goto out;
 	if ((ret = loader_start(&a->ld, &cfg->lopts)))
 		goto out;

@@ -145,6 +145,7 @@ def test_limit_survives_sigkill_and_detach():
             "limit not held with the daemon dead: %r" % after_kill
         p = run([str(BUNSCOPE_BIN), "limit", "status"], timeout=30)
         assert p.returncode == 0 and a.host_if in p.stdout, p.stdout + p.stderr
+        assert re.search(r"ports:.* %d\b" % app.port, p.stdout), p.stdout
         with Bunscope.for_app(app, *args) as scope2:
             drops2 = int(scope2.scrape().value(PKTS, action="drop", reason="conn_rate"))
             assert_equal(drops2, first["failed"] + after_kill["failed"],
@@ -387,3 +388,41 @@ def test_limit_random_source_flood_memory_bounded():
         grew = scope.rss() - rss0
         assert grew < 8 << 20, "the daemon grew by %d bytes during the flood" % grew
         assert legit["ok"] >= 0.95 * legit["attempted"], "legitimate client: %r" % legit
+
+
+@privileged
+def test_limit_pinned_table_mismatch():
+    """A source table pinned with another --limit-clients, or maps pinned by
+    another bunscope version (of another layout), are not reused: the daemon
+    exits non-zero and names `bunscope limit detach`."""
+    with clean_limiter(), Topology(1) as topo, BunApp() as app:
+        def check(*extra):
+            return run([str(BUNSCOPE_BIN), "check", "--pid", str(app.pid)] +
+                       limit_args(topo, "--limit-conn", "50:100", *extra), timeout=120)
+
+        p = check("--limit-clients", "1024")
+        assert_equal(p.returncode, 0, "check with the limiter: %s" % p.stderr[-3000:])
+        p = check("--limit-clients", "2048")
+        assert p.returncode != 0, "another --limit-clients was accepted"
+        assert "--limit-clients 1024" in p.stderr and "limit detach" in p.stderr, p.stderr
+        detach()
+        # the table of the first release: buckets of two 56-byte slots
+        os.makedirs(PIN_DIR, exist_ok=True)
+        mk = run(["bpftool", "map", "create", os.path.join(PIN_DIR, "lim_src"), "type",
+                  "array", "key", "4", "value", "112", "entries", "32768", "name", "lim_src",
+                  "flags", "1024"], timeout=30)
+        assert_equal(mk.returncode, 0, "bpftool map create: %s" % mk.stderr)
+        p = check()
+        assert p.returncode != 0, "a table of 112-byte buckets was accepted"
+        assert "another bunscope version" in p.stderr and "limit detach" in p.stderr, p.stderr
+        # and its counters, a per-CPU element each: refused before the
+        # observer, which shares them, loads
+        detach()
+        os.makedirs(PIN_DIR, exist_ok=True)
+        mk = run(["bpftool", "map", "create", os.path.join(PIN_DIR, "lim_stats"), "type",
+                  "percpu_array", "key", "4", "value", "8", "entries", "12", "name",
+                  "lim_stats"], timeout=30)
+        assert_equal(mk.returncode, 0, "bpftool map create: %s" % mk.stderr)
+        p = check()
+        assert p.returncode != 0, "counters of another layout were accepted"
+        assert "lim_stats is another bunscope version" in p.stderr, p.stderr

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Unit tests for the limiter's arithmetic (include/limit.h: GCRA, the
- * sliding window, source keys, the 2-way source table) and its option
+ * sliding window, source keys, the 2-way source table and its clock) and its option
  * values (user/limit_parse.c: rates, presets, CIDRs), on simulated clocks.
  */
 #include <errno.h>
@@ -31,7 +31,7 @@ static __u64 offer(__u32 algo, __u32 rate, __u32 burst, __u64 start, __u64 every
 
 	assert_int_equal(lim_rate_init(&r, rate, burst), 0);
 	for (__u64 t = start; t < start + dur; t += every)
-		passed += (__u64)lim_allow(s, &r, algo, t);
+		passed += (__u64)lim_allow(&s->a, &s->w, &r, algo, t);
 	return passed;
 }
 
@@ -49,6 +49,9 @@ static void test_rate_init(void **state)
 	assert_int_equal(lim_rate_init(&r, 1000000001, 1), -1);
 	assert_int_equal(lim_rate_init(&r, 1000000000, 1), 0);
 	assert_int_equal(r.interval, 1);
+	/* the window's counts are 16 bits */
+	assert_int_equal(lim_rate_init(&r, 1, BS_LIM_MAX_BURST), 0);
+	assert_int_equal(lim_rate_init(&r, 1, BS_LIM_MAX_BURST + 1), -1);
 }
 
 /* A burst at once, then exactly RATE per second. */
@@ -61,11 +64,11 @@ static void test_gcra(void **state)
 	(void)state;
 	lim_rate_init(&r, 100, 20);
 	for (int i = 0; i < 20; i++)
-		assert_true(lim_gcra(&s, &r, t0));
-	assert_false(lim_gcra(&s, &r, t0));
+		assert_true(lim_gcra(&s.a, &r, t0));
+	assert_false(lim_gcra(&s.a, &r, t0));
 	/* 10 ms later one more token */
-	assert_true(lim_gcra(&s, &r, t0 + 10 * MS));
-	assert_false(lim_gcra(&s, &r, t0 + 10 * MS));
+	assert_true(lim_gcra(&s.a, &r, t0 + 10 * MS));
+	assert_false(lim_gcra(&s.a, &r, t0 + 10 * MS));
 
 	/* 1000 offers a second for 10 s against 100/s: the burst plus 100 a second */
 	memset(&s, 0, sizeof(s));
@@ -87,8 +90,8 @@ static void test_window(void **state)
 	(void)state;
 	lim_rate_init(&r, 100, 50);	/* 50 in any 0.5 s */
 	for (int i = 0; i < 50; i++)
-		assert_true(lim_window(&s, &r, t0 + (__u64)i));
-	assert_false(lim_window(&s, &r, t0 + 100));
+		assert_true(lim_window(&s.a, &s.w, &r, t0 + (__u64)i));
+	assert_false(lim_window(&s.a, &s.w, &r, t0 + 100));
 
 	memset(&s, 0, sizeof(s));
 	passed = offer(BS_LIM_SLIDING_WINDOW, 100, 50, t0, MS, 20000 * MS, &s);
@@ -102,11 +105,11 @@ static void test_window(void **state)
 	/* a clock behind the state (another CPU's): the window starts there,
 	 * its count kept, instead of a wrapped elapsed time that frees all */
 	s.a = t0 + 1000 * MS;
-	s.n = 50;
-	s.prev = 0;
-	assert_false(lim_window(&s, &r, t0));
+	s.w.n = 50;
+	s.w.prev = 0;
+	assert_false(lim_window(&s.a, &s.w, &r, t0));
 	assert_int_equal(s.a, t0);
-	assert_true(lim_window(&s, &r, t0 + 1000 * MS + 1));
+	assert_true(lim_window(&s.a, &s.w, &r, t0 + 1000 * MS + 1));
 }
 
 static void test_keys(void **state)
@@ -292,36 +295,134 @@ static void test_shed_window(void **state)
 	assert_false(ev.trip);
 }
 
+#define TICK	(1ULL << BS_LIM_TICK_SHIFT)
+
 static void test_slots(void **state)
 {
 	struct bs_lim_bucket b;
-	struct bs_lim_key k1 = { 0, 1 }, k2 = { 0, 2 }, k3 = { 0, 3 };
-	__u64 idle = 10000 * MS, t = 100000 * MS;
+	__u32 idle = lim_tick(10000 * MS), t = lim_tick(100000 * MS);
 	struct bs_lim_src *s1, *s2, *s3;
 	int fresh;
 
 	(void)state;
 	memset(&b, 0, sizeof(b));
-	s1 = lim_slot(&b, &k1, t, idle, &fresh);
+	/* new: a free slot, its state reset */
+	b.s[0].conn_a = 7;
+	s1 = lim_slot(&b, 11, t, idle, &fresh);
 	assert_int_equal(fresh, 1);
-	s1->conn.a = 42;
-	assert_ptr_equal(lim_slot(&b, &k1, t + 1, idle, &fresh), s1);
+	assert_ptr_equal(s1, &b.s[0]);
+	assert_int_equal(s1->fp, 11);
+	assert_int_equal(s1->last, t);
+	assert_int_equal(s1->conn_a, 0);
+	/* hit: the same slot, state kept */
+	s1->conn_a = 42;
+	s1->pkt_w.n = 3;
+	assert_ptr_equal(lim_slot(&b, 11, t + 1, idle, &fresh), s1);
 	assert_int_equal(fresh, 0);
-	assert_int_equal(s1->conn.a, 42);
-	s2 = lim_slot(&b, &k2, t + 2, idle, &fresh);
+	assert_int_equal(s1->conn_a, 42);
+	assert_int_equal(s1->pkt_w.n, 3);
+	/* a second source takes the other free slot, not the older live one */
+	s2 = lim_slot(&b, 22, t + 2, idle, &fresh);
 	assert_int_equal(fresh, 1);
-	assert_ptr_not_equal(s1, s2);
-	s2->last_ns = t + 5;
-	/* a third source evicts the one used least recently (k1), resetting it */
-	s3 = lim_slot(&b, &k3, t + 6, idle, &fresh);
+	assert_ptr_equal(s2, &b.s[1]);
+	/* the caller marks use; a third source evicts the one used least
+	 * recently (11), resetting it */
+	s1->last = t + 3;
+	s2->last = t + 5;
+	s1->pkt_a = 9;
+	s3 = lim_slot(&b, 33, t + 6, idle, &fresh);
 	assert_int_equal(fresh, 2);
 	assert_ptr_equal(s3, s1);
-	assert_int_equal(s3->conn.a, 0);
-	/* k2, still there; k1 again after idle: a free slot, not an eviction */
-	assert_ptr_equal(lim_slot(&b, &k2, t + 7, idle, &fresh), s2);
-	s3->last_ns = t + 7;
-	lim_slot(&b, &k1, t + 7 + idle, idle, &fresh);
+	assert_int_equal(s3->fp, 33);
+	assert_int_equal(s3->conn_a, 0);
+	assert_int_equal(s3->pkt_a, 0);
+	assert_int_equal(s3->pkt_w.n, 0);
+	/* 22 is still there */
+	assert_ptr_equal(lim_slot(&b, 22, t + 7, idle, &fresh), s2);
+	assert_int_equal(fresh, 0);
+	/* idle reuse: 22 unused for idle ticks, 33 recent: 11 again takes 22's
+	 * slot, a new source and not an eviction */
+	s3->last = t + 5 + idle;
+	s1 = lim_slot(&b, 11, t + 5 + idle, idle, &fresh);
 	assert_int_equal(fresh, 1);
+	assert_ptr_equal(s1, s2);
+	/* an idle slot whose source comes back is a hit, its state kept */
+	s1->conn_a = 5;
+	assert_ptr_equal(lim_slot(&b, 11, t + 100 * idle, idle, &fresh), s1);
+	assert_int_equal(fresh, 0);
+	assert_int_equal(s1->conn_a, 5);
+}
+
+/* The coarse clock wraps every 2^32 ticks; ages still come out right. */
+static void test_slots_wrap(void **state)
+{
+	struct bs_lim_bucket b;
+	__u32 idle = lim_tick(10000 * MS);
+	__u64 wrap = 1ULL << (32 + BS_LIM_TICK_SHIFT);
+	int fresh;
+
+	(void)state;
+	assert_int_equal(lim_tick(wrap - TICK), 0xffffffffU);
+	assert_int_equal(lim_tick(wrap + 3 * TICK + 5), 3);
+	memset(&b, 0, sizeof(b));
+	lim_slot(&b, 1, lim_tick(wrap - 20 * TICK), idle, &fresh);
+	lim_slot(&b, 2, lim_tick(wrap - TICK), idle, &fresh);
+	/* after the wrap 1 is 23 ticks old, 2 is 4: 1 goes, a live one */
+	assert_ptr_equal(lim_slot(&b, 3, lim_tick(wrap + 3 * TICK), idle, &fresh), &b.s[0]);
+	assert_int_equal(fresh, 2);
+	assert_int_equal(b.s[1].fp, 2);
+	/* and 2 is idle once idle ticks have passed, across the wrap */
+	assert_int_equal(lim_age(&b.s[1], lim_tick(wrap - TICK) + idle), idle);
+	b.s[0].last = lim_tick(wrap - TICK) + idle;
+	assert_ptr_equal(lim_slot(&b, 4, lim_tick(wrap - TICK) + idle, idle, &fresh), &b.s[1]);
+	assert_int_equal(fresh, 1);
+	/* a free slot is older than any */
+	memset(&b.s[1], 0, sizeof(b.s[1]));
+	assert_int_equal(lim_age(&b.s[1], 12345), ~0U);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Fingerprints are never 0 (a free slot) and, with the bucket index, tell
+ * a million sources apart. */
+static void test_fingerprint(void **state)
+{
+	enum { N = 1 << 20, MASK = 32767 };	/* the default table's buckets */
+	__u64 *id = malloc(N * sizeof(*id));
+	int same = 0;
+
+	(void)state;
+	assert_int_equal(lim_fp(0), 1);
+	assert_int_equal(lim_fp(0xffffffffULL), 1);
+	assert_int_equal(lim_fp(1ULL << 32), 1);
+	assert_int_equal(lim_fp(0xabcdef0100000000ULL), 0xabcdef01);
+	assert_non_null(id);
+	for (__u32 i = 0; i < N; i++) {
+		struct bs_lim_key k;
+		__u64 h;
+
+		/* distinct sources, scattered: odd multipliers are bijections */
+		if (i & 1) {
+			k.hi = 0x2001000000000000ULL ^ (__u64)i * 0x9E3779B97F4A7C15ULL;
+			k.lo = 0;
+		} else {
+			lim_key4(&k, i * 0x9E3779B1U);
+		}
+		h = lim_hash(&k, 0x5eed5eed5eed5eedULL);
+		assert_int_not_equal(lim_fp(h), 0);
+		id[i] = (__u64)lim_fp(h) << 32 | ((__u32)h & MASK);
+	}
+	qsort(id, N, sizeof(*id), cmp_u64);
+	for (int i = 1; i < N; i++)
+		same += id[i] == id[i - 1];
+	/* ~2^39 pairs over 2^47 values: 0 expected (0.004) */
+	assert_int_equal(same, 0);
+	free(id);
 }
 
 /* Random sources spread evenly enough over the buckets. */
@@ -337,7 +438,7 @@ static void test_bucket_spread(void **state)
 		struct bs_lim_key k;
 
 		lim_key4(&k, (__u32)random());
-		load[lim_bucket(&k, 0x1234567890abcdefULL, NB - 1)]++;
+		load[(__u32)lim_hash(&k, 0x1234567890abcdefULL) & (NB - 1)]++;
 	}
 	for (int i = 0; i < NB; i++)
 		max = load[i] > max ? load[i] : max;
@@ -350,7 +451,7 @@ static void test_bucket_spread(void **state)
 		struct bs_lim_key k;
 
 		lim_key4(&k, htonl(0x0a000000 | i));
-		load[lim_bucket(&k, 99, NB - 1)]++;
+		load[(__u32)lim_hash(&k, 99) & (NB - 1)]++;
 	}
 	for (int i = 0; i < NB; i++)
 		max = load[i] > max ? load[i] : max;
@@ -367,6 +468,11 @@ static void test_parse_rate(void **state)
 	assert_int_equal(b, 200);
 	assert_int_equal(limit_parse_rate("7", &r, &b), 0);
 	assert_int_equal(b, 7);
+	assert_int_equal(limit_parse_rate("100000:65535", &r, &b), 0);
+	assert_int_equal(b, 65535);
+	/* bursts beyond the window's 16-bit counts: an error of their own */
+	assert_int_equal(limit_parse_rate("10:65536", &r, &b), -ERANGE);
+	assert_int_equal(limit_parse_rate("70000", &r, &b), -ERANGE);
 }
 
 static void test_parse_rate_bad(void **state)
@@ -461,6 +567,8 @@ int main(void)
 		cmocka_unit_test(test_shed_pending),
 		cmocka_unit_test(test_shed_window),
 		cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_slots_wrap),
+		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_bucket_spread),
 		cmocka_unit_test(test_parse_rate),
 		cmocka_unit_test(test_parse_rate_bad),
