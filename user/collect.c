@@ -719,6 +719,20 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 	}
 }
 
+/* One sample per configured exporter: vals[exporter], and reason="..." if given. */
+static void exporter_samples(struct sbuf *sb, const char *name, const struct tracer_stats *xs,
+			     const unsigned long long *vals, const char *reason)
+{
+	struct expo_label l[2] = { { "exporter", NULL }, { "reason", reason } };
+
+	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
+		if (!xs->on[e])
+			continue;
+		l[0].value = tracer_exporter_name(e);
+		expo_sample_u64(sb, name, l, reason ? 2 : 1, vals[e]);
+	}
+}
+
 /* Traces: the kernel's sampling counters, the join's, the exporters'. */
 static void write_traces(struct sbuf *sb, struct app *a)
 {
@@ -757,46 +771,23 @@ static void write_traces(struct sbuf *sb, struct app *a)
 	expo_scalar(sb, "bunscope_spans_built_total", "counter",
 		    "Spans completed and handed to the exporters.", ts.built);
 
-	l[0].name = "exporter";
 	expo_header(sb, "bunscope_spans_exported_total", "counter",
 		    "Spans the receiver accepted (OTLP, Zipkin) or that were written (file, "
 		    "console).");
-	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
-		if (!xs.on[e])
-			continue;
-		l[0].value = tracer_exporter_name(e);
-		expo_sample_u64(sb, "bunscope_spans_exported_total", l, 1, xs.exported[e]);
-	}
+	exporter_samples(sb, "bunscope_spans_exported_total", &xs, xs.exported, NULL);
 	expo_header(sb, "bunscope_span_export_dropped_total", "counter",
 		    "Spans an exporter dropped: the oldest when its queue was full, or a batch "
 		    "the receiver refused.");
-	l[1].name = "reason";
-	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
-		if (!xs.on[e])
-			continue;
-		l[0].value = tracer_exporter_name(e);
-		l[1].value = "queue_full";
-		expo_sample_u64(sb, "bunscope_span_export_dropped_total", l, 2,
-				xs.dropped_queue[e]);
-		l[1].value = "rejected";
-		expo_sample_u64(sb, "bunscope_span_export_dropped_total", l, 2,
-				xs.dropped_rejected[e]);
-	}
+	exporter_samples(sb, "bunscope_span_export_dropped_total", &xs, xs.dropped_queue,
+			 "queue_full");
+	exporter_samples(sb, "bunscope_span_export_dropped_total", &xs, xs.dropped_rejected,
+			 "rejected");
 	expo_header(sb, "bunscope_span_export_errors_total", "counter",
 		    "Failed export attempts (retried with backoff).");
-	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
-		if (!xs.on[e])
-			continue;
-		l[0].value = tracer_exporter_name(e);
-		expo_sample_u64(sb, "bunscope_span_export_errors_total", l, 1, xs.errors[e]);
-	}
-	expo_header(sb, "bunscope_span_export_queue", "gauge", "Spans waiting in an exporter's queue.");
-	for (int e = 0; e < TRACER_NEXPORTERS; e++) {
-		if (!xs.on[e])
-			continue;
-		l[0].value = tracer_exporter_name(e);
-		expo_sample_u64(sb, "bunscope_span_export_queue", l, 1, xs.queued[e]);
-	}
+	exporter_samples(sb, "bunscope_span_export_errors_total", &xs, xs.errors, NULL);
+	expo_header(sb, "bunscope_span_export_queue", "gauge",
+		    "Spans waiting in an exporter's queue, the batch being sent included.");
+	exporter_samples(sb, "bunscope_span_export_queue", &xs, xs.queued, NULL);
 }
 
 int collect_metrics(void *ctx, struct sbuf *sb)

@@ -446,6 +446,21 @@ static void zipkin_remote(struct sbuf *sb, const char *addr, size_t n, __u16 por
 	sbuf_put(sb, "}", 1);
 }
 
+/* "key":value,... of a view's attributes (Zipkin tags: integers as strings) */
+static void put_attr_members(struct sbuf *sb, const struct span_view *v, bool int_strings)
+{
+	for (int i = 0; i < v->na; i++) {
+		if (i)
+			sbuf_put(sb, ",", 1);
+		json_cstr(sb, v->a[i].key);
+		sbuf_put(sb, ":", 1);
+		if (v->a[i].type == ATTR_INT)
+			sbuf_printf(sb, int_strings ? "\"%llu\"" : "%llu", v->a[i].i);
+		else
+			json_string(sb, v->a[i].s, v->a[i].n);
+	}
+}
+
 static void zipkin_span(struct sbuf *sb, const struct span *s)
 {
 	size_t mlen = strnlen(s->status_msg, sizeof(s->status_msg));
@@ -453,7 +468,6 @@ static void zipkin_span(struct sbuf *sb, const struct span *s)
 	const char *svc = service_of(s, &svclen);
 	unsigned long long dur;
 	struct span_view v;
-	int i;
 
 	span_view_init(&v, s);
 	put_ids(sb, s, "id", "parentId");
@@ -475,16 +489,7 @@ static void zipkin_span(struct sbuf *sb, const struct span *s)
 
 	/* tags are strings only */
 	sbuf_puts(sb, ",\"tags\":{");
-	for (i = 0; i < v.na; i++) {
-		if (i)
-			sbuf_put(sb, ",", 1);
-		json_cstr(sb, v.a[i].key);
-		sbuf_put(sb, ":", 1);
-		if (v.a[i].type == ATTR_INT)
-			sbuf_printf(sb, "\"%llu\"", v.a[i].i);
-		else
-			json_string(sb, v.a[i].s, v.a[i].n);
-	}
+	put_attr_members(sb, &v, true);
 	if (s->status == SPAN_STATUS_ERROR) {
 		/* the OTel Zipkin mapping; "error" marks the span red in the UI */
 		sbuf_puts(sb, ",\"otel.status_code\":\"ERROR\",\"error\":");
@@ -531,7 +536,6 @@ void span_jsonl(struct sbuf *out, const struct span *s)
 	size_t mlen = strnlen(s->status_msg, sizeof(s->status_msg));
 	size_t svclen = strnlen(s->service, sizeof(s->service));
 	struct span_view v;
-	int i;
 
 	span_view_init(&v, s);
 	sbuf_puts(out, "{\"trace_id\":");
@@ -562,16 +566,7 @@ void span_jsonl(struct sbuf *out, const struct span *s)
 		json_string(out, s->status_msg, mlen);
 	}
 	sbuf_puts(out, ",\"attributes\":{");
-	for (i = 0; i < v.na; i++) {
-		if (i)
-			sbuf_put(out, ",", 1);
-		json_cstr(out, v.a[i].key);
-		sbuf_put(out, ":", 1);
-		if (v.a[i].type == ATTR_INT)
-			sbuf_printf(out, "%llu", v.a[i].i);
-		else
-			json_string(out, v.a[i].s, v.a[i].n);
-	}
+	put_attr_members(out, &v, false);
 	sbuf_puts(out, "}}\n");
 }
 
