@@ -227,7 +227,7 @@ static const char *const method_names[BS_M_MAX] = {
 	[BS_M_PATCH] = "PATCH", [BS_M_QUERY] = "QUERY",
 };
 
-/* printable ASCII kept, every other byte (and '%' not starting an escape) as %XX */
+/* printable ASCII kept, every other byte (space, controls, non-ASCII) as %XX */
 static void escape_target(char *out, size_t cap, const char *in, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -325,7 +325,6 @@ static void on_start(struct traces *t, const struct bs_ev_span_start *ev)
 	__u32 slot, idx;
 	struct pend *p;
 
-	bump(&t->st.starts, 1);
 	slot = find_slot(t, ev->tgid, ev->fd, ev->conn, ev->seq);
 	if (t->slots[slot]) {
 		/* the same key again: the first never ended (a connection the
@@ -363,33 +362,27 @@ static void on_end(struct traces *t, const struct bs_ev_span_end *e)
 {
 	__u32 n = e->count ? e->count : 1;
 
-	bump(&t->st.ends, 1);
 	for (__u32 i = 0; i < n; i++) {
 		__u32 slot = find_slot(t, e->tgid, e->fd, e->conn, e->seq + i);
-		const struct pend *p;
+		struct pend *p;
 
-		if (!t->slots[slot]) {
-			bump(&t->st.ends_unmatched, 1);
+		/* its start was dropped (counted then), or it was not traced (the
+		 * pipeline overflow's record covers untraced requests too) */
+		if (!t->slots[slot])
 			continue;
-		}
 		p = &t->pool[t->slots[slot] - 1];
-		if (p->ws) {
-			bump(&t->st.ends_unmatched, 1);	/* not for an open WebSocket */
-			continue;
-		}
-		if (e->how == BS_SPAN_UNSTART) {
-			bump(&t->st.dropped_unstarted, 1);
-		} else {
+		if (p->ws)
+			continue;	/* not for an open WebSocket */
+		/* BS_SPAN_UNSTART: Bun refused the head, there was no request */
+		if (e->how != BS_SPAN_UNSTART) {
 			build(t, p, e, &t->scratch);
 			tracer_submit(t->tracer, &t->scratch);
 			bump(&t->st.built, 1);
 			if (e->how == BS_SPAN_DONE && e->status == 101) {
-				struct pend *w = &t->pool[t->slots[slot] - 1];
-
 				/* the connection is a WebSocket now: its span later */
-				w->ws = true;
-				memcpy(w->up_trace, t->scratch.trace_id, 16);
-				memcpy(w->up_span, t->scratch.span_id, 8);
+				p->ws = true;
+				memcpy(p->up_trace, t->scratch.trace_id, 16);
+				memcpy(p->up_span, t->scratch.span_id, 8);
 				continue;
 			}
 		}
@@ -406,11 +399,9 @@ static void on_ws_end(struct traces *t, const struct bs_ev_ws_end *e)
 	const struct pend *p;
 	struct pend tmp;
 
-	bump(&t->st.ends, 1);
-	if (!t->slots[slot] || !t->pool[t->slots[slot] - 1].ws) {
-		bump(&t->st.ends_unmatched, 1);
+	/* the upgrade's span was dropped before it got here (counted then) */
+	if (!t->slots[slot] || !t->pool[t->slots[slot] - 1].ws)
 		return;
-	}
 	p = &t->pool[t->slots[slot] - 1];
 	/* its life: from the 101 on; the upgrade's target, peer and resource */
 	tmp = *p;
@@ -436,7 +427,6 @@ static void on_tracestate(struct traces *t, const struct bs_ev_tracestate *ev)
 	struct ts_rec *r = &t->ts[t->ts_next++ % TS_RING];
 	size_t n = ev->len < BS_TRACESTATE_MAX ? ev->len : BS_TRACESTATE_MAX;
 
-	bump(&t->st.tracestates, 1);
 	r->tgid = ev->tgid;
 	r->fd = ev->fd;
 	r->conn = ev->conn;

@@ -78,14 +78,10 @@ struct traces_cfg {
 
 /* Daemon-side figures; the kernel's own are in its counters map. */
 struct traces_stats {
-	unsigned long long starts, ends;	/* records received */
 	unsigned long long built;		/* spans handed to the exporters */
 	unsigned long long pending;		/* awaiting their end now (gauge) */
 	unsigned long long dropped_pending_full;	/* no room to wait for the end */
 	unsigned long long dropped_incomplete;	/* no end came (target gone, too old) */
-	unsigned long long dropped_unstarted;	/* Bun refused the head: not a request */
-	unsigned long long ends_unmatched;	/* an end whose start was not seen */
-	unsigned long long tracestates;		/* tracestate records received */
 };
 
 struct app;
