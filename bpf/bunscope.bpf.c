@@ -4,9 +4,11 @@
  * through their syscalls and aggregate HTTP requests in maps.
  *
  *   accept/accept4 exit  -> a connection (tgid, fd) with its listening port
+ *   connect exit         -> a client connection (tgid, fd) to an upstream
  *   read-family exit     -> request bytes  -> http_parse.h (request side)
  *   write-family exit    -> response bytes -> http_parse.h (response side)
- *   shutdown/close enter -> until-close bodies end, pending requests abort
+ *                           (the other way round on client connections)
+ *   shutdown/close exit  -> until-close bodies end, pending requests abort
  *
  * Completed requests land in a per-CPU histogram map keyed by route id; the
  * daemon maps path hashes to route ids and reads the maps when scraped.  Only
@@ -128,7 +130,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BS_STATS_SLOTS);
+	__uint(max_entries, BS_STATS_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct bs_server_stats);
 } stats SEC(".maps");
@@ -159,6 +161,21 @@ struct {
 	__type(key, __u64);
 	__type(value, __u32);
 } routes SEC(".maps");
+
+/* the targets' own requests (client connections), see bs_cagg_key */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, BS_MAX_CLIENT_SERIES);
+	__type(key, struct bs_cagg_key);
+	__type(value, struct bs_agg_val);
+} cagg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_agg_val);
+} agg_zero SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -235,6 +252,21 @@ static __always_inline void count(__u32 idx)
 
 	if (v)
 		(*v)++;
+}
+
+/*
+ * The value of k in a hash map, inserted from zero when new.  NULL when the
+ * map is full (an insert that fails because another CPU made it first finds
+ * that one).
+ */
+static __always_inline void *lookup_or_init(void *map, const void *k, const void *zero)
+{
+	void *v = bpf_map_lookup_elem(map, k);
+
+	if (v || !zero)
+		return v;
+	bpf_map_update_elem(map, k, zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, k);
 }
 
 /*
@@ -414,6 +446,9 @@ HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
 	struct bs_ev_path *ev;
 	__u32 *id;
 
+	/* an upstream's paths are not the target's routes */
+	if (r->bc->client)
+		return BS_ROUTE_OTHER;
 	/* keep-alive clients tend to repeat themselves */
 	if (r->bc->last_hash == hash && r->bc->last_route)
 		return r->bc->last_route;
@@ -703,7 +738,7 @@ __noinline int bs_span_start(struct bs_conn *bc, __u32 tgid, __u32 seq, __u64 no
 	ev->peer_port = bc->peer_port;
 	ev->family = bc->family;
 	ev->method = bc->hp.req.method;
-	ev->flags = 0;
+	ev->flags = bc->client ? BS_SPAN_F_CLIENT : 0;
 	ev->tp_flags = 0;
 	ev->pad = 0;
 	__builtin_memcpy(ev->peer, bc->peer, 16);
@@ -803,6 +838,69 @@ static __always_inline void span_end(struct hp_run *r, struct hp_slot *s, __u32 
 	bs_span_end(r->bc, &e);
 }
 
+/* One completed request into its histograms. */
+static __always_inline void agg_add(struct bs_agg_val *v, __u64 dur, __u64 req_body,
+				    __u64 resp_body)
+{
+	__u32 i;
+
+	i = dur_slot(dur);
+	if (i < BS_DUR_SLOTS)
+		v->dur[i]++;
+	v->dur_sum_ns += dur;
+	i = size_slot(req_body);
+	if (i < BS_SIZE_SLOTS)
+		v->req_size[i]++;
+	v->req_size_sum += req_body;
+	i = size_slot(resp_body);
+	if (i < BS_SIZE_SLOTS)
+		v->resp_size[i]++;
+	v->resp_size_sum += resp_body;
+	v->count++;
+}
+
+/* A request the target made that was answered, for bs_client_complete. */
+struct bs_client_done {
+	__u64 dur;
+	__u64 req_body;
+	__u64 resp_body;
+	__u32 tgid;
+	__u16 status;
+	__u8  method;
+	__u8  pad;
+};
+
+/*
+ * Into the upstream's series: a hash lookup a request (the targets' own
+ * requests are few next to the ones they serve).  Global: verified once.
+ */
+__noinline int bs_client_complete(struct bs_conn *bc, struct bs_server_stats *st,
+				  struct bs_client_done *d)
+{
+	struct bs_cagg_key k = {};
+	struct bs_agg_val *v;
+	__u32 zk = 0;
+
+	if (!bc || !st || !d)
+		return 0;
+	k.tgid = d->tgid;
+	k.port = bc->port;
+	k.status = d->status;
+	k.method = d->method;
+	k.family = bc->family;
+	__builtin_memcpy(k.addr, bc->peer, 16);
+	v = bpf_map_lookup_elem(&cagg, &k);
+	if (!v) {
+		v = lookup_or_init(&cagg, &k, bpf_map_lookup_elem(&agg_zero, &zk));
+		if (!v) {
+			st->agg_full++;
+			return 0;
+		}
+	}
+	agg_add(v, d->dur, d->req_body, d->resp_body);
+	return 0;
+}
+
 HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 			      __u64 req_body, __u64 resp_body)
 {
@@ -810,11 +908,24 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 	struct bs_agg_val *v;
 	struct bs_conn *bc;
 	__u64 dur = r->now - s->start_ns;
-	__u32 route = s->route_id, idx, i;
+	__u32 route = s->route_id, idx;
 
 	r->st->completed++;
 	if (traces_on && (s->flags & HP_SF_TRACED))
 		span_end(r, s, 1, BS_SPAN_DONE, status, req_body, resp_body);
+	if (r->bc->client) {
+		struct bs_client_done d = {
+			.dur = dur,
+			.req_body = req_body,
+			.resp_body = resp_body,
+			.tgid = r->tgid,
+			.status = status,
+			.method = s->method,
+		};
+
+		bs_client_complete(r->bc, r->st, &d);
+		return;
+	}
 	if (route == BS_ROUTE_UNRESOLVED) {
 		__u32 *id = bpf_map_lookup_elem(&routes, &s->path_hash);
 
@@ -871,27 +982,15 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 		bc->series_ok = 1;
 	}
 	v = bpf_map_lookup_elem(&agg, &idx);
-	if (!v)
-		return;
-	i = dur_slot(dur);
-	if (i < BS_DUR_SLOTS)
-		v->dur[i]++;
-	v->dur_sum_ns += dur;
-	i = size_slot(req_body);
-	if (i < BS_SIZE_SLOTS)
-		v->req_size[i]++;
-	v->req_size_sum += req_body;
-	i = size_slot(resp_body);
-	if (i < BS_SIZE_SLOTS)
-		v->resp_size[i]++;
-	v->resp_size_sum += resp_body;
-	v->count++;
+	if (v)
+		agg_add(v, dur, req_body, resp_body);
 }
 
 HP_INLINE void hp_on_start(struct hp_run *r)
 {
 	r->st->started++;
-	if (req_lim.interval)
+	/* an upstream is not a client to limit */
+	if (req_lim.interval && !r->bc->client)
 		req_limit(r->bc);
 }
 
@@ -953,18 +1052,14 @@ static __always_inline void ws_key(struct bs_conn *bc, __u32 tgid, struct bs_ws_
 /* The figures of r's WebSocket, created when new; its key is left in k. */
 static __always_inline struct bs_ws_val *ws_val(struct hp_run *r, struct bs_ws_key *k)
 {
-	struct bs_ws_val *v, *zero;
+	struct bs_ws_val *v;
 	__u32 zk = 0;
 
 	ws_key(r->bc, r->tgid, k);
 	v = bpf_map_lookup_elem(&ws_agg, k);
 	if (v)
 		return v;
-	zero = bpf_map_lookup_elem(&ws_zero, &zk);
-	if (!zero)
-		return NULL;
-	bpf_map_update_elem(&ws_agg, k, zero, BPF_NOEXIST);
-	v = bpf_map_lookup_elem(&ws_agg, k);
+	v = lookup_or_init(&ws_agg, k, bpf_map_lookup_elem(&ws_zero, &zk));
 	if (!v)
 		r->st->ws_agg_full++;
 	return v;
@@ -1369,7 +1464,11 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 		hp_on_desync(&x.r, HP_DS_STEPS);
 }
 
-/* Exit of a data syscall of direction dir (0: the target read, 1: it wrote). */
+/*
+ * Exit of a data syscall of direction dir (0: the target read, 1: it wrote).
+ * On a client connection what the target writes are requests: the parser
+ * runs the other way round.
+ */
 static __always_inline void sys_exit(const int dir, __u32 tgid, __u32 kind,
 				     const struct sys_args *a, long ret)
 {
@@ -1389,7 +1488,10 @@ static __always_inline void sys_exit(const int dir, __u32 tgid, __u32 kind,
 		st->bytes_out += ret;
 	else
 		st->bytes_in += ret;
-	process(conn, st, a, tgid, kind, dir, ret);
+	if (conn->client)
+		process(conn, st, a, tgid, kind, !dir, ret);
+	else
+		process(conn, st, a, tgid, kind, dir, ret);
 }
 
 /* A walk context for connection events that carry no data. */
@@ -1420,16 +1522,70 @@ static __always_inline void conn_end(struct bs_conn *conn, __u32 tgid)
 	x.r.st->conns_closed++;
 }
 
+/* The sock of the current task's fd (a socket, as the syscall said), or NULL. */
+static __always_inline struct sock *fd_sock(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds, *f;
+	struct socket *sock;
+
+	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* The peer's address and port from sk into conn. */
+static __always_inline void conn_peer(struct bs_conn *conn, struct sock *sk, __u16 family)
+{
+	conn->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* bpf_core_read with the size: BPF_CORE_READ_INTO on an array
+	 * reads sizeof(its element), one byte */
+	if (family == AF_INET)
+		bpf_core_read(conn->peer, 4, &sk->__sk_common.skc_daddr);
+	else
+		bpf_core_read(conn->peer, 16, &sk->__sk_common.skc_v6_daddr);
+}
+
+/* A new entry for (tgid, fd), ending the one an unseen close left behind. */
+static __always_inline struct bs_conn *conn_new(struct bs_conn_key *key)
+{
+	struct bs_conn *conn, *zero;
+	__u32 zk = 0;
+
+	conn = bpf_map_lookup_elem(&conns, key);
+	if (conn) {
+		/* the fd was reused without a close we saw (close_range, exit) */
+		conn_end(conn, key->tgid);
+		bpf_map_delete_elem(&conns, key);
+		count(BS_CNT_CONN_DELETE);
+	}
+	zero = bpf_map_lookup_elem(&conn_zero, &zk);
+	if (!zero)
+		return NULL;
+	if (bpf_map_update_elem(&conns, key, zero, BPF_NOEXIST)) {
+		count(BS_CNT_CONN_FULL);
+		return NULL;
+	}
+	count(BS_CNT_CONN_INSERT);
+	conn = bpf_map_lookup_elem(&conns, key);
+	if (conn) {
+		conn->fd = key->fd;
+		conn->born = bpf_ktime_get_ns();
+	}
+	return conn;
+}
+
 static __always_inline void on_accept(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, zk = 0;
+	__u32 tgid = id >> 32;
 	struct bs_conn_key key = { .tgid = tgid };
-	struct task_struct *task;
 	struct bs_server_stats *st;
-	struct bs_conn *conn, *zero;
-	struct file **fds, *f;
-	struct socket *sock;
+	struct bs_conn *conn;
 	struct sock *sk;
 	__u16 family, port = 0;
 	int t = target_slot(tgid), idx;
@@ -1437,14 +1593,7 @@ static __always_inline void on_accept(long ret)
 	if (t < 0 || ret < 0)
 		return;
 	t = (int)launder((__u32)t);
-	task = (struct task_struct *)bpf_get_current_task();
-	if ((__u32)ret >= BPF_CORE_READ(task, files, fdt, max_fds))
-		return;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[ret]) || !f)
-		return;
-	sock = BPF_CORE_READ(f, private_data);
-	sk = BPF_CORE_READ(sock, sk);
+	sk = fd_sock(ret);
 	if (!sk)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -1457,38 +1606,56 @@ static __always_inline void on_accept(long ret)
 		return;
 
 	key.fd = (__u32)ret;
-	conn = bpf_map_lookup_elem(&conns, &key);
-	if (conn) {
-		/* the fd was reused without a close we saw (close_range, exit) */
-		conn_end(conn, tgid);
-		bpf_map_delete_elem(&conns, &key);
-		count(BS_CNT_CONN_DELETE);
-	}
-	zero = bpf_map_lookup_elem(&conn_zero, &zk);
-	if (!zero)
-		return;
-	if (bpf_map_update_elem(&conns, &key, zero, BPF_NOEXIST)) {
-		count(BS_CNT_CONN_FULL);
-		return;
-	}
-	count(BS_CNT_CONN_INSERT);
-	conn = bpf_map_lookup_elem(&conns, &key);
+	conn = conn_new(&key);
 	if (!conn)
 		return;
 	conn->family = (__u8)family;
 	conn->port = port;
-	conn->fd = key.fd;
-	conn->born = bpf_ktime_get_ns();
 	conn->stats_idx = (__u32)idx;
-	if (family != AF_UNIX) {
-		conn->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		/* bpf_core_read with the size: BPF_CORE_READ_INTO on an array
-		 * reads sizeof(its element), one byte */
-		if (family == AF_INET)
-			bpf_core_read(conn->peer, 4, &sk->__sk_common.skc_daddr);
-		else
-			bpf_core_read(conn->peer, 16, &sk->__sk_common.skc_v6_daddr);
-	}
+	if (family != AF_UNIX)
+		conn_peer(conn, sk, family);
+	st = stats_at(conn->stats_idx);
+	if (st)
+		st->conns_opened++;
+}
+
+#define EINPROGRESS	115
+#define SOCK_STREAM	1
+
+/*
+ * connect() of a target's TCP socket (non-blocking ones return EINPROGRESS,
+ * Bun's fetch among them; the destination is set in the sock by then): a
+ * client connection, whose requests are the target's own.  Anything it says
+ * that is not HTTP/1 (TLS, a database protocol) is given up on at once.
+ */
+static __always_inline void on_connect(long ret, long fd)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct bs_conn_key key = { .tgid = tgid, .fd = (__u32)fd };
+	struct bs_server_stats *st;
+	struct bs_conn *conn;
+	struct sock *sk;
+	__u16 family;
+	int t = target_slot(tgid);
+
+	if (t < 0 || (ret && ret != -EINPROGRESS))
+		return;
+	t = (int)launder((__u32)t);
+	sk = fd_sock(fd);
+	if (!sk || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	conn = conn_new(&key);
+	if (!conn)
+		return;
+	conn->family = (__u8)family;
+	conn->client = 1;
+	conn->hp.cflags = HP_CF_CLIENT;
+	conn_peer(conn, sk, family);
+	conn->port = conn->peer_port;
+	conn->stats_idx = BS_CLIENT_STATS((__u32)t & (BUNSCOPE_MAX_TARGETS - 1));
 	st = stats_at(conn->stats_idx);
 	if (st)
 		st->conns_opened++;
@@ -1522,7 +1689,8 @@ static __always_inline void on_shutdown(long fd, long how)
 	if (!is_target(tgid) || (how != SHUT_WR && how != SHUT_RDWR))
 		return;
 	conn = bpf_map_lookup_elem(&conns, &key);
-	if (conn && !conn_ctx(&x, conn, tgid))
+	/* a client's shutdown ends its requests, not the answers it reads */
+	if (conn && !conn->client && !conn_ctx(&x, conn, tgid))
 		hp_shutdown_wr(&x.r);
 }
 
@@ -1541,6 +1709,7 @@ static __always_inline void on_shutdown(long fd, long how)
 #define NR_SENDMSG	46
 #define NR_RECVMSG	47
 #define NR_SHUTDOWN	48
+#define NR_CONNECT	42
 #define NR_ACCEPT4	288
 
 static __always_inline __u32 kind_of(long nr)
@@ -1611,6 +1780,16 @@ int bs_tp_exit_close(struct trace_event_raw_sys_exit *ctx)
 	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
 	    !sys_args_btf(current_regs(), &a))
 		on_close((long)(int)a.a0);
+	return 0;
+}
+
+SEC("tracepoint")
+int bs_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct sys_args a;
+
+	if (is_target(bpf_get_current_pid_tgid() >> 32) && !sys_args_btf(current_regs(), &a))
+		on_connect(ctx->ret, (long)(int)a.a0);
 	return 0;
 }
 
@@ -2111,6 +2290,10 @@ int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 		if (!ret && !sys_args(regs, &a))
 			on_shutdown((long)(int)a.a0, (long)(int)a.a1);
 		return 0;
+	case NR_CONNECT:
+		if (!sys_args(regs, &a))
+			on_connect(ret, (long)(int)a.a0);
+		return 0;
 	case NR_MMAP:
 	case NR_MUNMAP:
 	case NR_BRK:
@@ -2187,16 +2370,12 @@ int bs_bench(struct bpf_raw_tracepoint_args *ctx)
 	struct bs_conn_key key = { .tgid = 0xffffffff, .fd = 0 };
 	struct sys_args a = {};
 	struct bs_server_stats *st;
-	struct bs_conn *conn, *zero;
+	struct bs_conn *conn;
 	__u32 zk = 0;
 
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn) {
-		zero = bpf_map_lookup_elem(&conn_zero, &zk);
-		if (!zero)
-			return 0;
-		bpf_map_update_elem(&conns, &key, zero, BPF_NOEXIST);
-		conn = bpf_map_lookup_elem(&conns, &key);
+		conn = lookup_or_init(&conns, &key, bpf_map_lookup_elem(&conn_zero, &zk));
 		if (!conn)
 			return 0;
 		conn->stats_idx = BS_STATS_SLOTS - 1;

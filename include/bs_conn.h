@@ -37,10 +37,11 @@ struct bs_trace_in {
 
 struct bs_conn {
 	struct hp_conn hp;
-	__u16 port;		/* local (listening) port, host order */
+	__u16 port;		/* local (listening) port, host order; client: the peer's */
 	__u16 peer_port;	/* host order */
 	__u8  family;		/* AF_INET, AF_INET6, AF_UNIX */
-	__u8  pad[3];
+	__u8  client;		/* the target connected (hp.cflags has HP_CF_CLIENT) */
+	__u8  pad[2];
 	__u8  peer[16];		/* IPv4 in the first 4 bytes, network order */
 	__u64 last_hash;	/* the last path seen on this connection ... */
 	__u32 last_route;	/* ... and its route id (0: none yet) */
@@ -51,7 +52,7 @@ struct bs_conn {
 	__u8  series_method;	/* and method; */
 	__u8  series_ok;	/* 1 when series_* is valid */
 	__u32 fd;		/* the key's, for span records */
-	__u64 born;		/* accept time (0: seeded), tells reused fds apart */
+	__u64 born;		/* accept/connect time (0: seeded), tells reused fds apart */
 	struct ws_conn ws;	/* after a 101 to an Upgrade: websocket */
 	struct bs_trace_in tr;
 };

@@ -11,6 +11,10 @@
 #define BUNSCOPE_MAX_TARGETS	16	/* processes observed at once */
 #define BS_PORT_SLOTS		8	/* listening ports counted per process */
 #define BS_STATS_SLOTS		(BUNSCOPE_MAX_TARGETS * BS_PORT_SLOTS)
+/* after the server slots, one per target slot for its outgoing (client) requests */
+#define BS_CLIENT_STATS(t)	(BS_STATS_SLOTS + (t))
+#define BS_STATS_ENTRIES	(BS_STATS_SLOTS + BUNSCOPE_MAX_TARGETS)
+#define BS_MAX_CLIENT_SERIES	4096	/* http_client_request_duration series */
 #define BS_PORT_USED		0x10000	/* target_ports entry: BS_PORT_USED | port */
 
 /* Histogram layouts.  Bucket i counts values <= bound i; the last slot is +Inf. */
@@ -103,6 +107,21 @@ struct bs_agg_key {
 	__u16 status;
 	__u8  method;		/* enum bs_method */
 	__u8  pad[3];
+};
+
+/*
+ * Requests the targets make themselves (an outgoing HTTP/1 connection, their
+ * fetch): a BPF_MAP_TYPE_PERCPU_HASH of struct bs_agg_val by upstream, method
+ * and status.  No route: the upstream's paths are not the target's routes.
+ */
+struct bs_cagg_key {
+	__u32 tgid;
+	__u16 port;		/* the upstream's port, host order */
+	__u16 status;		/* 0: the connection died before the response */
+	__u8  method;		/* enum bs_method */
+	__u8  family;		/* AF_INET, AF_INET6 */
+	__u8  pad[2];
+	__u8  addr[16];		/* the upstream's address; IPv4 in the first 4 bytes */
 };
 
 struct bs_agg_val {
@@ -352,6 +371,7 @@ enum bs_sampler {
 #define BS_SPAN_F_PARENT	0x01	/* a valid traceparent came with the request */
 #define BS_SPAN_F_TP_BAD	0x02	/* a traceparent came, invalid or repeated: ignored */
 #define BS_SPAN_F_TTRUNC	0x04	/* the target was longer than BS_TRACE_TARGET_MAX */
+#define BS_SPAN_F_CLIENT	0x08	/* a request the target made (peer: the upstream) */
 
 struct bs_ev_span_start {
 	__u32 type;		/* BS_EV_SPAN_START */
@@ -360,7 +380,7 @@ struct bs_ev_span_start {
 	__u32 seq;		/* the request's number on its connection */
 	__u64 conn;		/* the connection's accept time: fds are reused */
 	__u64 start_ns;		/* bpf_ktime_get_ns(): when the head was parsed */
-	__u16 port;		/* local (listening) port */
+	__u16 port;		/* local (listening) port; BS_SPAN_F_CLIENT: the peer's */
 	__u16 peer_port;
 	__u8  family;		/* AF_INET, AF_INET6, AF_UNIX */
 	__u8  method;		/* enum bs_method */
@@ -370,8 +390,8 @@ struct bs_ev_span_start {
 	__u16 plen;		/* of which the path (before '?') */
 	__u32 pad;
 	__u8  peer[16];		/* IPv4 in the first 4 bytes, network order */
-	__u8  trace_id[16];	/* the incoming trace (BS_SPAN_F_PARENT) */
-	__u8  parent_id[8];
+	__u8  trace_id[16];	/* the incoming trace (BS_SPAN_F_PARENT); client: the */
+	__u8  parent_id[8];	/* traceparent the target sent, its span is parent_id */
 	char  target[BS_TRACE_TARGET_MAX];
 };
 

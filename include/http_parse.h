@@ -113,6 +113,9 @@ enum hp_desync {
 /* hp_conn.cflags */
 #define HP_CF_REJECTED	0x01	/* bunscope rejected a request on this connection */
 #define HP_CF_UPGRADED	0x02	/* 101 Switching Protocols was sent */
+/* the target made this connection: requests are what it writes, responses
+ * what it reads, and Bun's server rules (canned errors, upgrades) do not apply */
+#define HP_CF_CLIENT	0x04
 
 /* State of one direction of one connection. */
 struct hp_dir {
@@ -1207,7 +1210,7 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 	__u32 head = d->head_len + 2;
 
 	/* Bun's parser-error answers: status line + "Connection: close" only */
-	if (d->nfields == 1 && (d->mflags & HP_PF_CONNCLOSE) &&
+	if (d->nfields == 1 && (d->mflags & HP_PF_CONNCLOSE) && !(c->cflags & HP_CF_CLIENT) &&
 	    ((st == 400 && head == HP_CANNED_400) ||
 	     (st == 431 && head == HP_CANNED_431) ||
 	     (st == 505 && head == HP_CANNED_505) ||
@@ -1239,7 +1242,8 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 		 * anything else leaves bytes nobody here can frame */
 		__u8 next = HS_DEAD;
 
-		if (hp_waiting(c) && (hp_oldest(c)->flags & HP_SF_UPGRADE)) {
+		if (hp_waiting(c) && (hp_oldest(c)->flags & HP_SF_UPGRADE) &&
+		    !(c->cflags & HP_CF_CLIENT)) {
 			hp_on_upgrade(r, hp_oldest(c));
 			next = HS_WS;
 		}

@@ -53,6 +53,11 @@ static const char *const method_names[BS_M_MAX] = {
 	[BS_M_PATCH] = "PATCH", [BS_M_QUERY] = "QUERY",
 };
 
+const char *collect_method_name(unsigned int method)
+{
+	return method < BS_M_MAX ? method_names[method] : "_OTHER";
+}
+
 static const char *const reject_names[BS_REJ_MAX] = {
 	[BS_REJ_METHOD] = "method", [BS_REJ_TARGET] = "target",
 	[BS_REJ_VERSION] = "version", [BS_REJ_HEADER] = "header",
@@ -416,7 +421,7 @@ static void http_labels(struct lbl *b, const struct app *a, const struct bs_agg_
 	snprintf(b->status, sizeof(b->status), "%u", k->status);
 	b->l[0] = (struct expo_label){ "pid", b->pid };
 	b->l[1] = (struct expo_label){ "http_request_method",
-				       k->method < BS_M_MAX ? method_names[k->method] : "_OTHER" };
+				       collect_method_name(k->method) };
 	b->l[2] = (struct expo_label){ "http_response_status_code", b->status };
 	b->l[3] = (struct expo_label){ "http_route", route ? route : "_unknown" };
 	b->l[4] = (struct expo_label){ "server_port", b->port };
@@ -821,7 +826,7 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 
 	write_histograms(sb, a, rows, n);
 	write_server_stats(sb, srows, ns);
-	if (collect_ws_metrics(a, sb))
+	if (collect_ws_metrics(a, sb) || collect_client_metrics(a, sb))
 		sb->oom = true;
 	mem_write_metrics(a, sb);
 	sched_write_metrics(a, sb);
@@ -1003,8 +1008,11 @@ void collect_forget_target(struct app *a, const struct target *t)
 		       loader_fd_series_free(&a->ld), loader_fd_agg(&a->ld));
 	delete_keys_of(loader_fd_ws_agg(&a->ld), sizeof(struct bs_ws_key), t->pid, -1, -1);
 	delete_keys_of(loader_fd_ws_close(&a->ld), sizeof(struct bs_ws_key), t->pid, -1, -1);
+	delete_keys_of(loader_fd_cagg(&a->ld), sizeof(struct bs_cagg_key), t->pid, -1, -1);
 	for (int p = 0; p < BS_PORT_SLOTS; p++)
 		collect_zero_percpu(loader_fd_stats(&a->ld), (__u32)(t->slot * BS_PORT_SLOTS + p),
+			    sizeof(struct bs_server_stats));
+	collect_zero_percpu(loader_fd_stats(&a->ld), BS_CLIENT_STATS(t->slot),
 			    sizeof(struct bs_server_stats));
 	loader_clear_target_ports(&a->ld, t->slot);
 	uagg_forget_tgid(a->uagg, t->pid);

@@ -129,6 +129,14 @@ bool collect_live_tgid(const struct app *a, __u32 tgid);
 int collect_read_percpu(int fd, __u32 idx, void *out, size_t vsz);
 void collect_zero_percpu(int fd, __u32 idx, size_t vsz);
 
+/* "GET", ... for an enum bs_method below BS_M_MAX */
+const char *collect_method_name(unsigned int method);
+
+/* collect_client.c: the targets' own requests (caller holds a->lock) */
+int collect_client_metrics(const struct app *a, struct sbuf *sb);
+/* an address of a bs_cagg_key or span record as text; IPv4-mapped as IPv4 */
+void collect_addr_text(__u8 family, const __u8 addr[16], char *out, size_t cap);
+
 /* collect_ws.c: WebSocket figures (caller holds a->lock) */
 struct ws_totals {
 	unsigned long long pending, opened, messages[2], bytes[2];

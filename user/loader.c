@@ -182,6 +182,8 @@ static int attach_tracepoints(struct loader *l)
 		return err;
 	if ((err = attach_tp(l, s->progs.bs_tp_exit_shutdown, "exit", "shutdown")))
 		return err;
+	if ((err = attach_tp(l, s->progs.bs_tp_exit_connect, "exit", "connect")))
+		return err;
 	for (i = 0; i < ARRAY_LEN(exit_mem_tps); i++)
 		if ((err = attach_tp(l, s->progs.bs_tp_exit_mem, "exit", exit_mem_tps[i])))
 			return err;
@@ -322,6 +324,7 @@ static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
 	bpf_program__set_autoload(s->progs.bs_tp_exit_accept, tp);
 	bpf_program__set_autoload(s->progs.bs_tp_exit_close, tp);
 	bpf_program__set_autoload(s->progs.bs_tp_exit_shutdown, tp);
+	bpf_program__set_autoload(s->progs.bs_tp_exit_connect, tp);
 	bpf_program__set_autoload(s->progs.bs_tp_exit_mem, tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit, !tp);
 	bpf_program__set_autoload(s->progs.bs_raw_exit_read, !tp);
@@ -582,6 +585,11 @@ int loader_fd_counters(const struct loader *l)
 int loader_fd_ws_agg(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.ws_agg);
+}
+
+int loader_fd_cagg(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.cagg);
 }
 
 int loader_fd_ws_close(const struct loader *l)

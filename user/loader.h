@@ -87,6 +87,7 @@ int loader_fd_events(const struct loader *l);
 int loader_fd_spans(const struct loader *l);
 int loader_fd_ws_agg(const struct loader *l);
 int loader_fd_ws_close(const struct loader *l);
+int loader_fd_cagg(const struct loader *l);
 int loader_fd_mem(const struct loader *l);
 int loader_fd_mem_calls(const struct loader *l);
 int loader_fd_thread_cpu(const struct loader *l);

@@ -687,7 +687,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 
 /* ---- targets ------------------------------------------------------------------- */
 
-/* Connections accepted before we attached: follow them from their next request. */
+/*
+ * Connections open before we attached (accepted ones, and the target's own
+ * to its upstreams, such as fetch's keep-alive pool): follow them from their
+ * next request.
+ */
 static void seed_connections(struct app *a, const struct target *t)
 {
 	struct est_conn *ec = calloc(4096, sizeof(*ec));
@@ -699,18 +703,23 @@ static void seed_connections(struct app *a, const struct target *t)
 	n = targets_established(t->pid, ec, 4096);
 	for (int i = 0; i < n; i++) {
 		struct bs_conn_key k = { .tgid = t->pid, .fd = (__u32)ec[i].fd };
-		int idx = loader_claim_port(&a->ld, t->slot, ec[i].lport);
+		int idx = ec[i].client ? BS_CLIENT_STATS(t->slot)
+				       : loader_claim_port(&a->ld, t->slot, ec[i].lport);
 
 		if (idx < 0)
 			continue;
 		memset(v, 0, sizeof(*v));
 		v->hp.req.state = HS_RESYNC;
 		v->hp.resp.state = HS_RESYNC;
-		v->port = ec[i].lport;
+		v->port = ec[i].client ? ec[i].rport : ec[i].lport;
 		v->peer_port = ec[i].rport;
 		v->family = ec[i].family;
 		v->stats_idx = (__u32)idx;
 		v->fd = (__u32)ec[i].fd;
+		if (ec[i].client) {
+			v->client = 1;
+			v->hp.cflags = HP_CF_CLIENT;
+		}
 		memcpy(v->peer, ec[i].addr, 16);
 		if (!bpf_map_update_elem(fd, &k, v, BPF_NOEXIST))
 			seeded++;

@@ -517,9 +517,8 @@ int targets_established(__u32 pid, struct est_conn *out, int max)
 				}
 			}
 		}
-		if (!listened)
-			continue;
 		out[n].fd = fd;
+		out[n].client = !listened;
 		out[n].lport = rows[i].lport;
 		out[n].rport = rows[i].rport;
 		out[n].family = rows[i].family;

@@ -61,18 +61,20 @@ int proc_status_kb(__u32 pid, const char *const *keys, unsigned long long *vals,
 /* 0 if pid exists (and fills comm), -errno otherwise. */
 int targets_probe_pid(__u32 pid, char comm[16]);
 
-/* An accepted connection that was open before bunscope attached. */
+/* A connection that was open before bunscope attached. */
 struct est_conn {
 	int fd;
 	__u16 lport;
 	__u16 rport;
 	__u8 family;		/* AF_INET or AF_INET6 */
+	__u8 client;		/* the target connected it (its local port is not listened on) */
 	__u8 addr[16];
 };
 
 /*
- * The established TCP connections of pid whose local port is one it listens
- * on (so: accepted by it), found through /proc.  Returns how many (<= max).
+ * The established TCP connections of pid, found through /proc: accepted by it
+ * (their local port is one it listens on) and, client set, the ones it made.
+ * Returns how many (<= max).
  */
 int targets_established(__u32 pid, struct est_conn *out, int max);
 

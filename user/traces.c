@@ -17,7 +17,6 @@
  * WebSocket's own span (a child of the upgrade's) until the connection
  * closes; those are not aged out.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -220,13 +219,6 @@ static void pend_release(struct traces *t, __u32 slot)
 
 /* ---- spans ------------------------------------------------------------------------------ */
 
-static const char *const method_names[BS_M_MAX] = {
-	[BS_M_OTHER] = "_OTHER", [BS_M_GET] = "GET", [BS_M_HEAD] = "HEAD",
-	[BS_M_POST] = "POST", [BS_M_PUT] = "PUT", [BS_M_DELETE] = "DELETE",
-	[BS_M_CONNECT] = "CONNECT", [BS_M_OPTIONS] = "OPTIONS", [BS_M_TRACE] = "TRACE",
-	[BS_M_PATCH] = "PATCH", [BS_M_QUERY] = "QUERY",
-};
-
 /* printable ASCII kept, every other byte (space, controls, non-ASCII) as %XX */
 static void escape_target(char *out, size_t cap, const char *in, size_t n)
 {
@@ -247,19 +239,6 @@ static void escape_target(char *out, size_t cap, const char *in, size_t n)
 	out[o] = 0;
 }
 
-static void peer_text(const struct bs_ev_span_start *ev, char *out, size_t cap)
-{
-	static const __u8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	out[0] = 0;
-	if (ev->family == 2)
-		inet_ntop(AF_INET, ev->peer, out, (socklen_t)cap);
-	else if (ev->family == 10 && !memcmp(ev->peer, mapped, 12))
-		inet_ntop(AF_INET, ev->peer + 12, out, (socklen_t)cap);	/* dual-stack IPv4 */
-	else if (ev->family == 10)
-		inet_ntop(AF_INET6, ev->peer, out, (socklen_t)cap);
-}
-
 /* The span of request number seq of p's connection, ended by e. */
 static void build(struct traces *t, const struct pend *p, const struct bs_ev_span_end *e,
 		  struct span *sp)
@@ -270,14 +249,22 @@ static void build(struct traces *t, const struct pend *p, const struct bs_ev_spa
 	int path_cut = (ev->flags & BS_SPAN_F_TTRUNC) && plen == ev->tlen;
 
 	memset(sp, 0, sizeof(*sp));
-	if (ev->flags & BS_SPAN_F_PARENT) {
+	if ((ev->flags & (BS_SPAN_F_CLIENT | BS_SPAN_F_PARENT)) ==
+	    (BS_SPAN_F_CLIENT | BS_SPAN_F_PARENT)) {
+		/* the target's request carries its own traceparent: that names
+		 * this very span (the upstream's server span is its child);
+		 * its parent inside the target is not visible from here */
+		memcpy(sp->trace_id, ev->trace_id, 16);
+		memcpy(sp->span_id, ev->parent_id, 8);
+	} else if (ev->flags & BS_SPAN_F_PARENT) {
 		memcpy(sp->trace_id, ev->trace_id, 16);
 		memcpy(sp->parent_id, ev->parent_id, 8);
+		random_id(t, sp->span_id, 8);
 	} else {
 		random_id(t, sp->trace_id, 16);
+		random_id(t, sp->span_id, 8);
 	}
-	random_id(t, sp->span_id, 8);
-	sp->kind = SPAN_KIND_SERVER;
+	sp->kind = (ev->flags & BS_SPAN_F_CLIENT) ? SPAN_KIND_CLIENT : SPAN_KIND_SERVER;
 	sp->trace_flags = 1;
 	sp->start_unix_ns = (__u64)((__s64)ev->start_ns + t->mono_to_real);
 	sp->end_unix_ns = (__u64)((__s64)e->end_ns + t->mono_to_real);
@@ -290,7 +277,8 @@ static void build(struct traces *t, const struct pend *p, const struct bs_ev_spa
 	sp->resp_body = e->resp_body;
 	if (e->how == BS_SPAN_DONE) {
 		sp->http_status = e->status;
-		if (e->status >= 500) {
+		/* semconv: a 4xx is the client's error, not the server's */
+		if (e->status >= 500 || (sp->kind == SPAN_KIND_CLIENT && e->status >= 400)) {
 			sp->status = SPAN_STATUS_ERROR;
 			snprintf(sp->status_msg, sizeof(sp->status_msg), "HTTP %u", e->status);
 		}
@@ -299,15 +287,16 @@ static void build(struct traces *t, const struct pend *p, const struct bs_ev_spa
 		snprintf(sp->status_msg, sizeof(sp->status_msg),
 			 "connection closed before the response ended");
 	}
-	snprintf(sp->method, sizeof(sp->method), "%s",
-		 ev->method < BS_M_MAX ? method_names[ev->method] : "_OTHER");
+	snprintf(sp->method, sizeof(sp->method), "%s", collect_method_name(ev->method));
 	escape_target(sp->target, sizeof(sp->target), ev->target, ev->tlen);
-	peer_text(ev, sp->peer_addr, sizeof(sp->peer_addr));
+	collect_addr_text(ev->family, ev->peer, sp->peer_addr, sizeof(sp->peer_addr));
 	if (p->tracestate)
 		snprintf(sp->tracestate, sizeof(sp->tracestate), "%s", p->tracestate);
 
 	pthread_mutex_lock(&a->lock);
-	routes_label_for(a->routes, ev->target, plen, path_cut, sp->route);
+	/* an upstream's paths are not the target's routes */
+	if (sp->kind == SPAN_KIND_SERVER)
+		routes_label_for(a->routes, ev->target, plen, path_cut, sp->route);
 	if (t->cfg.service) {
 		snprintf(sp->service, sizeof(sp->service), "%s", t->cfg.service);
 	} else {
@@ -378,8 +367,10 @@ static void on_end(struct traces *t, const struct bs_ev_span_end *e)
 			build(t, p, e, &t->scratch);
 			tracer_submit(t->tracer, &t->scratch);
 			bump(&t->st.built, 1);
-			if (e->how == BS_SPAN_DONE && e->status == 101) {
-				/* the connection is a WebSocket now: its span later */
+			if (e->how == BS_SPAN_DONE && e->status == 101 &&
+			    !(p->ev.flags & BS_SPAN_F_CLIENT)) {
+				/* the connection is a WebSocket now: its span later
+				 * (a client's WebSockets are not followed) */
 				p->ws = true;
 				memcpy(p->up_trace, t->scratch.trace_id, 16);
 				memcpy(p->up_span, t->scratch.span_id, 8);

@@ -11,7 +11,8 @@
 //   GET  /big?bytes=N            -> body of exactly N bytes
 //   POST /echo                   -> byte length of the request body, as text
 //   GET  /stream?chunks=N&delay=MS -> N chunks of 1 KiB, MS apart (chunked)
-//   GET  /proxy?url=U            -> upstream status + text of fetch(U)
+//   GET  /proxy?url=U[&traceparent=T] -> upstream status + text of fetch(U),
+//                                   sending T as its traceparent header when given
 //   GET  /alloc?mb=N             -> allocates and touches N MiB, kept until /free
 //   GET  /free                   -> drops what /alloc kept, runs the GC
 //   GET  /ws, /ws/rooms/:id      -> WebSocket upgrade (anything else on /ws: 400)
@@ -131,7 +132,8 @@ async function route(req) {
       const target = url.searchParams.get("url");
       if (!target) return bad("missing url");
       try {
-        const up = await fetch(target);
+        const tp = url.searchParams.get("traceparent");
+        const up = await fetch(target, tp ? { headers: { traceparent: tp } } : {});
         const text = await up.text();
         return new Response(text, { status: up.status });
       } catch (e) {

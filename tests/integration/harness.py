@@ -1229,24 +1229,64 @@ def run_wrk(url, threads, conns, duration_s):
 
 
 class UpstreamServer:
-    """A tiny Python HTTP server on 127.0.0.1 (in a thread) that counts the
-    requests it answers: the Bun app's own outgoing fetch goes here."""
+    """A tiny Python HTTP/1.1 server on 127.0.0.1 (in a thread) that counts
+    the requests it answers: the Bun app's own outgoing fetch goes here.
+
+    Paths: /status/N answers N; /sleep/MS answers after MS ms; /chunked
+    answers chunked; /close answers without a length and closes (the body
+    ends with the connection); /drop closes without answering; anything
+    else answers 200 with body.  seen holds (path, traceparent or None) of
+    every request, statuses the status of every answer."""
 
     def __init__(self, body=b"upstream ok"):
         self.requests = 0
+        self.seen = []
+        self.statuses = []
         self._lock = threading.Lock()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def _answer(self, status, payload, length=True):
+                with outer._lock:
+                    outer.statuses.append(status)
+                self.send_response(status)
+                if length:
+                    self.send_header("Content-Length", str(len(payload)))
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                self.wfile.write(payload)
+
             def do_GET(self):
                 with outer._lock:
                     outer.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    outer.seen.append((self.path, self.headers.get("traceparent")))
+                parts = self.path.split("/")
+                if len(parts) == 3 and parts[1] == "status" and parts[2].isdigit():
+                    self._answer(int(parts[2]), b"")
+                elif len(parts) == 3 and parts[1] == "sleep" and parts[2].isdigit():
+                    time.sleep(int(parts[2]) / 1000.0)
+                    self._answer(200, b"slept")
+                elif self.path == "/chunked":
+                    with outer._lock:
+                        outer.statuses.append(200)
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for piece in (b"a" * 100, b"b" * 2000, b"c"):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                elif self.path == "/close":
+                    self._answer(200, b"until close" * 100, length=False)
+                elif self.path == "/drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                else:
+                    self._answer(200, body)
 
             def log_message(self, *a):
                 pass

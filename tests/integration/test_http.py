@@ -347,3 +347,84 @@ def test_outgoing_fetch_not_counted():
                  and l.get("pid") == str(app.pid)}
         extra = ports - {str(app.port), str(app.control_port)}
         assert not extra, "HTTP series for ports other than the app's servers: %s" % extra
+
+
+CDUR = "http_client_request_duration_seconds"
+
+
+@privileged
+def test_outgoing_fetch_client_metrics():
+    """The app's own fetch() is counted as client requests, per upstream and
+    status, exactly as many as the upstream answered: keep-alive reuse, a
+    connection pooled before bunscope attached, a chunked answer, an answer
+    that ends with the connection, a slow one, and one the upstream drops."""
+    _client_metrics()
+
+
+@privileged
+def test_outgoing_fetch_client_metrics_raw():
+    """The same through the raw sys_exit tracepoint (connect in its dispatch)."""
+    _client_metrics("--capture", "raw_tracepoint")
+
+
+def _client_metrics(*extra):
+    with UpstreamServer() as up, BunApp() as app:
+        def proxy(path):
+            return app.get("/proxy?url=http://127.0.0.1:%d%s" % (up.port, path))
+
+        # a keep-alive connection in fetch's pool before bunscope attaches
+        st, _, _ = proxy("/")
+        assert st == 200, st
+        before = len(up.statuses)
+        assert_equal(len(up.seen), before, "requests the upstream saw before attaching")
+        with Bunscope.for_app(app, *extra) as scope:
+            for _ in range(6):
+                st, _, body = proxy("/")
+                assert st == 200 and body == b"upstream ok", (st, body)
+            for _ in range(3):
+                st, _, _ = proxy("/status/503")
+                assert st == 503, st
+            st, _, body = proxy("/chunked")
+            assert st == 200 and len(body) == 2101, (st, len(body))
+            st, _, body = proxy("/close")
+            assert st == 200 and len(body) == 1100, (st, len(body))
+            st, _, _ = proxy("/sleep/300")
+            assert st == 200, st
+            st, _, _ = proxy("/drop")
+            assert st == 502, st
+            answered = up.statuses[before:]
+            assert_equal(len(answered), 12, "answers the upstream gave after attaching")
+            ok = answered.count(200)
+            # Bun retries a request lost on a reused connection: the
+            # upstream saw each try, and each is a request that died
+            drops = sum(1 for path, _ in up.seen[before:] if path == "/drop")
+            assert drops >= 1, up.seen
+
+            def client_counts():
+                s = scope.scrape()
+                return (int(s.sum_values(CDUR + "_count", pid=app.pid, server_port=up.port,
+                                         server_address="127.0.0.1",
+                                         http_response_status_code="200",
+                                         http_request_method="GET")),
+                        int(s.sum_values(CDUR + "_count", pid=app.pid, server_port=up.port,
+                                         http_response_status_code="503")),
+                        int(s.value("bunscope_http_client_requests_aborted_total",
+                                    pid=app.pid) or 0))
+            want = (ok, 3, drops)
+            wait_until(client_counts, 15, "client requests (200, 503, aborted) == %s" % (want,),
+                       check=lambda v: v == want)
+            s = scope.scrape()
+            assert_equal(s.sum_values(CDUR + "_count", pid=app.pid), ok + 3,
+                         "client requests in all series")
+            assert_equal(s.value("http_client_active_requests", pid=app.pid), 0,
+                         "client requests in flight")
+            assert s.check_histograms(CDUR, DURATION_BUCKETS, pid=app.pid) >= 2
+            h = s.histogram(CDUR, pid=app.pid, http_response_status_code="200")
+            # the /sleep/300 answer took >= 0.3 s; nothing else near that
+            assert_equal(h["count"] - h["buckets"][0.25], 1, "client requests slower than 0.25 s")
+            assert h["sum"] >= 0.3, h
+            # the app's server side: only its /proxy requests, nothing of the upstream
+            app.wait_idle()
+            scope.wait_count(app.port, 13, app.pid)
+            assert_equal(app.handled(), 14, "Bun handled (one before attaching)")
+            assert not s.select(DUR + "_count", server_port=up.port), "upstream as a server"

@@ -11,7 +11,8 @@ import random
 import tempfile
 import time
 
-from harness import (WS_BINARY, WS_TEXT, BunApp, Bunscope, WSClient, assert_equal, curl,
+from harness import (WS_BINARY, WS_TEXT, BunApp, Bunscope, UpstreamServer, WSClient,
+                     assert_equal, curl,
                      get_req, privileged, rss_bytes, run_wrk, send_recv, wait_until)
 from span_receiver import SpanReceiver
 
@@ -334,3 +335,53 @@ def test_websocket_spans():
             else:
                 assert a.get("websocket.close") == "abnormal", a
         assert wss["/ws/rooms/7"]["name"] == "WebSocket /ws/rooms/:id", wss["/ws/rooms/7"]
+
+
+@privileged
+def test_client_spans():
+    """The app's own fetch calls get CLIENT spans: one per request the
+    upstream saw (the upstream's own record is the ground truth), a
+    traceparent the app set kept as the span's own ids, sampled-flag 00
+    respected, status and peer attributes, and each inside the server span
+    of the request that made it."""
+    with UpstreamServer() as up, SpanReceiver() as rec, BunApp() as app, \
+            Bunscope.for_app(app, "--otlp-endpoint", rec.otlp_url):
+        rnd = random.Random(5)
+        ids = [("%032x" % rnd.getrandbits(128), "%016x" % rnd.getrandbits(64)) for _ in range(3)]
+        plan = [("/status/201", "00-%s-%s-01" % ids[i], 201) for i in range(3)]
+        plan += [("/", None, 200)] * 4 + [("/status/500", None, 500), ("/status/404", None, 404)]
+        plan += [("/", "00-%s-%s-00" % (TRACE, PARENT), 200)]
+        for path, tp, want in plan:
+            q = "/proxy?url=http://127.0.0.1:%d%s" % (up.port, path)
+            if tp:
+                q += "&traceparent=" + tp
+            st, _, _ = app.get(q)
+            assert st == want, (path, st)
+        assert_equal(len(up.seen), len(plan), "requests the upstream saw")
+        sent_tp = [tp for _, tp in up.seen]
+        assert sent_tp == [tp for _, tp, _ in plan], sent_tp
+        sampled = len(plan) - 1
+        client = rec.wait_spans(sampled, 20, kind="otlp", pred=lambda s: s["kind"] == "client")
+        server = rec.wait_spans(len(plan), 20, kind="otlp", pred=lambda s: s["kind"] == "server")
+        app.wait_idle()
+        assert_equal(len(client), sampled, "client spans (one per sampled upstream request)")
+        assert_equal(len(server), len(plan), "server spans")
+        assert all(s["trace_id"] != TRACE for s in client), "a 00-flagged request got a span"
+        by_trace = {s["trace_id"]: s for s in client}
+        for tid, sid in ids:
+            s = by_trace[tid]
+            assert s["span_id"] == sid and s["parent_id"] is None, s
+        for s in client:
+            a = s["attrs"]
+            assert a["server.address"] == "127.0.0.1" and a["server.port"] == up.port, a
+            assert a["http.request.method"] == "GET" and "http.route" not in a, a
+            assert a["url.full"] == "http://127.0.0.1:%d%s" % (up.port, a["url.path"]), a
+            code = a["http.response.status_code"]
+            assert s["status"] == ("error" if code >= 400 else "unset"), s
+            assert s["name"] == "GET", s
+            # sequential requests: each fetch ran inside one /proxy request's span
+            outer = [v for v in server if v["start_ns"] <= s["start_ns"] <= s["end_ns"] <= v["end_ns"]]
+            assert len(outer) == 1, (s, [(v["start_ns"], v["end_ns"]) for v in server])
+        codes = sorted(s["attrs"]["http.response.status_code"] for s in client)
+        assert codes == sorted(w for _, tp, w in plan if not (tp or "").endswith("-00")), codes
+        assert rec.errors == [], rec.errors

@@ -962,6 +962,55 @@ static void test_canned_responses(void **state)
 	free(t);
 }
 
+/*
+ * A client connection (the target's own fetch): what it writes are requests,
+ * what it reads responses; an upstream's 400 of canned shape is a response
+ * like any other, and a 101 does not make a WebSocket to follow.
+ */
+static void test_client_connection(void **state)
+{
+	struct tconn *t = tc_new();
+
+	(void)state;
+	/* Bun's canned shape: here an answer whose body ends with the connection */
+	t->c.cflags = HP_CF_CLIENT;
+	feed(t, REQ, GET("/a"));
+	feed(t, RESP, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+	assert_int_equal(pending(t), 1);
+	tc_close(t);
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].status, 400);
+	assert_int_equal(t->rec.unstarted, 0);
+	assert_int_equal(t->rec.aborted, 0);
+	assert_int_equal(t->rec.rejects[BS_REJ_LATE], 0);
+	free(t);
+
+	t = tc_new();
+	t->c.cflags = HP_CF_CLIENT;
+	feed(t, REQ, GET("/b"));
+	feed(t, RESP, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+	tc_close(t);
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.timeouts, 0);
+	free(t);
+
+	t = tc_new();
+	t->c.cflags = HP_CF_CLIENT;
+	feed(t, REQ, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+	feed(t, RESP, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.done[0].status, 101);
+	assert_int_equal(t->rec.upgrades, 0);
+	assert_int_equal(t->c.req.state, HS_DEAD);
+	assert_int_equal(t->c.resp.state, HS_DEAD);
+	/* what follows is nobody's business, and not an error */
+	feed(t, REQ, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58");
+	assert_int_equal(pending(t), 0);
+	for (int k = 0; k < BS_REJ_MAX; k++)
+		assert_int_equal(t->rec.rejects[k], 0);
+	free(t);
+}
+
 static void test_path_capture(void **state)
 {
 	struct tconn *t = tc_new();
@@ -1783,6 +1832,7 @@ int main(void)
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_canned_responses),
+		cmocka_unit_test(test_client_connection),
 		cmocka_unit_test(test_path_capture),
 		cmocka_unit_test(test_resync),
 		cmocka_unit_test(test_random_valid_streams),
