@@ -87,6 +87,12 @@ wait_for grep -q 4bf92f3577b34da6a3ce929d0e0e4736 "$LOG/spans.jsonl"
 grep 4bf92f3577b34da6a3ce929d0e0e4736 "$LOG/spans.jsonl" | head -1
 echo "(every request gets a span, at most 200 a second here; --otlp-endpoint and"
 echo " --zipkin-endpoint send them to a collector)"
+say "the app's own fetch: /upstream calls an upstream (client requests and CLIENT spans)"
+for i in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$PORT/upstream"; done
+wait_for sh -c "curl -s http://$LISTEN/metrics | grep -q '^http_client_request_duration_seconds_count.* 3\$'"
+metric "^http_client_request_duration_seconds_count"
+wait_for grep -q '"kind":"client"' "$LOG/spans.jsonl"
+grep '"kind":"client"' "$LOG/spans.jsonl" | head -1
 say "Bun-style JSON: curl localhost:${LISTEN#*:}/api/server-metrics"
 curl -s "http://$LISTEN/api/server-metrics"
 say "done; the full exposition: curl -s localhost:${LISTEN#*:}/metrics"

@@ -24,6 +24,11 @@ const server = Bun.serve({
       return new Response(`received ${body.byteLength} bytes\n`);
     }
     if (p === "/error") return new Response("boom\n", { status: 500 });
+    if (p === "/upstream") {
+      // the app's own outgoing request (here to its admin server)
+      const up = await fetch(`http://127.0.0.1:${adminPort}/`);
+      return new Response(`upstream said ${up.status}\n`);
+    }
     return new Response("not found\n", { status: 404 });
   },
 });
