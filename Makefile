@@ -33,7 +33,7 @@ UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_ro
 	      test_thread_role test_limit test_export test_traces_cfg
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
-.PHONY: all deps test unit integration bench demo clean help check-root
+.PHONY: all deps test unit integration bench demo soak clean help check-root
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/bunscope
@@ -45,6 +45,7 @@ help:
 	@echo "make unit       unit tests only (no root needed)"
 	@echo "make demo       deps + build + example Bun app + traffic + metrics"
 	@echo "make bench      deps + build + throughput/overhead benchmark"
+	@echo "make soak       deps + build + an hour at a fixed rate, RSS and maps plotted (SOAK_SECONDS)"
 	@echo "V=1             show commands"
 
 $(BUILD) $(BUILD)/user $(BUILD)/tests:
@@ -155,6 +156,14 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/wsload $(BUILD)/flood
 	$(Q)python3 scripts/bench.py
 	$(Q)python3 scripts/bench_limit.py
+
+# not in CI: an hour by default (SOAK_SECONDS, SOAK_RATE); gnuplot draws the PNG
+soak: deps
+	$(Q)command -v gnuplot >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		gnuplot-nox >/dev/null; }
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)python3 scripts/soak.py
 
 clean:
 	$(Q)rm -rf $(BUILD)
