@@ -1647,6 +1647,12 @@ static __always_inline void on_connect(long ret, long fd)
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	/* connect() again on a connection followed already (a non-blocking
+	 * one asking whether it is up): nothing new */
+	if (conn && conn->client &&
+	    conn->peer_port == bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)))
+		return;
 	conn = conn_new(&key);
 	if (!conn)
 		return;
