@@ -379,8 +379,10 @@ struct httpd *httpd_start(const char *listen_spec,
 	if (!d->mhd) {
 		e = errno;
 		e = diagnose_bind(&ss, len, is_in6_any(&ss)) ?: e;
-		set_err(err, errlen, "cannot listen on %s: %s", listen_spec,
-			e ? strerror(e) : "libmicrohttpd failed to start");
+		set_err(err, errlen, "cannot listen on %s: %s%s", listen_spec,
+			e ? strerror(e) : "libmicrohttpd failed to start",
+			e == EADDRINUSE ? " (another bunscope? Two can observe the same "
+					  "targets, each on its own --listen address)" : "");
 		free(d);
 		return NULL;
 	}

@@ -11,6 +11,7 @@
  * `bunscope limit detach` is the way to remove it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -19,7 +20,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -163,6 +166,72 @@ static struct limit_bpf *open_skel(const struct limit_opts *o)
 	return skel;
 }
 
+/*
+ * One daemon runs the limiter at a time: two would each write their ports,
+ * configuration and breaker into the same pinned maps and undo each other.
+ * The claim is an flock on the pin directory, held for the daemon's life;
+ * the kernel drops it when the daemon dies, SIGKILL included.
+ */
+static int pin_lock_fd = -1;
+
+/* The pid holding an flock on (dev, ino), from /proc/locks; 0 if unknown. */
+static int flock_holder(dev_t dev, ino_t ino)
+{
+	FILE *fp = fopen("/proc/locks", "re");
+	char line[256], type[16];
+	unsigned int maj, min;
+	unsigned long long inode;
+	int pid, holder = 0;
+
+	while (fp && !holder && fgets(line, sizeof(line), fp)) {
+		/* "1: FLOCK  ADVISORY  WRITE 1234 00:27:1 0 EOF"; a waiter has
+		 * "->" where FLOCK is */
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
+			   &inode) == 5 && !strcmp(type, "FLOCK") && makedev(maj, min) == dev &&
+		    inode == (unsigned long long)ino)
+			holder = pid;
+	}
+	if (fp)
+		fclose(fp);
+	return holder;
+}
+
+static int claim_pins(void)
+{
+	struct stat st;
+	int fd, err, holder = 0;
+
+	if (pin_lock_fd >= 0)
+		return 0;
+	fd = open(BS_LIM_PIN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_warn("limiter: cannot open %s: %s\n", BS_LIM_PIN_DIR, strerror(errno));
+		return -errno;
+	}
+	if (!flock(fd, LOCK_EX | LOCK_NB)) {
+		pin_lock_fd = fd;
+		return 0;
+	}
+	err = -errno;
+	if (err == -EWOULDBLOCK && !fstat(fd, &st))
+		holder = flock_holder(st.st_dev, st.st_ino);
+	close(fd);
+	if (err != -EWOULDBLOCK) {
+		pr_warn("limiter: cannot lock %s: %s\n", BS_LIM_PIN_DIR, strerror(-err));
+		return err;
+	}
+	if (holder)
+		pr_warn("limiter: another bunscope (pid %d) runs the limiter (state in %s); two "
+			"would undo each other's ports and settings: stop that one first (its "
+			"enforcement stays attached and this one takes it over), or start this one "
+			"without limiter options to observe only\n", holder, BS_LIM_PIN_DIR);
+	else
+		pr_warn("limiter: another bunscope runs the limiter (state in %s, locked); stop "
+			"it first, or start this one without limiter options to observe only\n",
+			BS_LIM_PIN_DIR);
+	return -EBUSY;
+}
+
 int limit_prepare_pins(const struct limit_opts *o)
 {
 	struct limit_bpf *skel;
@@ -180,6 +249,8 @@ int limit_prepare_pins(const struct limit_opts *o)
 		pr_warn("limiter: cannot create %s: %s\n", BS_LIM_PIN_DIR, strerror(errno));
 		return -errno;
 	}
+	if ((err = claim_pins()))
+		return err;
 	/* before the observer, which shares lim_bans and lim_stats, loads */
 	skel = open_skel(o);
 	if (!skel)
@@ -764,10 +835,19 @@ void limit_write_metrics(struct limiter *l, struct sbuf *sb)
 	}
 }
 
+static void release_pins(void)
+{
+	if (pin_lock_fd >= 0)
+		close(pin_lock_fd);	/* another daemon may take the limiter now */
+	pin_lock_fd = -1;
+}
+
 void limit_close(struct limiter *l)
 {
-	if (!l)
+	if (!l) {
+		release_pins();
 		return;
+	}
 	if (l->skel && limit_shed_enabled(&l->o)) {
 		/* no daemon, no breaker: let everything in now, not in 3 s */
 		struct bs_lim_shed_ctl ctl = {};
@@ -780,6 +860,7 @@ void limit_close(struct limiter *l)
 	free(l->bans);
 	limit_bpf__destroy(l->skel);	/* links and filters stay: they are pinned */
 	free(l);
+	release_pins();
 }
 
 /* ---- bunscope limit status|detach ------------------------------------------------ */

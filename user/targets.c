@@ -36,6 +36,25 @@ static int read_file(const char *path, char *buf, size_t size)
 	return (int)n;
 }
 
+/* Does the process have threads besides its first?  A main thread that left
+ * with pthread_exit shows as a zombie while the others run on. */
+static bool other_threads(__u32 pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%u/task", pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (n < 2 && (de = readdir(d)))
+		n += isdigit((unsigned char)de->d_name[0]) != 0;
+	closedir(d);
+	return n > 1;
+}
+
 int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals,
 		     int n)
 {
@@ -59,7 +78,13 @@ int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long 
 		memcpy(comm, open_paren + 1, clen);
 		comm[clen] = 0;
 	}
-	/* p points at ')', field 3 (state) follows; fields are in increasing order */
+	/* p points at ')', field 3 (state) follows.  A zombie has released its
+	 * memory, files and sockets: for us it is gone, whether or not its
+	 * parent has reaped it yet (a SIGKILLed target may stay a zombie for
+	 * as long as its parent does not wait) */
+	if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X') && !other_threads(pid))
+		return -ESRCH;
+	/* fields are in increasing order */
 	for (field = 2; *p && i < n; p++) {
 		if (*p != ' ')
 			continue;

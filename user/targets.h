@@ -51,7 +51,8 @@ int targets_refresh(struct target_set *ts, const struct selectors *sel, target_c
 
 /*
  * Fields of /proc/PID/stat by their number in proc(5) (1: pid, 2: comm, ...),
- * given in increasing order, and comm (NULL to skip).  0 or -errno.
+ * given in increasing order, and comm (NULL to skip).  0 or -errno; -ESRCH
+ * for a zombie too, which holds nothing of its own any more.
  */
 int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals,
 		     int n);

@@ -256,8 +256,9 @@ class BunApp:
     """
 
     def __init__(self, port=None, control_port=None, ready_timeout=20.0, env=None,
-                 app_js=APP_JS):
+                 app_js=APP_JS, bun=None):
         self.app_js = app_js
+        self.bun = Path(bun) if bun is not None else BUN  # e.g. a symlink: another comm
         self._fixed_ports = port is not None or control_port is not None
         self.port = port
         self.control_port = control_port
@@ -283,8 +284,8 @@ class BunApp:
         return False
 
     def start(self):
-        if not BUN.exists():
-            raise AssertionError("Bun not found at %s: run scripts/deps.sh" % BUN)
+        if not self.bun.exists():
+            raise AssertionError("Bun not found at %s: run scripts/deps.sh" % self.bun)
         self._tmp = tempfile.mkdtemp(prefix="bunapp-")
         attempts = 1 if self._fixed_ports else 3
         for attempt in range(attempts):
@@ -301,7 +302,7 @@ class BunApp:
         env.update({k: str(v) for k, v in self.extra_env.items()})
         log = open(self.log_path, "wb")
         try:
-            self.proc = subprocess.Popen([str(BUN), str(self.app_js)], cwd=str(REPO), env=env,
+            self.proc = subprocess.Popen([str(self.bun), str(self.app_js)], cwd=str(REPO), env=env,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=log)
         finally:
@@ -412,10 +413,13 @@ class Bunscope:
             samples = scope.scrape()
 
     --listen 127.0.0.1:<free port> is added unless `listen` is given as None.
+    prefix is a command the daemon runs under (e.g. nsenter into a mount
+    namespace); it must exec the daemon, so that proc.pid is the daemon's.
     On a clean exit of the with-block, stop() asserts exit code 0."""
 
-    def __init__(self, *args, wait_pids=(), listen=True, health_timeout=20.0):
+    def __init__(self, *args, wait_pids=(), listen=True, health_timeout=20.0, prefix=()):
         self.args = [str(a) for a in args]
+        self.prefix = [str(a) for a in prefix]
         self.wait_pids = [int(p) for p in wait_pids]
         self.health_timeout = health_timeout
         self.listen_port = free_port() if listen else None
@@ -442,7 +446,7 @@ class Bunscope:
         return False
 
     def command(self):
-        cmd = [str(BUNSCOPE_BIN)] + self.args
+        cmd = self.prefix + [str(BUNSCOPE_BIN)] + self.args
         if self.listen_port is not None:
             cmd += ["--listen", "127.0.0.1:%d" % self.listen_port]
         return cmd
