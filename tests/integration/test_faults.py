@@ -419,7 +419,7 @@ def test_second_instance():
 
 def connstorm_binary():
     binary = os.path.join(tmpdir(), "connstorm")
-    p = run(["cc", "-O2", "-Wall", "-o", binary, str(REPO / "tests" / "apps" / "connstorm.c")])
+    p = run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, str(REPO / "tests" / "apps" / "connstorm.c")])
     assert p.returncode == 0, p.stderr
     return binary
 
