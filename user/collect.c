@@ -821,8 +821,11 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 		if (collect_live_tgid(a, srows[i].k.tgid))
 			srows[k++] = srows[i];
 	ns = k;
-	qsort(rows, (size_t)n, sizeof(*rows), cmp_agg);
-	qsort(srows, (size_t)ns, sizeof(*srows), cmp_stat);
+	/* no rows: NULL, which qsort must not get even with a count of 0 */
+	if (n > 1)
+		qsort(rows, (size_t)n, sizeof(*rows), cmp_agg);
+	if (ns > 1)
+		qsort(srows, (size_t)ns, sizeof(*srows), cmp_stat);
 
 	write_histograms(sb, a, rows, n);
 	write_server_stats(sb, srows, ns);
