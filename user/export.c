@@ -167,8 +167,7 @@ static void span_view_init(struct span_view *v, const struct span *s)
 		if (s->peer_port)
 			k += snprintf(v->url_full + k, sizeof(v->url_full) - k, ":%u",
 				      s->peer_port);
-		k += snprintf(v->url_full + k, sizeof(v->url_full) - k, "%.*s",
-			      (int)tlen, s->target);
+		snprintf(v->url_full + k, sizeof(v->url_full) - k, "%.*s", (int)tlen, s->target);
 		if (plen)
 			add_str(v, "url.full", v->url_full, strlen(v->url_full));
 	} else {
