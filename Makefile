@@ -42,7 +42,8 @@ UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_ro
 	      test_thread_role test_limit test_export test_traces_cfg
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
-.PHONY: all deps test unit unit-asan asan integration bench demo clean help check-root
+.PHONY: all deps test unit unit-asan asan check-static cppcheck clang-tidy format-check format \
+	format-report integration bench demo clean help check-root
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/bunscope
@@ -50,11 +51,13 @@ all: $(BUILD)/bunscope
 help:
 	@echo "make            build build/bunscope"
 	@echo "make deps       install missing Debian packages and Bun (into .deps/)"
-	@echo "make test       deps + build + unit tests (plain and sanitized) + privileged"
-	@echo "                integration tests (one of them runs build/asan/bunscope)"
+	@echo "make test       deps + static checks + build + unit tests (plain and sanitized) +"
+	@echo "                privileged integration tests (one runs build/asan/bunscope)"
 	@echo "make unit       unit tests only (no root needed)"
 	@echo "make unit-asan  unit tests under ASan+UBSan+LSan (build/asan/)"
 	@echo "make asan       the daemon under ASan+UBSan+LSan: build/asan/bunscope"
+	@echo "make check-static  clang-format (FORMAT_FILES), cppcheck and clang-tidy on user/"
+	@echo "make format     reformat FORMAT_FILES with clang-format"
 	@echo "make demo       deps + build + example Bun app + traffic + metrics"
 	@echo "make bench      deps + build + throughput/overhead benchmark"
 	@echo "V=1             show commands"
@@ -152,11 +155,68 @@ unit: $(UNIT_BINS)
 unit-asan: $(addprefix $(SAN_DIR)/tests/,$(UNIT_TESTS))
 	$(Q)set -e; for t in $^; do echo "  UNIT-SAN $$t"; $(SAN_ENV) $$t; done
 
+# ---- static checks -----------------------------------------------------------
+# cppcheck and clang-tidy (checks in .clang-tidy) on user/, clang-format on
+# FORMAT_FILES.  The checkers read the skeletons through build/lint/ copies
+# without the embedded object's bytes, fenced by NOLINTBEGIN/NOLINTEND
+# (bpftool's code is not ours to fix).
+LINT_DIR   := $(BUILD)/lint
+LINT_SKELS := $(LINT_DIR)/bunscope.skel.h $(LINT_DIR)/limit.skel.h
+LINT_FLAGS := -D_GNU_SOURCE -Iinclude -I$(LINT_DIR) -DBUNSCOPE_VERSION='"$(VERSION)"'
+CPPCHECK   ?= cppcheck
+CLANG_TIDY ?= clang-tidy
+CLANG_FORMAT ?= clang-format
+
+$(LINT_DIR):
+	$(Q)mkdir -p $@
+
+$(LINT_DIR)/%.skel.h: $(BUILD)/%.skel.h scripts/lint/skel-bytes.awk | $(LINT_DIR)
+	$(call msg,LINT-SKEL,$@)
+	$(Q){ echo '// NOLINTBEGIN'; awk -f scripts/lint/skel-bytes.awk $<; echo '// NOLINTEND'; } > $@
+
+# the system headers stay out (with them cppcheck takes minutes and checks
+# glibc); scripts/lint/libbpf.cfg spells out the libbpf macros instead
+cppcheck: $(LINT_SKELS)
+	$(call msg,CPPCHECK,user/)
+	$(Q)$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
+		--std=c11 --library=scripts/lint/libbpf.cfg $(LINT_FLAGS) user/
+
+# one stamp a file: parallel with -j, and only what changed is checked again
+$(LINT_DIR)/%.tidy: user/%.c $(HEADERS) .clang-tidy $(LINT_SKELS)
+	$(call msg,TIDY,$<)
+	$(Q)$(CLANG_TIDY) --quiet $< -- -std=gnu11 $(LINT_FLAGS) >$@.log 2>&1 || { cat $@.log; exit 1; }
+	$(Q)touch $@
+
+clang-tidy: $(patsubst user/%.c,$(LINT_DIR)/%.tidy,$(USER_SRCS))
+
+# The files clang-format checks: those it accepted as they were.  The others
+# join as they are reformatted (`make format-report` counts what that changes).
+FORMAT_FILES := user/log.c user/bench.h user/doctor.h tests/unit/test_thread_role.c \
+		tests/apps/uprobe_target.c
+C_FILES      := $(wildcard user/*.[ch] include/*.h bpf/*.[ch] tests/unit/*.[ch] tests/apps/*.c \
+		   scripts/bench/*.c)
+
+format-check:
+	$(call msg,FORMAT,$(words $(FORMAT_FILES)) files)
+	$(Q)$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
+
+format:
+	$(Q)$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+# lines clang-format would change in each C file not yet in FORMAT_FILES
+format-report:
+	$(Q)total=0; for f in $(filter-out $(FORMAT_FILES),$(C_FILES)); do \
+		n=$$($(CLANG_FORMAT) $$f | diff $$f - | grep -c '^<'); total=$$((total + n)); \
+		printf '%6d %s\n' $$n $$f; done; printf '%6d total\n' $$total
+
+check-static: format-check cppcheck clang-tidy
+
 # ---- the commands that matter ----------------------------------------------
 deps:
 	$(Q)scripts/deps.sh
 
 test: deps
+	$(Q)$(MAKE) --no-print-directory check-static
 	$(Q)$(MAKE) --no-print-directory all unit unit-asan asan $(BUILD)/flood
 	$(Q)scripts/run-integration.sh
 

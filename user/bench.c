@@ -207,6 +207,7 @@ int bench_parse_run(unsigned long iterations)
 	}
 	/* what kernel.bpf_stats_enabled itself adds to every program run here */
 	printf("\n  statistics overhead per program run: %.0f ns\n",
+	       /* NOLINTNEXTLINE(bugprone-integer-division): a count, exact */
 	       null_ns / (double)(sizeof(cases) / sizeof(cases[0])));
 	err = 0;
 out:

@@ -416,6 +416,8 @@ static void http_labels(struct lbl *b, const struct app *a, const struct bs_agg_
 {
 	const char *route = routes_label(a->routes, k->route_id);
 
+	/* *b is output only: snprintf writes b->pid, it does not read it */
+	/* cppcheck-suppress ctuuninitvar */
 	snprintf(b->pid, sizeof(b->pid), "%u", k->tgid);
 	snprintf(b->port, sizeof(b->port), "%u", k->port);
 	snprintf(b->status, sizeof(b->status), "%u", k->status);
