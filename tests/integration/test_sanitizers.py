@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness import (REPO, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG, WS_TEXT, BunApp, Bunscope,
+from harness import (DUR, REPO, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG, WS_TEXT, BunApp, Bunscope,
                      WSClient, assert_equal, curl, free_port, get_req, privileged, run,
                      send_recv, wait_until)
 from span_receiver import SpanReceiver
@@ -50,7 +50,7 @@ def test_report_scan():
 def _traffic(app):
     """Keep-alive GETs, a POST, a chunked POST, pipelined requests and two
     WebSocket connections; returns the number of HTTP requests Bun handled
-    (which leaves out the two upgrade requests)."""
+    (the two upgrade requests among them)."""
     args = ["-w", "%{http_code}\\n"]
     paths = ["/", "/users/7", "/status/503", "/?q=1", "/nope", "/big?bytes=3000"]
     for p in paths:
@@ -106,26 +106,33 @@ def test_sanitized_daemon():
                 n = _traffic(app)
                 app.wait_idle()
                 assert_equal(app.handled(), n, "Bun handled")
-                # a span per request (upgrades too), one per WebSocket connection
-                spans = n + 2 + 2
-                assert_equal(len(rec.wait_spans(spans, 30, kind="otlp")), spans, "OTLP spans")
-                assert_equal(len(rec.wait_spans(spans, 30, kind="zipkin")), spans,
-                             "Zipkin spans")
+                # a span per request, and one per WebSocket connection (those
+                # of the app's control server, on another port, left out)
+                spans = n + 2
+                otlp = rec.wait_spans(spans, 30, kind="otlp",
+                                      pred=lambda s: s["attrs"].get("server.port") == app.port)
+                zipkin = rec.wait_spans(spans, 30, kind="zipkin",
+                                        pred=lambda s: s["local_port"] == app.port)
+                assert_equal((len(otlp), len(zipkin)), (spans, spans), "OTLP, Zipkin spans")
 
-                jsonl = Path(spans_file)
-                got = wait_until(lambda: jsonl.read_text().splitlines(), 30, "JSONL spans",
-                                 check=lambda v: len(v) >= spans)
-                assert_equal(len([json.loads(x) for x in got]), spans, "JSONL spans")
+                def jsonl():
+                    attrs = (json.loads(x)["attributes"]
+                             for x in Path(spans_file).read_text().splitlines())
+                    return [a for a in attrs if str(a.get("server.port")) == str(app.port)]
+                got = wait_until(jsonl, 30, "JSONL spans", check=lambda v: len(v) >= spans)
+                assert_equal(len(got), spans, "JSONL spans")
                 assert rec.errors == [], rec.errors
 
-                s = scope.scrape()
-                assert_equal(s.count(app.port, app.pid, http_route="/users/:id"), 4,
-                             "/users/:id requests")
-                assert_equal(scope.scrape(gzip=True).count(app.port, app.pid), n,
-                             "requests in the gzip scrape")
+                assert_equal(scope.scrape().count(app.port, app.pid, http_route="/users/:id"),
+                             4, "/users/:id requests")
+                # the JSON counts the app's control server too: both from
+                # one scrape and the JSON right after it, no request between
+                s = scope.scrape(gzip=True)
+                assert_equal(s.count(app.port, app.pid), n, "requests in the gzip scrape")
                 js = scope.server_metrics(app.pid)
                 assert_equal((js["pid"], js["http"]["totalRequests"],
-                              js["websockets"]["totalConnections"]), (app.pid, n + 2, 2),
+                              js["websockets"]["totalConnections"]),
+                             (app.pid, s.sum_values(DUR + "_count", pid=app.pid), 2),
                              "/api/server-metrics pid, requests, WebSockets")
                 st, _, _ = scope.get("/nope")
                 assert st == 404, st
@@ -149,7 +156,8 @@ def test_sanitized_daemon():
         assert_equal(scope.returncode, 0, "exit status after SIGTERM")
 
         # the subcommands that load, attach and detach (check) or probe (doctor)
-        for args in (["check", "--pid", app.pid], ["doctor", "--pid", app.pid]):
+        for args in (["check", "--pid", app.pid],
+                 ["doctor", "--pid", app.pid, "--listen", "127.0.0.1:%d" % free_port()]):
             p = run([str(SAN_BIN)] + [str(a) for a in args], timeout=120,
                     env=dict(os.environ, **SAN_ENV))
             out = p.stdout + p.stderr
