@@ -25,15 +25,25 @@ LDLIBS     := -lbpf -lelf -lz -lmicrohttpd -lcurl -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
 	      $(WARN) -Wno-unused-function
 
+# build/ is the normal build; build/asan/ the same sources under ASan+UBSan
+# (LeakSanitizer comes with ASan), for `make unit-asan` and the sanitized
+# daemon build/asan/bunscope that one integration test runs.
+SAN_DIR    := $(BUILD)/asan
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# the first report aborts, and a leak at exit is a report (test_sanitizers.py
+# gives the daemon the same)
+SAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
+	      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
 USER_SRCS  := $(wildcard user/*.c)
-USER_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 HEADERS    := $(wildcard include/*.h) $(wildcard user/*.h)
 
 UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_routes test_expo \
 	      test_thread_role test_limit test_export test_traces_cfg
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
-.PHONY: all deps test unit integration bench demo soak clean help check-root
+.PHONY: all deps test unit unit-asan asan check-static cppcheck clang-tidy format-check format \
+	format-report integration bench demo soak clean help check-root
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/bunscope
@@ -41,14 +51,19 @@ all: $(BUILD)/bunscope
 help:
 	@echo "make            build build/bunscope"
 	@echo "make deps       install missing Debian packages and Bun (into .deps/)"
-	@echo "make test       deps + build + unit tests + privileged integration tests"
+	@echo "make test       deps + static checks + build + unit tests (plain and sanitized) +"
+	@echo "                privileged integration tests (one runs build/asan/bunscope)"
 	@echo "make unit       unit tests only (no root needed)"
+	@echo "make unit-asan  unit tests under ASan+UBSan+LSan (build/asan/)"
+	@echo "make asan       the daemon under ASan+UBSan+LSan: build/asan/bunscope"
+	@echo "make check-static  clang-format (FORMAT_FILES), cppcheck and clang-tidy on user/"
+	@echo "make format     reformat FORMAT_FILES with clang-format"
 	@echo "make demo       deps + build + example Bun app + traffic + metrics"
 	@echo "make bench      deps + build + throughput/overhead benchmark"
 	@echo "make soak       deps + build + an hour at a fixed rate, RSS and maps plotted (SOAK_SECONDS)"
 	@echo "V=1             show commands"
 
-$(BUILD) $(BUILD)/user $(BUILD)/tests:
+$(BUILD) $(BUILD)/user $(BUILD)/tests $(SAN_DIR)/user $(SAN_DIR)/tests:
 	$(Q)mkdir -p $@
 
 # ---- BPF ---------------------------------------------------------------------
@@ -61,11 +76,7 @@ $(BUILD)/bunscope.skel.h: $(BUILD)/bunscope.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name bunscope_bpf > $@
 
-# ---- daemon ------------------------------------------------------------------
-$(BUILD)/user/%.o: user/%.c $(HEADERS) | $(BUILD)/user
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
-
+# ---- daemon and unit tests, in two flavours -----------------------------------
 $(BUILD)/limit.bpf.o: bpf/limit.bpf.c include/limit.h | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -75,54 +86,56 @@ $(BUILD)/limit.skel.h: $(BUILD)/limit.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name limit_bpf > $@
 
-$(BUILD)/user/limit.o: $(BUILD)/limit.skel.h
-
-# the objects that include the generated skeleton
-$(BUILD)/user/loader.o $(BUILD)/user/bench.o $(BUILD)/user/uprobes.o: $(BUILD)/bunscope.skel.h
-
-$(BUILD)/bunscope: $(USER_OBJS)
-	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-
-# ---- unit tests (cmocka, no root) ----------------------------------------
-$(BUILD)/tests/test_http_parse: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) $< -o $@ -lcmocka
-
+# Unit tests: each one's sources, the daemon objects it links and its libraries.
+test_http_parse_SRC       := tests/unit/test_http_parse.c
 # the same tests with a 16-byte window: every line crosses windows
-$(BUILD)/tests/test_http_parse_win16: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) -DHP_WIN=16 $< -o $@ -lcmocka
-
+test_http_parse_win16_SRC := tests/unit/test_http_parse.c
+test_http_parse_win16_DEF := -DHP_WIN=16
 # and without the inline fast path for ordinary fields, with a 7-byte window
-$(BUILD)/tests/test_http_parse_slow: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) -DHP_WIN=7 -DHP_NO_FAST=1 $< -o $@ -lcmocka
-
-$(BUILD)/tests/test_thread_role: tests/unit/test_thread_role.c $(HEADERS) | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) $< -o $@ -lcmocka
-
-$(BUILD)/tests/test_routes: tests/unit/test_routes.c $(BUILD)/user/routes.o | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
-
-$(BUILD)/tests/test_limit: tests/unit/test_limit.c $(BUILD)/user/limit_parse.o | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
-
-$(BUILD)/tests/test_traces_cfg: tests/unit/test_traces_cfg.c $(BUILD)/user/traces_cfg.o | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka -lm
-
-$(BUILD)/tests/test_expo: tests/unit/test_expo.c $(BUILD)/user/expo.o | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka -lz
-
+test_http_parse_slow_SRC  := tests/unit/test_http_parse.c
+test_http_parse_slow_DEF  := -DHP_WIN=7 -DHP_NO_FAST=1
+test_thread_role_SRC      := tests/unit/test_thread_role.c
+test_routes_SRC           := tests/unit/test_routes.c
+test_routes_OBJS          := routes.o
+test_limit_SRC            := tests/unit/test_limit.c
+test_limit_OBJS           := limit_parse.o
+test_traces_cfg_SRC       := tests/unit/test_traces_cfg.c
+test_traces_cfg_OBJS      := traces_cfg.o
+test_traces_cfg_LIBS      := -lm
+test_expo_SRC             := tests/unit/test_expo.c
+test_expo_OBJS            := expo.o
+test_expo_LIBS            := -lz
 # export.o logs through log.h; the test brings its own log_msg (no libbpf)
-$(BUILD)/tests/test_export: tests/unit/test_export.c $(BUILD)/user/export.o $(BUILD)/user/expo.o | $(BUILD)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka -lz -lcurl -lpthread
+test_export_SRC           := tests/unit/test_export.c
+test_export_OBJS          := export.o expo.o
+test_export_LIBS          := -lz -lcurl -lpthread
+
+# $(call flavour,DIR,EXTRA_CFLAGS): DIR/user/*.o, DIR/bunscope, DIR/tests/*
+define flavour
+$(1)/user/%.o: user/%.c $$(HEADERS) | $(1)/user
+	$$(call msg,CC,$$@)
+	$$(Q)$$(CC) $$(USER_CFLAGS) $(2) -c $$< -o $$@
+
+# the objects that include a generated skeleton
+$(1)/user/limit.o: $$(BUILD)/limit.skel.h
+$(1)/user/loader.o $(1)/user/bench.o $(1)/user/uprobes.o: $$(BUILD)/bunscope.skel.h
+
+$(1)/bunscope: $$(patsubst user/%.c,$(1)/user/%.o,$$(USER_SRCS))
+	$$(call msg,LINK,$$@)
+	$$(Q)$$(CC) $$(CFLAGS) $(2) $$^ -o $$@ $$(LDLIBS)
+
+endef
+
+# $(call unit_test,DIR,EXTRA_CFLAGS,TEST)
+define unit_test
+$(1)/tests/$(3): $$($(3)_SRC) $$(addprefix $(1)/user/,$$($(3)_OBJS)) $$(HEADERS) | $(1)/tests
+	$$(call msg,CC,$$@)
+	$$(Q)$$(CC) $$(USER_CFLAGS) $(2) $$($(3)_DEF) $$(filter %.c %.o,$$^) -o $$@ -lcmocka $$($(3)_LIBS)
+endef
+$(eval $(call flavour,$(BUILD)))
+$(eval $(call flavour,$(SAN_DIR),$(SAN_FLAGS)))
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test,$(BUILD),,$(t))))
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test,$(SAN_DIR),$(SAN_FLAGS),$(t))))
 
 # the WebSocket echo load generator of make bench
 $(BUILD)/wsload: scripts/bench/wsload.c | $(BUILD)
@@ -134,18 +147,82 @@ $(BUILD)/flood: scripts/bench/flood.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -pthread $< -o $@
 
+asan: $(SAN_DIR)/bunscope
+
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "  UNIT     $$t"; $$t; done
+
+# the unit tests again under ASan+UBSan+LSan: any report fails
+unit-asan: $(addprefix $(SAN_DIR)/tests/,$(UNIT_TESTS))
+	$(Q)set -e; for t in $^; do echo "  UNIT-SAN $$t"; $(SAN_ENV) $$t; done
+
+# ---- static checks -----------------------------------------------------------
+# cppcheck and clang-tidy (checks in .clang-tidy) on user/, clang-format on
+# FORMAT_FILES.  The checkers read the skeletons through build/lint/ copies
+# without the embedded object's bytes, fenced by NOLINTBEGIN/NOLINTEND
+# (bpftool's code is not ours to fix).
+LINT_DIR   := $(BUILD)/lint
+LINT_SKELS := $(LINT_DIR)/bunscope.skel.h $(LINT_DIR)/limit.skel.h
+LINT_FLAGS := -D_GNU_SOURCE -Iinclude -I$(LINT_DIR) -DBUNSCOPE_VERSION='"$(VERSION)"'
+CPPCHECK   ?= cppcheck
+CLANG_TIDY ?= clang-tidy
+CLANG_FORMAT ?= clang-format
+
+$(LINT_DIR):
+	$(Q)mkdir -p $@
+
+$(LINT_DIR)/%.skel.h: $(BUILD)/%.skel.h scripts/lint/skel-bytes.awk | $(LINT_DIR)
+	$(call msg,LINT-SKEL,$@)
+	$(Q){ echo '// NOLINTBEGIN'; awk -f scripts/lint/skel-bytes.awk $<; echo '// NOLINTEND'; } > $@
+
+# the system headers stay out (with them cppcheck takes minutes and checks
+# glibc); scripts/lint/libbpf.cfg spells out the libbpf macros instead
+cppcheck: $(LINT_SKELS)
+	$(call msg,CPPCHECK,user/)
+	$(Q)$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
+		--std=c11 --library=scripts/lint/libbpf.cfg $(LINT_FLAGS) user/
+
+# one stamp a file: parallel with -j, and only what changed is checked again
+$(LINT_DIR)/%.tidy: user/%.c $(HEADERS) .clang-tidy $(LINT_SKELS)
+	$(call msg,TIDY,$<)
+	$(Q)$(CLANG_TIDY) --quiet $< -- -std=gnu11 $(LINT_FLAGS) >$@.log 2>&1 || { cat $@.log; exit 1; }
+	$(Q)touch $@
+
+clang-tidy: $(patsubst user/%.c,$(LINT_DIR)/%.tidy,$(USER_SRCS))
+
+# The files clang-format checks: those it accepted as they were.  The others
+# join as they are reformatted (`make format-report` counts what that changes).
+FORMAT_FILES := user/log.c user/bench.h user/doctor.h tests/unit/test_thread_role.c \
+		tests/apps/uprobe_target.c
+C_FILES      := $(wildcard user/*.[ch] include/*.h bpf/*.[ch] tests/unit/*.[ch] tests/apps/*.c \
+		   scripts/bench/*.c)
+
+format-check:
+	$(call msg,FORMAT,$(words $(FORMAT_FILES)) files)
+	$(Q)$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
+
+format:
+	$(Q)$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+# lines clang-format would change in each C file not yet in FORMAT_FILES
+format-report:
+	$(Q)total=0; for f in $(filter-out $(FORMAT_FILES),$(C_FILES)); do \
+		n=$$($(CLANG_FORMAT) $$f | diff $$f - | grep -c '^<'); total=$$((total + n)); \
+		printf '%6d %s\n' $$n $$f; done; printf '%6d total\n' $$total
+
+check-static: format-check cppcheck clang-tidy
 
 # ---- the commands that matter ----------------------------------------------
 deps:
 	$(Q)scripts/deps.sh
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all unit $(BUILD)/flood
+	$(Q)$(MAKE) --no-print-directory check-static
+	$(Q)$(MAKE) --no-print-directory all unit unit-asan asan $(BUILD)/flood
 	$(Q)scripts/run-integration.sh
 
-integration: all $(BUILD)/flood
+# test_sanitizers runs the sanitized daemon
+integration: all asan $(BUILD)/flood
 	$(Q)scripts/run-integration.sh
 
 demo: deps

@@ -12,11 +12,14 @@ BUN_VERSION=${BUN_VERSION:-1.4.5}
 # span exporters POST through libcurl: keep-alive, https, proxies and
 # timeouts are its job, not ours).  Tests: cmocka, curl, wrk, prometheus
 # (promtool and a real scraper), python3 (integration tests), iproute2.
-# Bench: nftables and iptables (the limiter's comparison).
+# Bench: nftables and iptables (the limiter's comparison).  Static checks
+# (make check-static, run first by make test): cppcheck, clang-tidy and
+# clang-format.  The sanitizer builds use gcc's ASan/UBSan runtimes, which
+# come with gcc.
 # nodejs/npm only fetch Bun.
 PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev
       libcurl4-openssl-dev libcmocka-dev pkg-config make gcc curl wrk prometheus
-      python3 iproute2 procps nftables iptables nodejs npm"
+      python3 iproute2 procps nftables iptables nodejs npm cppcheck clang-tidy clang-format"
 
 missing=""
 for p in $PKGS; do

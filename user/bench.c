@@ -110,7 +110,8 @@ static void sweep(void)
 static double batch(int fd, unsigned long n, const char *req, size_t rl, const char *resp,
 		    size_t pl)
 {
-	__u64 c0, t0, c1, t1;
+	/* zeros when prog_time fails: no runs counted, a result of 0 */
+	__u64 c0 = 0, t0 = 0, c1 = 0, t1 = 0;
 
 	prog_time(fd, &c0, &t0);
 	for (unsigned long i = 0; i < n; i++) {
@@ -206,6 +207,7 @@ int bench_parse_run(unsigned long iterations)
 	}
 	/* what kernel.bpf_stats_enabled itself adds to every program run here */
 	printf("\n  statistics overhead per program run: %.0f ns\n",
+	       /* NOLINTNEXTLINE(bugprone-integer-division): a count, exact */
 	       null_ns / (double)(sizeof(cases) / sizeof(cases[0])));
 	err = 0;
 out:

@@ -416,6 +416,8 @@ static void http_labels(struct lbl *b, const struct app *a, const struct bs_agg_
 {
 	const char *route = routes_label(a->routes, k->route_id);
 
+	/* *b is output only: snprintf writes b->pid, it does not read it */
+	/* cppcheck-suppress ctuuninitvar */
 	snprintf(b->pid, sizeof(b->pid), "%u", k->tgid);
 	snprintf(b->port, sizeof(b->port), "%u", k->port);
 	snprintf(b->status, sizeof(b->status), "%u", k->status);
@@ -821,8 +823,11 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 		if (collect_live_tgid(a, srows[i].k.tgid))
 			srows[k++] = srows[i];
 	ns = k;
-	qsort(rows, (size_t)n, sizeof(*rows), cmp_agg);
-	qsort(srows, (size_t)ns, sizeof(*srows), cmp_stat);
+	/* no rows: NULL, which qsort must not get even with a count of 0 */
+	if (n > 1)
+		qsort(rows, (size_t)n, sizeof(*rows), cmp_agg);
+	if (ns > 1)
+		qsort(srows, (size_t)ns, sizeof(*srows), cmp_stat);
 
 	write_histograms(sb, a, rows, n);
 	write_server_stats(sb, srows, ns);

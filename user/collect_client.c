@@ -85,7 +85,9 @@ static int read_rows(const struct app *a, struct client_row **out)
 		n++;
 	}
 	free(buf);
-	qsort(rows, (size_t)n, sizeof(*rows), cmp_row);
+	/* no rows: NULL, which qsort must not get even with a count of 0 */
+	if (n > 1)
+		qsort(rows, (size_t)n, sizeof(*rows), cmp_row);
 	*out = rows;
 	return n;
 }

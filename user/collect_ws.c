@@ -244,8 +244,11 @@ int collect_ws_metrics(const struct app *a, struct sbuf *sb)
 	if (!err)
 		err = ws_read(a, loader_fd_ws_close(&a->ld), sizeof(__u64), &cs);
 	if (!err) {
-		qsort(rs.r, (size_t)rs.n, sizeof(*rs.r), cmp_row);
-		qsort(cs.r, (size_t)cs.n, sizeof(*cs.r), cmp_row);
+		/* no rows: NULL, which qsort must not get even with a count of 0 */
+		if (rs.n > 1)
+			qsort(rs.r, (size_t)rs.n, sizeof(*rs.r), cmp_row);
+		if (cs.n > 1)
+			qsort(cs.r, (size_t)cs.n, sizeof(*cs.r), cmp_row);
 		ws_write(sb, &rs, &cs);
 	}
 	free(rs.r);

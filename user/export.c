@@ -167,8 +167,7 @@ static void span_view_init(struct span_view *v, const struct span *s)
 		if (s->peer_port)
 			k += snprintf(v->url_full + k, sizeof(v->url_full) - k, ":%u",
 				      s->peer_port);
-		k += snprintf(v->url_full + k, sizeof(v->url_full) - k, "%.*s",
-			      (int)tlen, s->target);
+		snprintf(v->url_full + k, sizeof(v->url_full) - k, "%.*s", (int)tlen, s->target);
 		if (plen)
 			add_str(v, "url.full", v->url_full, strlen(v->url_full));
 	} else {
@@ -1470,6 +1469,7 @@ static int exporter_init(struct tracer *t, enum tracer_exporter kind,
 	ex->ring = calloc(ex->cap, sizeof(*ex->ring));
 	ex->enq_ns = calloc(ex->cap, sizeof(*ex->enq_ns));
 	ex->batch = calloc(ex->batch_max, sizeof(*ex->batch));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	ex->ptrs = calloc(ex->batch_max, sizeof(*ex->ptrs));
 	if (!ex->ring || !ex->enq_ns || !ex->batch || !ex->ptrs) {
 		snprintf(err, errlen, "%s: cannot allocate a queue of %u spans", ex->name, ex->cap);

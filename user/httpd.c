@@ -378,6 +378,7 @@ struct httpd *httpd_start(const char *listen_spec,
 				  MHD_OPTION_END);
 	if (!d->mhd) {
 		e = errno;
+		/* cppcheck-suppress selfAssignment ; it reads GNU "x ?: e" as "e = e" */
 		e = diagnose_bind(&ss, len, is_in6_any(&ss)) ?: e;
 		set_err(err, errlen, "cannot listen on %s: %s%s", listen_spec,
 			e ? strerror(e) : "libmicrohttpd failed to start",

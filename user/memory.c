@@ -123,6 +123,8 @@ void mem_write_metrics(const struct app *a, struct sbuf *sb)
 		ok[i] = !mem_read(a, t, &views[i]) && !read_calls(a, t->slot, &calls[i]);
 	}
 
+	/* ok[i] is set above for every i the macro reads (both < targets.n) */
+	/* cppcheck-suppress uninitvar */
 	PER_TARGET("bun_process_resident_memory_bytes", "gauge",
 		   "Resident memory (anon + file + shmem) from kmem:rss_stat: VmRSS of "
 		   "/proc/PID/status, kept exact by the kernel's events.", v->rss);

@@ -384,7 +384,7 @@ static bool pattern_match(const char *pat, const char *p, size_t n,
 		/* the last captured segment of a truncated path is partial */
 		if (send == n && truncated)
 			return false;
-		if (pat[pi] == ':' && pend > pi) {
+		if (pend > pi && pat[pi] == ':') {
 			if (send == si)
 				return false;
 		} else if (pend - pi != send - si ||
@@ -447,7 +447,7 @@ size_t routes_label_for(const struct route_table *rt, const char *path,
 	size_t i;
 
 	if (!path)
-		len = 0;
+		return put_label(out, trunc ? ROUTES_CUT_MARK : "/");
 	strip_absolute(&path, &len);
 	strip_query(path, &len, &trunc);
 	if (!len)

@@ -215,6 +215,7 @@ void sched_write_metrics(struct app *a, struct sbuf *sb)
 		pl[i] = (struct expo_label){ "pid", pids[i] };
 		ok[i] = !sched_read(a, &a->targets.t[i], &views[i]);
 	}
+/* NOLINTNEXTLINE(bugprone-macro-parentheses): i names the variable it declares */
 #define EACH(i)	for (int i = 0; i < n; i++) if (ok[i])
 
 	for (int pass = 0; pass < 2; pass++) {

@@ -29,16 +29,17 @@ static const double ulat_bounds[BS_ULAT_BOUNDS] = {
 int uprobe_parse(const char *arg, struct uprobe_spec *u)
 {
 	const char *colon = strrchr(arg, ':');
-	size_t blen;
+	size_t blen, slen;
 
 	if (!colon || colon == arg || !colon[1])
 		return -EINVAL;
 	blen = (size_t)(colon - arg);
-	if (blen >= sizeof(u->binary) || strlen(colon + 1) >= sizeof(u->symbol))
+	slen = strlen(colon + 1);
+	if (blen >= sizeof(u->binary) || slen >= sizeof(u->symbol))
 		return -ENAMETOOLONG;
 	memcpy(u->binary, arg, blen);
 	u->binary[blen] = 0;
-	strcpy(u->symbol, colon + 1);
+	memcpy(u->symbol, colon + 1, slen + 1);
 	snprintf(u->label, sizeof(u->label), "%s:%s", u->binary, u->symbol);
 	return 0;
 }

@@ -83,19 +83,21 @@ def require_privileged_set():
     return os.environ.get(REQUIRE_PRIVILEGED_ENV, "") == "1"
 
 
-def check_privileged():
-    """Skip unless we can run the daemon; a skip is a failure under
-    BUNSCOPE_REQUIRE_PRIVILEGED=1. A missing binary is always a failure."""
+def check_privileged(binary=None):
+    """Skip unless we can run the daemon (binary, by default BUNSCOPE_BIN); a
+    skip is a failure under BUNSCOPE_REQUIRE_PRIVILEGED=1. A missing binary is
+    always a failure."""
+    binary = binary if binary is not None else BUNSCOPE_BIN
     if os.geteuid() != 0:
         if require_privileged_set():
             raise PrerequisiteError(
                 "needs root (BPF), and %s=1 forbids skipping privileged tests"
                 % REQUIRE_PRIVILEGED_ENV)
         raise Skip("needs root (BPF)")
-    if not BUNSCOPE_BIN.is_file() or not os.access(BUNSCOPE_BIN, os.X_OK):
+    if not binary.is_file() or not os.access(binary, os.X_OK):
         raise PrerequisiteError(
             "the daemon binary %s does not exist or is not executable: build it "
-            "first (`make`), or point BUNSCOPE_BIN at it" % BUNSCOPE_BIN)
+            "first (`make`, `make asan`), or point BUNSCOPE_BIN at it" % binary)
 
 
 def privileged(fn=None):
@@ -415,11 +417,16 @@ class Bunscope:
     --listen 127.0.0.1:<free port> is added unless `listen` is given as None.
     prefix is a command the daemon runs under (e.g. nsenter into a mount
     namespace); it must exec the daemon, so that proc.pid is the daemon's.
-    On a clean exit of the with-block, stop() asserts exit code 0."""
+    On a clean exit of the with-block, stop() asserts exit code 0. `binary`
+    runs another build of the daemon (e.g. the sanitized one), with `env`
+    added to the environment."""
 
-    def __init__(self, *args, wait_pids=(), listen=True, health_timeout=20.0, prefix=()):
+    def __init__(self, *args, wait_pids=(), listen=True, health_timeout=20.0, prefix=(),
+                 binary=None, env=None):
         self.args = [str(a) for a in args]
         self.prefix = [str(a) for a in prefix]
+        self.binary = Path(binary) if binary is not None else BUNSCOPE_BIN
+        self.env = dict(os.environ, **env) if env else None
         self.wait_pids = [int(p) for p in wait_pids]
         self.health_timeout = health_timeout
         self.listen_port = free_port() if listen else None
@@ -427,6 +434,7 @@ class Bunscope:
         self.returncode = None
         self._tmpdir = tempfile.mkdtemp(prefix="bunscope-")
         self.log_path = os.path.join(self._tmpdir, "bunscope.log")
+        self._final_log = None
 
     @classmethod
     def for_app(cls, app, *extra, **kw):
@@ -446,16 +454,16 @@ class Bunscope:
         return False
 
     def command(self):
-        cmd = self.prefix + [str(BUNSCOPE_BIN)] + self.args
+        cmd = self.prefix + [str(self.binary)] + self.args
         if self.listen_port is not None:
             cmd += ["--listen", "127.0.0.1:%d" % self.listen_port]
         return cmd
 
     def start(self):
-        check_privileged()
+        check_privileged(self.binary)
         log = open(self.log_path, "wb")
         try:
-            self.proc = subprocess.Popen(self.command(), cwd=str(REPO),
+            self.proc = subprocess.Popen(self.command(), cwd=str(REPO), env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         finally:
             log.close()
@@ -515,9 +523,13 @@ class Bunscope:
                 LOG_TAILS.append(("bunscope %s (pid %d, exit %s)"
                                   % (" ".join(self.args), self.proc.pid, self.proc.returncode),
                                   tail(self.log_path)))
+                self._final_log = self.log_text()
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def log_text(self):
+        """The daemon's log so far; after the with-block, all of it."""
+        if self._final_log is not None:
+            return self._final_log
         return tail(self.log_path, lines=10 ** 6, max_bytes=4 << 20)
 
     @property
