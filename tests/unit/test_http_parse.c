@@ -1342,6 +1342,14 @@ static void test_ws_fragments(void **state)
 	assert_int_equal(t->rec.nclose, 1);
 	assert_int_equal(t->rec.close_codes[0], WS_CODE_NONE);
 	free(t);
+
+	/* a one-byte close body is not "no code" (Bun refuses it) */
+	t = ws_open();
+	n = ws_frame(in, 1, 0, WS_OP_CLOSE, 1, NULL, 1, 0);
+	feed_ex(t, REQ, in, n, 1);
+	assert_int_equal(t->rec.nclose, 1);
+	assert_int_equal(t->rec.close_codes[0], WS_CODE_SHORT);
+	free(t);
 }
 
 /* Frames that uWS refuses give the direction up, and only that direction. */
