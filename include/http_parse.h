@@ -82,7 +82,7 @@ enum hp_desync {
 	HP_DS_UNREADABLE = 0,	/* head bytes went through sendfile or too many iovecs */
 	HP_DS_READ,		/* copying the segment failed */
 	HP_DS_RESPONSE,		/* the target wrote something that is not an HTTP/1.x response */
-	HP_DS_LONG_FIELD,	/* a framing field (CL/TE) too long to keep across reads */
+	HP_DS_LONG_FIELD,	/* a framing field (CL/TE, a chunk size) too long to keep across reads */
 	HP_DS_HOLD,		/* bytes arrived while an Upgrade was unanswered */
 	HP_DS_STEPS,		/* the step budget of one syscall ran out */
 	HP_DS_MAX,
@@ -91,6 +91,12 @@ enum hp_desync {
 /* hp_dir.dflags */
 #define HP_DF_CR	0x01	/* the carried partial line ends in CR */
 #define HP_DF_SEEN	0x02	/* a message has started in this direction */
+#define HP_DF_CHUNK_END	0x04	/* request: the CRLF after chunk data is the next line */
+#define HP_DF_CHUNK_LAST 0x08	/* request: the last chunk was read, its CRLF is next */
+
+#define HP_CHUNK_MAX	0x3ffffffffffffffULL /* Bun: the largest chunk size (2^58 - 1) */
+#define HP_CHUNK_EXT_MAX 16384	/* Bun: bytes of a chunk extension, its ';' included */
+#define HP_CHUNK_ZEROS	8	/* words of leading zeros of a chunk size skipped */
 
 /* hp_dir.mflags for a request head */
 #define HP_RF_ANCIENT	0x01	/* HTTP/1.0 */
@@ -377,10 +383,11 @@ HP_INLINE int hp_ows(__u8 c)
 }
 
 /*
- * First index in [p, e) of a byte < 0x20.  *found says whether one was
- * found; if not, returns e or the position where this step's budget ended.
+ * First index in [p, e) of a byte < lim (0x20: a CTL; 0x21: a CTL or a
+ * space).  *found says whether one was found; if not, returns e or the
+ * position where this step's budget ended.
  */
-HP_INLINE __u32 hp_scan_ctl(const struct hp_run *r, __u32 p, __u32 e, int *found)
+HP_INLINE __u32 hp_scan_ctl(const struct hp_run *r, __u32 p, __u32 e, int *found, __u64 lim)
 {
 	*found = 0;
 	for (int i = 0; i < HP_SCAN_WORDS; i++) {
@@ -388,7 +395,7 @@ HP_INLINE __u32 hp_scan_ctl(const struct hp_run *r, __u32 p, __u32 e, int *found
 
 		if (p >= e)
 			return e;
-		m = hp_hasless(hp_w(r, p), 0x20);
+		m = hp_hasless(hp_w(r, p), lim);
 		if (m) {
 			__u32 q = p + hp_lowbyte(m);
 
@@ -518,6 +525,9 @@ HP_INLINE int hp_method_lookup(const struct hp_run *r, __u64 lo, __u32 hi, __u32
 /* Lengths of Bun's canned parser-error responses (uWS HttpErrors.h). */
 #define HP_CANNED_400	(sizeof("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n") - 1)
 #define HP_CANNED_408	(sizeof("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n") - 1)
+/* 413 twice: a body over maxRequestBodySize (refused head), a chunk extension too long */
+#define HP_CANNED_413	(sizeof("HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n") - 1)
+#define HP_CANNED_413E	(sizeof("HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n\r\n") - 1)
 #define HP_CANNED_431	(sizeof("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n") - 1)
 #define HP_CANNED_505	(sizeof("HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n\r\n") - 1)
 
@@ -1064,6 +1074,7 @@ HP_INLINE void hp_req_head_end(struct hp_run *r, struct hp_dir *d)
 		d->state = HS_DEAD;	/* a tunnel follows, not HTTP */
 	} else if (d->mflags & HP_RF_TE) {
 		d->state = HS_CHUNK_SIZE;
+		d->dflags &= ~(HP_DF_CHUNK_END | HP_DF_CHUNK_LAST);
 	} else if (d->cl) {
 		d->state = HS_BODY;
 		d->remaining = d->cl;
@@ -1154,11 +1165,95 @@ HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 	}
 }
 
+/* The value of the hex digit ch, or 16 when ch is not one. */
+HP_INLINE __u32 hp_hexval(__u8 ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20;
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return 16;
+}
+
 /*
- * Chunk-size line, exactly as uWS reads it: "digits" are the bytes > 32 at
- * the start of the line (mapped like uWS, so a few non-hex bytes pass), the
+ * Chunk-size line of a request, as Bun 1.4 reads it (measured against the
+ * binary): one or more hex digits, any number of them leading zeros, for a
+ * size of at most HP_CHUNK_MAX; then the end of the line, or ';' and an
+ * extension of at most HP_CHUNK_EXT_MAX bytes above 0x20 (hp_step refuses
+ * any byte <= 0x20 in the line but its CRLF, so bare LF, CR, tabs and
+ * spaces never reach here).  The CRLF after chunk data, and after the last
+ * chunk (Bun takes no trailers), come here as lines that must be empty.
+ * Anything else Bun refuses with its canned 400; the request was dispatched.
+ */
+HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e,
+				 int trunc)
+{
+	__u32 avail = trunc ? HP_WIN_OFF : e;
+	__u32 total = r->v->line_total;
+	__u32 i = s;
+	__u64 size = 0;
+
+	if (d->dflags & (HP_DF_CHUNK_END | HP_DF_CHUNK_LAST)) {
+		int last = d->dflags & HP_DF_CHUNK_LAST;
+
+		d->dflags &= ~(HP_DF_CHUNK_END | HP_DF_CHUNK_LAST);
+		if (total)
+			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+		if (last)
+			hp_req_done(r, d);
+		return;
+	}
+	for (int k = 0; k < HP_CHUNK_ZEROS; k++) {
+		if (i + 8 > avail || hp_w(r, i) != HP_REP('0'))
+			break;
+		i += 8;
+	}
+	/* at most 7 more zeros, then 15 digits reach HP_CHUNK_MAX */
+	for (int k = 0; k < 24; k++) {
+		__u32 v;
+
+		if (i >= avail)
+			break;
+		v = hp_hexval(hp_b(r, i));
+		if (v > 15)
+			break;
+		if (size > (HP_CHUNK_MAX >> 4))
+			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+		size = size * 16 + v;
+		i++;
+	}
+	if (i >= avail) {
+		if (trunc)	/* the digits go on past what was kept */
+			{ hp_desync(r, d, HP_DS_LONG_FIELD); return; }
+	} else if (hp_b(r, i) == ';') {
+		if (total - (i - s) > HP_CHUNK_EXT_MAX)
+			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+	} else if (hp_hexval(hp_b(r, i)) < 16) {
+		/* only zeros so far, more of them than are skipped */
+		hp_desync(r, d, HP_DS_LONG_FIELD);
+		return;
+	} else {
+		hp_req_reject(r, d, BS_REJ_CHUNKED);
+		return;
+	}
+	if (i == s)
+		{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+	if (!size) {
+		d->dflags |= HP_DF_CHUNK_LAST;
+		return;
+	}
+	d->dflags |= HP_DF_CHUNK_END;
+	d->state = HS_CHUNK_DATA;
+	d->remaining = size;
+}
+
+/*
+ * Chunk-size line of a response, read leniently (the target's own
+ * responses are well formed; an upstream's may use any extension): the
+ * bytes > 32 at the start of the line are the size, as uWS reads them, the
  * rest of the line up to LF is ignored; size 0 ends the body after two more
- * bytes (no trailers).
+ * bytes (no trailers).  Bytes it cannot read give the stream up.
  */
 HP_INLINE void hp_chunk_size(struct hp_run *r, struct hp_dir *d, int dir, __u32 s,
 			     __u32 e, int trunc)
@@ -1167,6 +1262,10 @@ HP_INLINE void hp_chunk_size(struct hp_run *r, struct hp_dir *d, int dir, __u32 
 	__u64 size = 0;
 	int bad = 0;
 
+	if (!dir) {
+		hp_chunk_line_req(r, d, s, e, trunc);
+		return;
+	}
 	for (int i = 0; i < 24; i++) {
 		__u8 ch;
 		__u64 digit;
@@ -1187,11 +1286,8 @@ HP_INLINE void hp_chunk_size(struct hp_run *r, struct hp_dir *d, int dir, __u32 
 		}
 		size = size * 16 + digit;
 	}
-	if (bad) {
-		if (dir)
-			{ hp_desync(r, d, HP_DS_RESPONSE); return; }
-		{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
-	}
+	if (bad)
+		{ hp_desync(r, d, HP_DS_RESPONSE); return; }
 	if (!size) {
 		d->state = HS_CHUNK_LAST;
 		d->remaining = 2;
@@ -1212,6 +1308,7 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 	/* Bun's parser-error answers: status line + "Connection: close" only */
 	if (d->nfields == 1 && (d->mflags & HP_PF_CONNCLOSE) && !(c->cflags & HP_CF_CLIENT) &&
 	    ((st == 400 && head == HP_CANNED_400) ||
+	     (st == 413 && (head == HP_CANNED_413 || head == HP_CANNED_413E)) ||
 	     (st == 431 && head == HP_CANNED_431) ||
 	     (st == 505 && head == HP_CANNED_505) ||
 	     (st == 408 && head == HP_CANNED_408))) {
@@ -1491,6 +1588,8 @@ HP_INLINE int hp_bad_byte(struct hp_run *r, struct hp_dir *d, int dir)
 		hp_desync(r, d, HP_DS_RESPONSE);
 	else if (d->state == HS_START)
 		hp_req_reject(r, d, BS_REJ_VERSION);	/* uWS: 505 */
+	else if (d->state == HS_CHUNK_SIZE)
+		hp_req_reject(r, d, BS_REJ_CHUNKED);
 	else
 		hp_req_reject(r, d, BS_REJ_HEADER);
 	r->v->off = r->v->n;
@@ -1534,7 +1633,7 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 	__u8 *carry = dir ? r->c->resp_carry : r->c->req_carry;
 	const __u32 cap = dir ? HP_CARRY_RESP : HP_CARRY_REQ;
 	__u32 p, e, q;
-	int found;
+	int found, lax;
 	__u8 ch;
 
 	if (r->v->off >= r->v->n)
@@ -1552,6 +1651,8 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 		d->remaining -= k;
 		if (d->state == HS_BODY) {
 			d->body += k;
+		} else if (d->state == HS_CHUNK_DATA && !dir) {
+			d->body += k;	/* its CRLF is read as a line */
 		} else if (d->state == HS_CHUNK_DATA) {
 			__u64 db = before > 2 ? before - 2 : 0;
 			__u64 da = d->remaining > 2 ? d->remaining - 2 : 0;
@@ -1587,6 +1688,8 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 		return 1;
 	}
 
+	/* lines where stray bytes are skipped: resync, a response's chunk line */
+	lax = d->state == HS_RESYNC || (dir && d->state == HS_CHUNK_SIZE);
 	if (!r->v->readable) {
 		hp_desync(r, d, HP_DS_UNREADABLE);
 		r->v->off = r->v->n;
@@ -1620,11 +1723,15 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 			hp_line(r, d, dir, p - 1, p + 1);
 			return 0;
 		}
-		if (d->state != HS_CHUNK_SIZE && d->state != HS_RESYNC)
+		if (!lax)
 			return hp_bad_byte(r, d, dir);
 	}
 
-	q = hp_scan_ctl(r, p, e, &found);
+	/* a request's chunk line: any byte <= 0x20 but its CRLF is refused */
+	if (!dir && d->state == HS_CHUNK_SIZE)
+		q = hp_scan_ctl(r, p, e, &found, 0x21);
+	else
+		q = hp_scan_ctl(r, p, e, &found, 0x20);
 	if (!found) {
 		r->v->off = r->v->wbase + (q - HP_WIN_OFF);
 		if (q >= e)
@@ -1641,13 +1748,13 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 			hp_line(r, d, dir, q, q + 2);
 			return 0;
 		}
-	} else if (ch == '\n' && d->state == HS_CHUNK_SIZE) {
+	} else if (ch == '\n' && lax) {
 		hp_line(r, d, dir, q, q + 1);
 		return 0;
-	} else if (ch == '\t' && (dir || d->state != HS_START)) {
+	} else if (ch == '\t' && (dir || (d->state != HS_START && d->state != HS_CHUNK_SIZE))) {
 		return hp_skip_byte(r, d, dir, carry, cap, q, e);
 	}
-	if (d->state == HS_CHUNK_SIZE || d->state == HS_RESYNC)
+	if (lax)
 		return hp_skip_byte(r, d, dir, carry, cap, q, e);
 	return hp_bad_byte(r, d, dir);
 }

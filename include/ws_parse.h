@@ -19,7 +19,8 @@
  *
  * Include after http_parse.h's hooks are declared; define before including:
  *   ws_on_frame(r, dir, kind, bytes, msg_end)   enum bs_ws_kind
- *   ws_on_close_frame(r, dir, code)             1005 when no code was sent
+ *   ws_on_close_frame(r, dir, code)             1005 when no code was sent,
+ *                                               WS_CODE_SHORT for a one-byte body
  *   ws_on_error(r, dir, reason)                 enum ws_err
  */
 #ifndef BUNSCOPE_WS_PARSE_H
@@ -39,6 +40,7 @@
  * tests' small-window builds (down to 16, a whole header) */
 #define WS_WIN		(HP_WIN < 16 ? 16 : HP_WIN < 256 ? HP_WIN : 256)
 #define WS_CODE_NONE	1005	/* RFC 6455 7.4.1: no status code was present */
+#define WS_CODE_SHORT	1	/* a one-byte close body (RFC 6455 5.5.1): no valid code */
 
 enum ws_state {
 	WS_HEADER = 0,	/* a frame header is expected */
@@ -109,6 +111,8 @@ HP_INLINE void ws_frame_end(struct hp_run *r, struct ws_dir *d, int dir)
 
 		if (d->code_have >= 2)
 			code = (__u16)((d->code[0] << 8) | d->code[1]);
+		else if (d->frame_len == 1)
+			code = WS_CODE_SHORT;	/* not "no code": counted invalid */
 		ws_on_close_frame(r, dir, code);
 		ws_on_frame(r, dir, BS_WS_CLOSE, d->frame_len, 1);
 	} else if (d->op == WS_OP_PING) {

@@ -209,7 +209,7 @@ static void ws_write(struct sbuf *sb, const struct ws_rows *rs, const struct ws_
 	expo_header(sb, "bun_websocket_closed_total", "counter",
 		    "WebSocket connections closed, by the status code of the first close frame "
 		    "(\"abnormal\": the connection ended without one; \"invalid\": a code outside "
-		    "1000..4999).");
+		    "1000..4999, or a one-byte body).");
 	for (i = 0; i < cs->n; i++) {
 		nl = ws_labels(&b, &cs->r[i]);
 		b.l[nl++] = (struct expo_label){ "code",

@@ -901,6 +901,149 @@ static void test_limits(void **state)
 	free(buf);
 }
 
+/*
+ * Chunk lines of requests as Bun 1.4 reads them (each case measured against
+ * the binary): extensions after ';' of bytes above 0x20, any number of
+ * leading zeros, a size below 2^58, CRLF after the data and after the last
+ * chunk (no trailers); anything else is refused after dispatch.  An
+ * accepted body is followed by a pipelined request, which must be seen.
+ */
+struct chunk_case {
+	const char *name, *body;
+	int ok;
+};
+
+static const struct chunk_case chunk_cases[] = {
+	{ "plain", "5\r\nhello\r\n0\r\n\r\n", 1 },
+	{ "two chunks, upper case", "2\r\nhe\r\nA\r\nllohellooo\r\n0\r\n\r\n", 1 },
+	{ "extension", "5;ext=1\r\nhello\r\n0\r\n\r\n", 1 },
+	{ "empty extension", "5;\r\nhello\r\n0\r\n\r\n", 1 },
+	{ "extensions", "5;a=b;c=d\r\nhello\r\n0\r\n\r\n", 1 },
+	{ "quoted extension", "5;a=\"b\"\r\nhello\r\n0\r\n\r\n", 1 },
+	{ "DEL and high bytes", "5;\x7f\x80\xff\r\nhello\r\n0\r\n\r\n", 1 },
+	{ "last chunk extension", "5\r\nhello\r\n0;x\r\n\r\n", 1 },
+	{ "30 leading zeros", "000000000000000000000000000005\r\nhello\r\n0\r\n\r\n", 1 },
+	{ "zeros, last chunk", "5\r\nhello\r\n000000000000000000000000\r\n\r\n", 1 },
+	{ "space after size", "5 \r\nhello\r\n0\r\n\r\n", 0 },
+	{ "space before ;", "5 ;x\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "tab after size", "5\t\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "space in extension", "5;a=\"b c\"\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "CTL in extension", "5;\x01\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "CR in extension", "5;a\rb\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "not hex", "5x\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "G", "5G\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "uWS digit alias", "5:\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "no digits", "\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "bare LF size line", "5\nhello\r\n0\r\n\r\n", 0 },
+	{ "bare LF after data", "5\r\nhello\n0\r\n\r\n", 0 },
+	{ "no CRLF after data", "5\r\nhelloXX0\r\n\r\n", 0 },
+	{ "trailer", "5\r\nhello\r\n0\r\nX: y\r\n\r\n", 0 },
+	{ "negative", "-5\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "2^58", "400000000000000\r\nhello\r\n0\r\n\r\n", 0 },
+	{ "2^64 - 1", "ffffffffffffffff\r\nhello\r\n0\r\n\r\n", 0 },
+};
+
+static void check_chunk_case(const struct chunk_case *cc, const char *req, size_t piece)
+{
+	struct tconn *t = tc_new();
+
+	feed_split(t, REQ, req, strlen(req), piece);
+	if (cc->ok) {
+		if (t->rec.started != 2 || t->rec.rejects[BS_REJ_CHUNKED])
+			fail_msg("%s (pieces of %zu): started %d, chunk rejects %d", cc->name, piece,
+				 t->rec.started, t->rec.rejects[BS_REJ_CHUNKED]);
+		feed(t, RESP, RESP_HI RESP_HI);
+		assert_int_equal(t->rec.completed, 2);
+		if (t->rec.done[0].req_body != (strstr(cc->body, "hellooo") ? 12 : 5))
+			fail_msg("%s: request body %llu", cc->name,
+				 (unsigned long long)t->rec.done[0].req_body);
+	} else {
+		if (t->rec.started != 1 || t->rec.rejects[BS_REJ_CHUNKED] != 1)
+			fail_msg("%s (pieces of %zu): started %d, chunk rejects %d", cc->name, piece,
+				 t->rec.started, t->rec.rejects[BS_REJ_CHUNKED]);
+		/* dispatched, then Bun's canned 400: aborted */
+		feed(t, RESP, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+		assert_int_equal(t->rec.aborted, 1);
+		assert_int_equal(t->rec.completed, 0);
+	}
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
+static void test_chunk_lines(void **state)
+{
+	static const char head[] = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+	char req[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(chunk_cases) / sizeof(chunk_cases[0]); i++) {
+		const struct chunk_case *cc = &chunk_cases[i];
+
+		snprintf(req, sizeof(req), "%s%s%s", head, cc->body, cc->ok ? GET("/after") : "");
+		check_chunk_case(cc, req, strlen(req));
+		check_chunk_case(cc, req, 1);
+		check_chunk_case(cc, req, 7);
+	}
+}
+
+/* Chunk extensions up to 16 KiB pass (across windows); longer: Bun's 413. */
+static void test_chunk_extension_limit(void **state)
+{
+	static const char head[] = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+	char *req = malloc(40000);
+
+	(void)state;
+	for (int ext = HP_CHUNK_EXT_MAX - 1; ext <= HP_CHUNK_EXT_MAX + 1; ext++) {
+		struct tconn *t = tc_new();
+		size_t o = (size_t)sprintf(req, "%s0005", head);
+
+		memset(req + o, ';', 1);
+		memset(req + o + 1, 'e', (size_t)ext - 1);
+		o += (size_t)ext;
+		o += (size_t)sprintf(req + o, "\r\nhello\r\n0\r\n\r\n" GET("/after"));
+		feed_split(t, REQ, req, o, 3000);
+		if (ext <= HP_CHUNK_EXT_MAX) {
+			assert_int_equal(t->rec.started, 2);
+			assert_int_equal(t->rec.rejects[BS_REJ_CHUNKED], 0);
+		} else {
+			assert_int_equal(t->rec.started, 1);
+			assert_int_equal(t->rec.rejects[BS_REJ_CHUNKED], 1);
+			feed(t, RESP, "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n");
+			assert_int_equal(t->rec.aborted, 1);
+			assert_int_equal(t->rec.completed, 0);
+		}
+		free(t);
+	}
+	/* leading zeros past what is kept across reads: given up, counted */
+	{
+		struct tconn *t = tc_new();
+		size_t o = (size_t)sprintf(req, "%s", head);
+
+		memset(req + o, '0', 1000);
+		o += 1000;
+		o += (size_t)sprintf(req + o, "5\r\nhello\r\n0\r\n\r\n");
+		feed_split(t, REQ, req, o, 500);
+		assert_int_equal(t->rec.desync[HP_DS_LONG_FIELD], 1);
+		assert_int_equal(t->rec.rejects[BS_REJ_CHUNKED], 0);
+		free(t);
+	}
+	free(req);
+}
+
+/* A head bunscope accepted and Bun refused with the canned answer resp. */
+static void check_late(const char *req, const char *resp)
+{
+	struct tconn *t = tc_new();
+
+	feed(t, REQ, req);
+	feed(t, RESP, resp);
+	assert_int_equal(t->rec.unstarted, 1);
+	assert_int_equal(t->rec.rejects[BS_REJ_LATE], 1);
+	assert_int_equal(t->rec.completed, 0);
+	assert_int_equal(pending(t), 0);
+	free(t);
+}
+
 static void test_canned_responses(void **state)
 {
 	struct tconn *t;
@@ -918,14 +1061,10 @@ static void test_canned_responses(void **state)
 	free(t);
 
 	/* bunscope accepted what Bun refused: taken back, not a request */
-	t = tc_new();
-	feed(t, REQ, GET("/"));
-	feed(t, RESP, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
-	assert_int_equal(t->rec.unstarted, 1);
-	assert_int_equal(t->rec.rejects[BS_REJ_LATE], 1);
-	assert_int_equal(t->rec.completed, 0);
-	assert_int_equal(pending(t), 0);
-	free(t);
+	check_late(GET("/"), "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+	/* a body over Bun's maxRequestBodySize: the head is refused with a 413 */
+	check_late("PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n\r\nabc",
+		   "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n\r\n");
 
 	/* an app's own 400 is a request like any other */
 	t = tc_new();
@@ -1202,6 +1341,14 @@ static void test_ws_fragments(void **state)
 	assert_int_equal(t->rec.ws_bytes[REQ][BS_WS_PONG], 1);
 	assert_int_equal(t->rec.nclose, 1);
 	assert_int_equal(t->rec.close_codes[0], WS_CODE_NONE);
+	free(t);
+
+	/* a one-byte close body is not "no code" (Bun refuses it) */
+	t = ws_open();
+	n = ws_frame(in, 1, 0, WS_OP_CLOSE, 1, NULL, 1, 0);
+	feed_ex(t, REQ, in, n, 1);
+	assert_int_equal(t->rec.nclose, 1);
+	assert_int_equal(t->rec.close_codes[0], WS_CODE_SHORT);
 	free(t);
 }
 
@@ -1825,6 +1972,8 @@ int main(void)
 		cmocka_unit_test(test_large_bodies),
 		cmocka_unit_test(test_unreadable_body),
 		cmocka_unit_test(test_chunked_response_streaming),
+		cmocka_unit_test(test_chunk_lines),
+		cmocka_unit_test(test_chunk_extension_limit),
 		cmocka_unit_test(test_head_204_304_100_101),
 		cmocka_unit_test(test_http10_until_close),
 		cmocka_unit_test(test_abort_on_close),
