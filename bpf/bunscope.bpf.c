@@ -56,7 +56,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* parser steps per call of the step function: calls and returns are costly
  * (return thunks), the verifier's work grows with this */
 #ifndef STEPS_PER_CALL
-#define STEPS_PER_CALL	8
+#define STEPS_PER_CALL	6
 #endif
 
 /* Set by the daemon before load. */
@@ -100,6 +100,10 @@ struct bs_scratch {
 	 * (ws_flush): a map lookup per frame cost 37 ns a frame */
 	__u64 ws_msgs[BS_WS_KINDS];
 	__u64 ws_bytes[BS_WS_KINDS];
+	/* a traceparent value and what it says (bs_trace_field): here, not on
+	 * the stack that the deepest call chain shares */
+	struct bs_tp tp;
+	__u8 tp_buf[TP_LEN + 1];
 	__u8 b[HP_SCR_ALLOC];
 };
 _Static_assert(__builtin_offsetof(struct bs_scratch, pos) == 0,
@@ -611,18 +615,15 @@ __noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 wh
 	if (!s || !bc || ve < vs)
 		return 0;
 	if (!(which_trunc & 2)) {
-		struct bs_tp tp;
-		__u8 buf[TP_LEN + 1];
-
 		if (bc->tr.tp != BS_TP_NONE || (which_trunc & 1) || len < TP_LEN ||
-		    bpf_probe_read_kernel(buf, sizeof(buf), s->b + (vs & HP_SCR_MASK)) ||
-		    tp_parse(buf, len, &tp)) {
+		    bpf_probe_read_kernel(s->tp_buf, sizeof(s->tp_buf), s->b + (vs & HP_SCR_MASK)) ||
+		    tp_parse(s->tp_buf, len, &s->tp)) {
 			bc->tr.tp = BS_TP_BAD;
 			return 0;
 		}
-		__builtin_memcpy(bc->tr.trace_id, tp.trace_id, 16);
-		__builtin_memcpy(bc->tr.parent_id, tp.parent_id, 8);
-		bc->tr.tp_flags = tp.flags;
+		__builtin_memcpy(bc->tr.trace_id, s->tp.trace_id, 16);
+		__builtin_memcpy(bc->tr.parent_id, s->tp.parent_id, 8);
+		bc->tr.tp_flags = s->tp.flags;
 		bc->tr.tp = BS_TP_VALID;
 		return 0;
 	}

@@ -1181,8 +1181,8 @@ HP_INLINE __u32 hp_hexval(__u8 ch)
  * binary): one or more hex digits, any number of them leading zeros, for a
  * size of at most HP_CHUNK_MAX; then the end of the line, or ';' and an
  * extension of at most HP_CHUNK_EXT_MAX bytes above 0x20 (hp_step refuses
- * any byte <= 0x20 in the line but its CRLF, so bare LF, CR, tabs and
- * spaces never reach here).  The CRLF after chunk data, and after the last
+ * any CTL in the line but its CRLF, so bare LF, CR and tabs never reach
+ * here; a space is found here, in the extension's first HP_SCAN_WORDS words).  The CRLF after chunk data, and after the last
  * chunk (Bun takes no trailers), come here as lines that must be empty.
  * Anything else Bun refuses with its canned 400; the request was dispatched.
  */
@@ -1209,6 +1209,7 @@ HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __
 			break;
 		i += 8;
 	}
+	i = hp_opaque(r, i);	/* one state after the loop, not one per exit */
 	/* at most 7 more zeros, then 15 digits reach HP_CHUNK_MAX */
 	for (int k = 0; k < 24; k++) {
 		__u32 v;
@@ -1223,11 +1224,20 @@ HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __
 		size = size * 16 + v;
 		i++;
 	}
+	i = hp_opaque(r, i);
+	size = hp_opaque64(r, size);
 	if (i >= avail) {
 		if (trunc)	/* the digits go on past what was kept */
 			{ hp_desync(r, d, HP_DS_LONG_FIELD); return; }
 	} else if (hp_b(r, i) == ';') {
+		int sp;
+
 		if (total - (i - s) > HP_CHUNK_EXT_MAX)
+			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+		/* no space in the extension (hp_step let it through): looked
+		 * for in the first HP_SCAN_WORDS words of what was kept */
+		hp_scan_ctl(r, i, avail, &sp, 0x21);
+		if (sp)
 			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
 	} else if (hp_hexval(hp_b(r, i)) < 16) {
 		/* only zeros so far, more of them than are skipped */
@@ -1727,11 +1737,10 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 			return hp_bad_byte(r, d, dir);
 	}
 
-	/* a request's chunk line: any byte <= 0x20 but its CRLF is refused */
-	if (!dir && d->state == HS_CHUNK_SIZE)
-		q = hp_scan_ctl(r, p, e, &found, 0x21);
-	else
-		q = hp_scan_ctl(r, p, e, &found, 0x20);
+	/* a request's chunk line: a CTL but its CRLF is refused (hp_bad_byte);
+	 * a space is the line handler's to find.  One inlined scan here: each
+	 * copy costs the verifier once per step of every step function */
+	q = hp_scan_ctl(r, p, e, &found, 0x20);
 	if (!found) {
 		r->v->off = r->v->wbase + (q - HP_WIN_OFF);
 		if (q >= e)
