@@ -704,6 +704,14 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		expo_sample_u64(sb, "bunscope_bpf_prog_recursion_misses_total", l, 1,
 				ps[i].recursion_misses);
 	}
+	expo_header(sb, "bunscope_bpf_prog_verified_insns", "gauge",
+		    "Instructions the verifier processed to load each BPF program (its limit is "
+		    "1000000; 0 where the kernel does not say).");
+	for (int i = 0; i < np; i++) {
+		struct expo_label l[1] = { { "prog", ps[i].name } };
+
+		expo_sample_u64(sb, "bunscope_bpf_prog_verified_insns", l, 1, ps[i].verified_insns);
+	}
 	expo_scalar(sb, "bunscope_bpf_stats_enabled", "gauge",
 	       "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).",
 	       loader_bpf_stats_enabled());

@@ -626,6 +626,7 @@ int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max)
 		out[n].run_cnt = info.run_cnt;
 		out[n].run_time_ns = info.run_time_ns;
 		out[n].recursion_misses = info.recursion_misses;
+		out[n].verified_insns = info.verified_insns;
 		n++;
 	}
 	return n;

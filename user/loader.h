@@ -100,6 +100,7 @@ struct prog_stat {
 	__u64 run_cnt;
 	__u64 run_time_ns;
 	__u64 recursion_misses;	/* runs skipped: the program was already running on that CPU */
+	__u32 verified_insns;	/* instructions the verifier processed to load it (Linux >= 5.16) */
 };
 int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max);
 

@@ -120,3 +120,25 @@ def test_heads_split_across_reads():
                      10 * len(cuts), "request body bytes")
         for reason in ("method", "version", "header", "host"):
             assert_equal(sc.rejected(app.port, reason, app.pid), 0, "rejected " + reason)
+
+
+@privileged
+def test_verifier_headroom():
+    """The data programs load with room to spare under the verifier's
+    1,000,000-instruction limit, in both capture modes with traces on (the
+    most code): a change that eats the margin fails here, not on the first
+    host whose kernel counts a little differently."""
+    limit, margin = 1000000, 0.8
+    for mode in ("tracepoint", "raw_tracepoint"):
+        with BunApp() as app, Bunscope.for_app(app, "--capture", mode, "--traces-file",
+                                               "/dev/null") as scope:
+            s = scope.scrape()
+            got = {l["prog"]: v for _, l, v in s.select("bunscope_bpf_prog_verified_insns")}
+            data = {p: v for p, v in got.items() if "exit_read" in p or "exit_write" in p}
+            assert len(data) >= 2, got
+            if all(v == 0 for v in data.values()):
+                raise AssertionError("the kernel does not report verified_insns: %s" % got)
+            harness.log("verified instructions (%s): %s" % (mode, data))
+            for p, v in data.items():
+                assert v <= limit * margin, "%s: %d verified instructions, over %d%% of %d" % (
+                    p, v, margin * 100, limit)
