@@ -84,17 +84,17 @@ $(BUILD)/bunscope: $(USER_OBJS)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- unit tests (cmocka, no root) ----------------------------------------
-$(BUILD)/tests/test_http_parse: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
+$(BUILD)/tests/test_http_parse: tests/unit/test_http_parse.c tests/unit/hp_harness.h $(HEADERS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $< -o $@ -lcmocka
 
 # the same tests with a 16-byte window: every line crosses windows
-$(BUILD)/tests/test_http_parse_win16: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
+$(BUILD)/tests/test_http_parse_win16: tests/unit/test_http_parse.c tests/unit/hp_harness.h $(HEADERS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -DHP_WIN=16 $< -o $@ -lcmocka
 
 # and without the inline fast path for ordinary fields, with a 7-byte window
-$(BUILD)/tests/test_http_parse_slow: tests/unit/test_http_parse.c $(HEADERS) | $(BUILD)/tests
+$(BUILD)/tests/test_http_parse_slow: tests/unit/test_http_parse.c tests/unit/hp_harness.h $(HEADERS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -DHP_WIN=7 -DHP_NO_FAST=1 $< -o $@ -lcmocka
 
