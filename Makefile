@@ -30,7 +30,7 @@ USER_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 HEADERS    := $(wildcard include/*.h) $(wildcard user/*.h)
 
 UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_routes test_expo \
-	      test_thread_role test_limit test_export test_traces_cfg
+	      test_thread_role test_limit test_export test_traces_cfg test_optval
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 .PHONY: all deps test unit integration bench demo clean help check-root
@@ -107,6 +107,10 @@ $(BUILD)/tests/test_routes: tests/unit/test_routes.c $(BUILD)/user/routes.o | $(
 	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
 
 $(BUILD)/tests/test_limit: tests/unit/test_limit.c $(BUILD)/user/limit_parse.o | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
+
+$(BUILD)/tests/test_optval: tests/unit/test_optval.c $(BUILD)/user/optval.o | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ -lcmocka
 

@@ -16,9 +16,10 @@ int parse_bytes(const char *s, unsigned long long *out)
 	unsigned long long v, mul = 1;
 	char *end;
 
-	errno = 0;
-	if (!*s || *s == '-')
+	/* strtoull() would skip blanks and take a sign: " -1" is 2^64 - 1 */
+	if (*s < '0' || *s > '9')
 		return -EINVAL;
+	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -EINVAL;
@@ -45,9 +46,11 @@ int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned lon
 	char *end;
 	unsigned long v;
 
+	if (*s < '0' || *s > '9')
+		return -EINVAL;	/* no blanks or sign for strtoul() to take */
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno || !*s || *end || *s == '-' || v < min || v > max)
+	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = v;
 	return 0;
