@@ -33,7 +33,7 @@ UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_ro
 	      test_thread_role test_limit test_export test_traces_cfg test_optval
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
-.PHONY: all deps test unit integration bench demo clean help check-root
+.PHONY: all deps test unit integration bench demo clean help check-root fuzz
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/bunscope
@@ -43,6 +43,7 @@ help:
 	@echo "make deps       install missing Debian packages and Bun (into .deps/)"
 	@echo "make test       deps + build + unit tests + privileged integration tests"
 	@echo "make unit       unit tests only (no root needed)"
+	@echo "make fuzz       libFuzzer targets, FUZZ_SECONDS (default 20) each (no root needed)"
 	@echo "make demo       deps + build + example Bun app + traffic + metrics"
 	@echo "make bench      deps + build + throughput/overhead benchmark"
 	@echo "V=1             show commands"
@@ -140,12 +141,53 @@ $(BUILD)/flood: scripts/bench/flood.c | $(BUILD)
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "  UNIT     $$t"; $$t; done
 
+# ---- fuzzing (libFuzzer: clang with ASan and UBSan, no root) ------------------
+# `make fuzz` builds every target into build/fuzz/ and runs each one for
+# FUZZ_SECONDS on its checked-in seeds (tests/fuzz/corpus/, read only; what
+# it finds goes to build/fuzz/), failing on a crash, leak, UBSan report,
+# timeout or broken invariant.  `make test` runs it with the default.
+FUZZ_SECONDS ?= 20
+FUZZ_CC      ?= clang
+FUZZ_TARGETS := http http_win7 ws traceparent routes escape values
+FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		$(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser
+FUZZ_DEPS    := tests/fuzz/fuzz.h tests/unit/hp_harness.h $(HEADERS)
+# the daemon's sources each target links, and their libraries
+fuzz_src_routes := user/routes.c
+fuzz_src_escape := user/expo.c
+fuzz_lib_escape := -lz
+fuzz_src_values := user/optval.c user/limit_parse.c user/expo.c user/export.c \
+		   user/traces_cfg.c user/log.c
+fuzz_lib_values := -lcurl -lbpf -lelf -lz -lpthread -lm
+
+$(BUILD)/fuzz:
+	$(Q)mkdir -p $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) $(USER_SRCS) | $(BUILD)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(fuzz_src_$*) -o $@ $(fuzz_lib_$*)
+
+# the HTTP target again with a 7-byte window (every line crosses windows),
+# and as a WebSocket-only target (upgraded before the input starts)
+$(BUILD)/fuzz/fuzz_http_win7: tests/fuzz/fuzz_http.c $(FUZZ_DEPS) | $(BUILD)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DHP_WIN=7 -DHP_NO_FAST=1 $< -o $@
+
+$(BUILD)/fuzz/fuzz_ws: tests/fuzz/fuzz_http.c $(FUZZ_DEPS) | $(BUILD)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZ_WS=1 $< -o $@
+
+fuzz: $(FUZZ_BINS)
+	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # ---- the commands that matter ----------------------------------------------
 deps:
 	$(Q)scripts/deps.sh
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all unit $(BUILD)/flood
+	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)scripts/run-integration.sh
 
 integration: all $(BUILD)/flood

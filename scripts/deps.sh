@@ -13,10 +13,12 @@ BUN_VERSION=${BUN_VERSION:-1.4.5}
 # timeouts are its job, not ours).  Tests: cmocka, curl, wrk, prometheus
 # (promtool and a real scraper), python3 (integration tests), iproute2.
 # Bench: nftables and iptables (the limiter's comparison).
+# Fuzzing: libclang-rt-dev (clang's libFuzzer, ASan and UBSan runtimes, which
+# plain clang does not bring; make fuzz links against them).
 # nodejs/npm only fetch Bun.
 PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev
       libcurl4-openssl-dev libcmocka-dev pkg-config make gcc curl wrk prometheus
-      python3 iproute2 procps nftables iptables nodejs npm"
+      python3 iproute2 procps nftables iptables nodejs npm libclang-rt-dev"
 
 missing=""
 for p in $PKGS; do

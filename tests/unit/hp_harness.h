@@ -62,6 +62,8 @@ struct rec {
 	int nclose;
 	__u16 close_codes[16];
 	int resolve;			/* hp_on_path resolves routes (as live) */
+	__u32 fail_from;		/* reads reaching segment offset fail_from - 1
+					 * fail (a page the kernel cannot read); 0: none */
 	/* traces: the hooks keep what the BPF side keeps in bs_conn.tr */
 	int trace_on;
 	int sample;			/* 1: every request; 2: parent-based (else all) */
@@ -94,6 +96,8 @@ HP_INLINE int hp_src_read(struct hp_run *r, __u8 *dst, __u32 len, __u32 off)
 	/* as the BPF side, whose HP_WIN (4096) the small-window builds shrink;
 	 * a WebSocket window (WS_WIN) is never below 16 */
 	if (len > HP_WIN && len > 16)
+		return -1;
+	if (r->rec->fail_from && off + len >= r->rec->fail_from)
 		return -1;
 	memcpy(dst, (const __u8 *)(uintptr_t)r->v->src + off, len);
 	return 0;
