@@ -6,6 +6,8 @@
  * Input: one byte, max_routes (low 6 bits); then lines ('\n'):
  *   "@PATTERN"  routes_add_pattern (an operator's --route)
  *   "!PATH"     a path whose capture was truncated (BS_PATH_MAX reached)
+ *   "-PATH"     the hash of PATH forgotten (routes_remember of
+ *               BS_ROUTE_UNRESOLVED: the kernel's entry was dropped)
  *   "PATH"      a path as captured
  * each path resolved, its label taken, and its hash remembered.
  *
@@ -16,6 +18,8 @@
  * counted, once the table is full); never more than max_routes routes;
  * remembered hashes answer with their latest id or not at all.
  */
+#include <errno.h>
+
 #include "fuzz.h"
 #include "routes.h"
 
@@ -76,6 +80,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			} else {
 				FZ_CHECK(memchr(err, 0, sizeof(err)) != NULL);
 			}
+		} else if (line[0] == '-') {
+			__u64 h = weak_hash(line + 1, strlen(line + 1));
+
+			routes_remember(rt, h, BS_ROUTE_UNRESOLVED);
+			FZ_CHECK(routes_lookup_hash(rt, h, NULL) == -ENOENT);
+			last[h] = BS_ROUTE_UNRESOLVED;
 		} else {
 			int trunc = line[0] == '!';
 			const char *p = line + trunc;

@@ -205,6 +205,9 @@ def http_seeds():
                           seg(RESP, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" * 14))
     s["faulty_read"] = (bytes([SERVER]) + faulty(REQ, get(b"/f"), 20) + seg(REQ, get(b"/g")) +
                         seg(RESP, resp()) + faulty(RESP, resp(), 5))
+    s["upgrade_refused"] = (bytes([SERVER]) + seg(REQ, WS_REQ) +
+                            seg(RESP, b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n") +
+                            seg(REQ, get(b"/after")) + seg(RESP, resp()))
     s["client"] = (bytes([CLIENT]) + seg(REQ, get(b"/upstream")) + seg(RESP, resp(b"x" * 40)) +
                    seg(REQ, get(b"/a")) + seg(RESP, CANNED[400]) + CLOSE)
     s["client_upgrade"] = (bytes([CLIENT]) + seg(REQ, WS_REQ) + seg(RESP, WS_101) +
@@ -298,6 +301,7 @@ def routes_seeds():
         "truncated": r(10, b"!/a/b/c/partial", b"!", b"!http://hostname-only", b"!/x?y"),
         "long": r(10, b"/" + b"segment/" * 30, b"/" + b"x" * 200),
         "overflow": r(2, b"/a", b"/b", b"/c", b"/d", b"/a"),
+        "forget": r(10, b"/a/1", b"-/a/1", b"/b", b"-/never", b"/a/1"),
         "zero_routes": r(0, b"/a", b"@/b"),
         "empty_segments": r(10, b"//a", b"/a/", b"///", b"/a//b/"),
     }
