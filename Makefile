@@ -39,11 +39,11 @@ USER_SRCS  := $(wildcard user/*.c)
 HEADERS    := $(wildcard include/*.h) $(wildcard user/*.h)
 
 UNIT_TESTS := test_http_parse test_http_parse_win16 test_http_parse_slow test_routes test_expo \
-	      test_thread_role test_limit test_export test_traces_cfg
+	      test_thread_role test_limit test_export test_traces_cfg test_optval
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-asan asan check-static cppcheck clang-tidy format-check format \
-	format-report integration bench demo soak clean help check-root
+	format-report integration bench demo soak clean help check-root fuzz
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/bunscope
@@ -58,6 +58,7 @@ help:
 	@echo "make asan       the daemon under ASan+UBSan+LSan: build/asan/bunscope"
 	@echo "make check-static  clang-format (FORMAT_FILES), cppcheck and clang-tidy on user/"
 	@echo "make format     reformat FORMAT_FILES with clang-format"
+	@echo "make fuzz       libFuzzer targets, FUZZ_SECONDS (default 20) each (no root needed)"
 	@echo "make demo       deps + build + example Bun app + traffic + metrics"
 	@echo "make bench      deps + build + throughput/overhead benchmark"
 	@echo "make soak       deps + build + an hour at a fixed rate, RSS and maps plotted (SOAK_SECONDS)"
@@ -87,18 +88,20 @@ $(BUILD)/limit.skel.h: $(BUILD)/limit.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name limit_bpf > $@
 
 # Unit tests: each one's sources, the daemon objects it links and its libraries.
-test_http_parse_SRC       := tests/unit/test_http_parse.c
+test_http_parse_SRC       := tests/unit/test_http_parse.c tests/unit/hp_harness.h
 # the same tests with a 16-byte window: every line crosses windows
-test_http_parse_win16_SRC := tests/unit/test_http_parse.c
+test_http_parse_win16_SRC := tests/unit/test_http_parse.c tests/unit/hp_harness.h
 test_http_parse_win16_DEF := -DHP_WIN=16
 # and without the inline fast path for ordinary fields, with a 7-byte window
-test_http_parse_slow_SRC  := tests/unit/test_http_parse.c
+test_http_parse_slow_SRC  := tests/unit/test_http_parse.c tests/unit/hp_harness.h
 test_http_parse_slow_DEF  := -DHP_WIN=7 -DHP_NO_FAST=1
 test_thread_role_SRC      := tests/unit/test_thread_role.c
 test_routes_SRC           := tests/unit/test_routes.c
 test_routes_OBJS          := routes.o
 test_limit_SRC            := tests/unit/test_limit.c
 test_limit_OBJS           := limit_parse.o
+test_optval_SRC           := tests/unit/test_optval.c
+test_optval_OBJS          := optval.o
 test_traces_cfg_SRC       := tests/unit/test_traces_cfg.c
 test_traces_cfg_OBJS      := traces_cfg.o
 test_traces_cfg_LIBS      := -lm
@@ -212,6 +215,46 @@ format-report:
 
 check-static: format-check cppcheck clang-tidy
 
+# ---- fuzzing (libFuzzer: clang with ASan and UBSan, no root) ------------------
+# `make fuzz` builds every target into build/fuzz/ and runs each one for
+# FUZZ_SECONDS on its checked-in seeds (tests/fuzz/corpus/, read only; what
+# it finds goes to build/fuzz/), failing on a crash, leak, UBSan report,
+# timeout or broken invariant.  `make test` runs it with the default.
+FUZZ_SECONDS ?= 20
+FUZZ_CC      ?= clang
+FUZZ_TARGETS := http http_win7 ws traceparent routes escape values
+FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		$(WARN) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser
+FUZZ_DEPS    := tests/fuzz/fuzz.h tests/unit/hp_harness.h $(HEADERS)
+# the daemon's sources each target links, and their libraries
+fuzz_src_routes := user/routes.c
+fuzz_src_escape := user/expo.c
+fuzz_lib_escape := -lz
+fuzz_src_values := user/optval.c user/limit_parse.c user/expo.c user/export.c \
+		   user/traces_cfg.c user/log.c
+fuzz_lib_values := -lcurl -lbpf -lelf -lz -lpthread -lm
+
+$(BUILD)/fuzz:
+	$(Q)mkdir -p $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) $(USER_SRCS) | $(BUILD)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(fuzz_src_$*) -o $@ $(fuzz_lib_$*)
+
+# the HTTP target again with a 7-byte window (every line crosses windows),
+# and as a WebSocket-only target (upgraded before the input starts)
+$(BUILD)/fuzz/fuzz_http_win7: tests/fuzz/fuzz_http.c $(FUZZ_DEPS) | $(BUILD)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DHP_WIN=7 -DHP_NO_FAST=1 $< -o $@
+
+$(BUILD)/fuzz/fuzz_ws: tests/fuzz/fuzz_http.c $(FUZZ_DEPS) | $(BUILD)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZ_WS=1 $< -o $@
+
+fuzz: $(FUZZ_BINS)
+	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # ---- the commands that matter ----------------------------------------------
 deps:
 	$(Q)scripts/deps.sh
@@ -219,6 +262,7 @@ deps:
 test: deps
 	$(Q)$(MAKE) --no-print-directory check-static
 	$(Q)$(MAKE) --no-print-directory all unit unit-asan asan $(BUILD)/flood
+	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)scripts/run-integration.sh
 
 # test_sanitizers runs the sanitized daemon

@@ -15,11 +15,13 @@ BUN_VERSION=${BUN_VERSION:-1.4.5}
 # Bench: nftables and iptables (the limiter's comparison).  Static checks
 # (make check-static, run first by make test): cppcheck, clang-tidy and
 # clang-format.  The sanitizer builds use gcc's ASan/UBSan runtimes, which
-# come with gcc.
+# come with gcc.  Fuzzing: libclang-rt-dev (clang's libFuzzer, ASan and UBSan
+# runtimes, which plain clang does not bring; make fuzz links against them).
 # nodejs/npm only fetch Bun.
 PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev
       libcurl4-openssl-dev libcmocka-dev pkg-config make gcc curl wrk prometheus
-      python3 iproute2 procps nftables iptables nodejs npm cppcheck clang-tidy clang-format"
+      python3 iproute2 procps nftables iptables nodejs npm cppcheck clang-tidy clang-format
+      libclang-rt-dev"
 
 missing=""
 for p in $PKGS; do

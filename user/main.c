@@ -28,6 +28,7 @@
 #include "expo.h"
 #include "httpd.h"
 #include "log.h"
+#include "optval.h"
 #include "routes.h"
 #include "traces.h"
 
@@ -224,50 +225,6 @@ static void usage(FILE *f)
 		"  bunscope --pid $(pgrep -n bun)\n"
 		"  bunscope --name bun --route /users/:id\n"
 		"  curl -s localhost:9464/metrics\n");
-}
-
-/* A byte count with an optional K, M, G or T suffix (powers of 1024; "KiB" and "KB" too). */
-static int parse_bytes(const char *s, unsigned long long *out)
-{
-	static const char *const units = "KMGT";
-	unsigned long long v, mul = 1;
-	char *end;
-
-	errno = 0;
-	if (!*s || *s == '-')
-		return -EINVAL;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		const char *u = strchr(units, end[0] & ~0x20);
-
-		if (!u || !*u)
-			return -EINVAL;
-		mul = 1ULL << (10 * (u - units + 1));
-		end++;
-		if (!strcmp(end, "iB") || !strcmp(end, "B") || !strcmp(end, "i"))
-			end += strlen(end);
-		if (*end)
-			return -EINVAL;
-	}
-	if (!v || v > ~0ULL / mul)
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
-}
-
-static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || !*s || *end || *s == '-' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 static const char *env_get(const char *name)
