@@ -33,30 +33,30 @@ struct bs_server_stats;
 int bs_line_req(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st);
 int bs_line_resp(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st);
 /* complete lines are handled in separately verified functions (below) */
-#define HP_LINE_CALL(r, d, dir)							\
-	((dir) ? bs_line_resp((struct bs_scratch *)(r)->v, (r)->bc, (r)->st)	\
+#define HP_LINE_CALL(r, d, dir)                                              \
+	((dir) ? bs_line_resp((struct bs_scratch *)(r)->v, (r)->bc, (r)->st) \
 	       : bs_line_req((struct bs_scratch *)(r)->v, (r)->bc, (r)->st))
-#define HP_RUN_EXTRA			\
-	struct bs_server_stats *st;	\
-	struct bs_conn *bc;		\
-	__u32 tgid;			\
-	__u16 port;			\
+#define HP_RUN_EXTRA                \
+	struct bs_server_stats *st; \
+	struct bs_conn *bc;         \
+	__u32 tgid;                 \
+	__u16 port;                 \
 	__u16 pad_;
 #include "bs_conn.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_UNIX		1
-#define AF_INET		2
-#define AF_INET6	10
-#define SHUT_WR		1
-#define SHUT_RDWR	2
+#define AF_UNIX	  1
+#define AF_INET	  2
+#define AF_INET6  10
+#define SHUT_WR	  1
+#define SHUT_RDWR 2
 
-#define MAX_IOV		64		/* iovecs read per syscall */
+#define MAX_IOV 64 /* iovecs read per syscall */
 /* parser steps per call of the step function: calls and returns are costly
  * (return thunks), the verifier's work grows with this */
 #ifndef STEPS_PER_CALL
-#define STEPS_PER_CALL	6
+#define STEPS_PER_CALL 6
 #endif
 
 /* Set by the daemon before load. */
@@ -90,12 +90,12 @@ enum sys_kind {
 /* Per-CPU working memory of one syscall's walk (see struct hp_pos). */
 struct bs_scratch {
 	struct hp_pos pos;
-	__u64 iov;		/* next struct iovec to read */
-	__u64 now;		/* when the syscall returned */
-	__u32 iov_left;		/* iovecs not read yet */
-	__u32 left;		/* bytes of the syscall not assigned to a segment */
+	__u64 iov;	/* next struct iovec to read */
+	__u64 now;	/* when the syscall returned */
+	__u32 iov_left; /* iovecs not read yet */
+	__u32 left;	/* bytes of the syscall not assigned to a segment */
 	__u32 tgid;
-	__u32 ws_frames;	/* frames counted in ws_msgs/ws_bytes, not yet in ws_agg */
+	__u32 ws_frames; /* frames counted in ws_msgs/ws_bytes, not yet in ws_agg */
 	/* one syscall's WebSocket figures, added to ws_agg once at its end
 	 * (ws_flush): a map lookup per frame cost 37 ns a frame */
 	__u64 ws_msgs[BS_WS_KINDS];
@@ -112,7 +112,7 @@ _Static_assert(__builtin_offsetof(struct bs_scratch, pos) == 0,
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);	/* --max-connections */
+	__uint(max_entries, 65536); /* --max-connections */
 	__type(key, struct bs_conn_key);
 	__type(value, struct bs_conn);
 } conns SEC(".maps");
@@ -141,20 +141,20 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);	/* --max-series */
+	__uint(max_entries, 16384); /* --max-series */
 	__type(key, struct bs_agg_key);
 	__type(value, __u32);
 } series SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
-	__uint(max_entries, 16384);	/* --max-series */
+	__uint(max_entries, 16384); /* --max-series */
 	__type(value, __u32);
 } series_free SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 16384);	/* --max-series */
+	__uint(max_entries, 16384); /* --max-series */
 	__type(key, __u32);
 	__type(value, struct bs_agg_val);
 } agg SEC(".maps");
@@ -288,7 +288,7 @@ const volatile __u64 ban_ns = 60 * BS_LIM_NSEC;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);	/* --limit-clients; 64 while off */
+	__uint(max_entries, 65536); /* --limit-clients; 64 while off */
 	__type(key, struct bs_lim_key);
 	__type(value, struct bs_lim_state);
 } req_rate SEC(".maps");
@@ -444,8 +444,7 @@ HP_INLINE __u64 hp_seed(void)
 	return hash_seed;
 }
 
-HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
-			   int truncated)
+HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len, int truncated)
 {
 	struct bs_ev_path *ev;
 	__u32 *id;
@@ -492,10 +491,9 @@ static __always_inline __u32 bucket_of(const __u64 *bounds, int n, __u64 ns)
 static __always_inline __u32 dur_slot(__u64 ns)
 {
 	static const __u64 bounds[BS_DUR_BOUNDS] = {
-		5000000ULL, 10000000ULL, 25000000ULL, 50000000ULL, 75000000ULL,
-		100000000ULL, 250000000ULL, 500000000ULL, 750000000ULL,
-		1000000000ULL, 2500000000ULL, 5000000000ULL, 7500000000ULL,
-		10000000000ULL,
+		5000000ULL,    10000000ULL,   25000000ULL,   50000000ULL,    75000000ULL,
+		100000000ULL,  250000000ULL,  500000000ULL,  750000000ULL,   1000000000ULL,
+		2500000000ULL, 5000000000ULL, 7500000000ULL, 10000000000ULL,
 	};
 
 	/* written out, not bucket_of(): per request, and clang emits fewer
@@ -526,14 +524,14 @@ static __always_inline __u32 size_slot(__u64 n)
  * dead code the verifier prunes: the metrics path pays nothing.
  */
 const volatile __u32 traces_on = 0;
-const volatile __u32 traces_query = 0;		/* keep the query string in the target */
+const volatile __u32 traces_query = 0; /* keep the query string in the target */
 const volatile __u32 trace_sampler = BS_SAMPLER_PB_ALWAYS_ON;
-const volatile __u64 trace_ratio = 1ULL << 32;	/* sample when a 32-bit draw is below */
-const volatile struct bs_lim_rate span_cap = {};	/* spans per second; interval 0: none */
+const volatile __u64 trace_ratio = 1ULL << 32;	 /* sample when a 32-bit draw is below */
+const volatile struct bs_lim_rate span_cap = {}; /* spans per second; interval 0: none */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);	/* --traces-ringbuf when traces are on */
+	__uint(max_entries, 4096); /* --traces-ringbuf when traces are on */
 } spans SEC(".maps");
 
 /* the cap's GCRA, one for all CPUs: unlocked, a race lets a span too many by */
@@ -541,7 +539,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);	/* the GCRA's theoretical arrival time */
+	__type(value, __u64); /* the GCRA's theoretical arrival time */
 } span_cap_state SEC(".maps");
 
 /*
@@ -552,8 +550,9 @@ struct {
 static __always_inline __u64 span_wakeup(void)
 {
 	return bpf_ringbuf_query(&spans, BPF_RB_AVAIL_DATA) >
-	       bpf_ringbuf_query(&spans, BPF_RB_RING_SIZE) / 8 ? BPF_RB_FORCE_WAKEUP
-							      : BPF_RB_NO_WAKEUP;
+			       bpf_ringbuf_query(&spans, BPF_RB_RING_SIZE) / 8
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
 }
 
 HP_INLINE int hp_trace_on(struct hp_run *r __attribute__((unused)))
@@ -562,8 +561,8 @@ HP_INLINE int hp_trace_on(struct hp_run *r __attribute__((unused)))
 }
 
 /* The request-target into the connection's trace state; its traceparent is unknown yet. */
-__noinline int bs_trace_target(struct bs_scratch *s, struct bs_conn *bc, __u32 start,
-			       __u32 plen, __u32 tlen_trunc)
+__noinline int bs_trace_target(struct bs_scratch *s, struct bs_conn *bc, __u32 start, __u32 plen,
+			       __u32 tlen_trunc)
 {
 	__u32 tlen = tlen_trunc >> 1, n;
 	int cut = tlen_trunc & 1;
@@ -607,8 +606,8 @@ HP_INLINE void hp_on_target_again(struct hp_run *r)
  * bit 0: its middle is missing.  A tracestate goes out at once (its request
  * may not be sampled: the daemon drops what no span claims); it is rare.
  */
-__noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 which_trunc,
-			      __u32 vs, __u32 ve)
+__noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 which_trunc, __u32 vs,
+			      __u32 ve)
 {
 	__u32 len = ve - vs;
 
@@ -616,7 +615,8 @@ __noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 wh
 		return 0;
 	if (!(which_trunc & 2)) {
 		if (bc->tr.tp != BS_TP_NONE || (which_trunc & 1) || len < TP_LEN ||
-		    bpf_probe_read_kernel(s->tp_buf, sizeof(s->tp_buf), s->b + (vs & HP_SCR_MASK)) ||
+		    bpf_probe_read_kernel(s->tp_buf, sizeof(s->tp_buf),
+					  s->b + (vs & HP_SCR_MASK)) ||
 		    tp_parse(s->tp_buf, len, &s->tp)) {
 			bc->tr.tp = BS_TP_BAD;
 			return 0;
@@ -653,8 +653,7 @@ __noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 wh
 
 HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve, int trunc)
 {
-	bs_trace_field((struct bs_scratch *)r->v, r->bc, (which ? 2 : 0) | (trunc ? 1 : 0), vs,
-		       ve);
+	bs_trace_field((struct bs_scratch *)r->v, r->bc, (which ? 2 : 0) | (trunc ? 1 : 0), vs, ve);
 }
 
 /* A ratio sampler's draw: from the incoming trace id when there is one (the
@@ -692,7 +691,7 @@ HP_INLINE int hp_trace_sample(struct hp_run *r)
 	case BS_SAMPLER_PB_RATIO:
 		yes = parent ? (t->tp_flags & TP_FLAG_SAMPLED) : ratio_pass(t, 0);
 		break;
-	default:	/* BS_SAMPLER_PB_ALWAYS_ON */
+	default: /* BS_SAMPLER_PB_ALWAYS_ON */
 		yes = parent ? (t->tp_flags & TP_FLAG_SAMPLED) : 1;
 		break;
 	}
@@ -822,8 +821,8 @@ __noinline int bs_ws_span_end(struct bs_conn *bc, __u32 tgid, __u64 now)
 	return 0;
 }
 
-static __always_inline void span_end(struct hp_run *r, struct hp_slot *s, __u32 count,
-				     __u32 how, __u16 status, __u64 req_body, __u64 resp_body)
+static __always_inline void span_end(struct hp_run *r, struct hp_slot *s, __u32 count, __u32 how,
+				     __u16 status, __u64 req_body, __u64 resp_body)
 {
 	struct bs_ev_span_end e = {
 		.tgid = r->tgid,
@@ -867,8 +866,8 @@ struct bs_client_done {
 	__u64 resp_body;
 	__u32 tgid;
 	__u16 status;
-	__u8  method;
-	__u8  pad;
+	__u8 method;
+	__u8 pad;
 };
 
 /*
@@ -902,8 +901,8 @@ __noinline int bs_client_complete(struct bs_conn *bc, struct bs_server_stats *st
 	return 0;
 }
 
-HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
-			      __u64 req_body, __u64 resp_body)
+HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status, __u64 req_body,
+			      __u64 resp_body)
 {
 	struct bs_agg_key k = {};
 	struct bs_agg_val *v;
@@ -932,7 +931,7 @@ HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
 
 		if (id) {
 			route = *id;
-			s->route_id = route;	/* for the slot's pipelined twins */
+			s->route_id = route; /* for the slot's pipelined twins */
 		}
 	}
 	if (route == BS_ROUTE_UNRESOLVED) {
@@ -1141,8 +1140,8 @@ HP_INLINE void ws_on_error(struct hp_run *r, int dir __attribute__((unused)),
 static __always_inline __u32 life_slot(__u64 ns)
 {
 	static const __u64 bounds[BS_LIFE_BOUNDS] = {
-		100000000ULL, 1000000000ULL, 10000000000ULL, 60000000000ULL,
-		300000000000ULL, 900000000000ULL, 1800000000000ULL, 3600000000000ULL,
+		100000000ULL,	   1000000000ULL,     10000000000ULL,	60000000000ULL,
+		300000000000ULL,   900000000000ULL,   1800000000000ULL, 3600000000000ULL,
 		14400000000000ULL, 86400000000000ULL,
 	};
 
@@ -1180,7 +1179,7 @@ static __always_inline void ws_end(struct hp_run *r)
 	if (n) {
 		(*n)++;
 	} else if (bpf_map_update_elem(&ws_close, &k, &one, BPF_NOEXIST)) {
-		n = bpf_map_lookup_elem(&ws_close, &k);	/* another CPU added it */
+		n = bpf_map_lookup_elem(&ws_close, &k); /* another CPU added it */
 		if (n)
 			(*n)++;
 		else
@@ -1191,7 +1190,7 @@ static __always_inline void ws_end(struct hp_run *r)
 /* ---- syscall plumbing ----------------------------------------------------- */
 
 struct loop_ctx {
-	struct hp_run r;	/* for events without data (close, shutdown) */
+	struct hp_run r; /* for events without data (close, shutdown) */
 	struct bs_scratch *s;
 	struct bs_conn *conn;
 	struct bs_server_stats *st;
@@ -1206,8 +1205,7 @@ static __always_inline int next_segment(struct hp_run *r, struct bs_scratch *s)
 
 	if (!s->left)
 		return 0;
-	if (!s->iov_left ||
-	    bpf_probe_read_user(&iov, sizeof(iov), (const void *)s->iov)) {
+	if (!s->iov_left || bpf_probe_read_user(&iov, sizeof(iov), (const void *)s->iov)) {
 		/* more bytes than the iovecs we may read: count them only */
 		hp_run_segment(r, 0, s->left, 0);
 		s->left = 0;
@@ -1222,8 +1220,8 @@ static __always_inline int next_segment(struct hp_run *r, struct bs_scratch *s)
 }
 
 /* The run context of a connection's walk; the same for every step of a syscall. */
-static __always_inline void run_init(struct hp_run *r, struct bs_scratch *s,
-				     struct bs_conn *conn, struct bs_server_stats *st)
+static __always_inline void run_init(struct hp_run *r, struct bs_scratch *s, struct bs_conn *conn,
+				     struct bs_server_stats *st)
 {
 	r->c = &conn->hp;
 	r->scr = s->b;
@@ -1292,32 +1290,28 @@ static __always_inline int line(struct bs_scratch *s, struct bs_conn *conn,
  * with the states of its callers.  One per direction, so that each program
  * holds only the parser half it runs.
  */
-__noinline int bs_step_req(struct bs_scratch *s, struct bs_conn *conn,
-			   struct bs_server_stats *st)
+__noinline int bs_step_req(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st)
 {
 	return steps(s, conn, st, 0);
 }
 
-__noinline int bs_step_resp(struct bs_scratch *s, struct bs_conn *conn,
-			    struct bs_server_stats *st)
+__noinline int bs_step_resp(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st)
 {
 	return steps(s, conn, st, 1);
 }
 
-__noinline int bs_line_req(struct bs_scratch *s, struct bs_conn *conn,
-			   struct bs_server_stats *st)
+__noinline int bs_line_req(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st)
 {
 	return line(s, conn, st, 0);
 }
 
-__noinline int bs_line_resp(struct bs_scratch *s, struct bs_conn *conn,
-			    struct bs_server_stats *st)
+__noinline int bs_line_resp(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st)
 {
 	return line(s, conn, st, 1);
 }
 
-__noinline int bs_ws_step(struct bs_scratch *s, struct bs_conn *conn,
-			  struct bs_server_stats *st, int dir)
+__noinline int bs_ws_step(struct bs_scratch *s, struct bs_conn *conn, struct bs_server_stats *st,
+			  int dir)
 {
 	return ws_steps(s, conn, st, dir);
 }
@@ -1384,8 +1378,8 @@ static __always_inline struct pt_regs *current_regs(void)
 }
 
 static __always_inline void process(struct bs_conn *conn, struct bs_server_stats *st,
-				    const struct sys_args *a, __u32 tgid, __u32 kind,
-				    const int dir, long ret)
+				    const struct sys_args *a, __u32 tgid, __u32 kind, const int dir,
+				    long ret)
 {
 	struct loop_ctx x = {};
 	__u32 zk = 0, nr;
@@ -1432,7 +1426,7 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 		hp_run_segment(&x.r, 0, 0, 1);
 		break;
 	}
-	default:	/* K_READV, K_WRITEV */
+	default: /* K_READV, K_WRITEV */
 		scr->iov = a->a1;
 		scr->iov_left = a->a2 < MAX_IOV ? (__u32)a->a2 : MAX_IOV;
 		scr->left = (__u32)ret;
@@ -1620,8 +1614,8 @@ static __always_inline void on_accept(long ret)
 		st->conns_opened++;
 }
 
-#define EINPROGRESS	115
-#define SOCK_STREAM	1
+#define EINPROGRESS 115
+#define SOCK_STREAM 1
 
 /*
  * connect() of a target's TCP socket (non-blocking ones return EINPROGRESS,
@@ -1704,33 +1698,42 @@ static __always_inline void on_shutdown(long fd, long how)
 /* ---- entry points --------------------------------------------------------- */
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
-#define NR_READ		0
-#define NR_WRITE	1
-#define NR_CLOSE	3
-#define NR_READV	19
-#define NR_WRITEV	20
-#define NR_SENDFILE	40
-#define NR_ACCEPT	43
-#define NR_SENDTO	44
-#define NR_RECVFROM	45
-#define NR_SENDMSG	46
-#define NR_RECVMSG	47
-#define NR_SHUTDOWN	48
-#define NR_CONNECT	42
-#define NR_ACCEPT4	288
+#define NR_READ	    0
+#define NR_WRITE    1
+#define NR_CLOSE    3
+#define NR_READV    19
+#define NR_WRITEV   20
+#define NR_SENDFILE 40
+#define NR_ACCEPT   43
+#define NR_SENDTO   44
+#define NR_RECVFROM 45
+#define NR_SENDMSG  46
+#define NR_RECVMSG  47
+#define NR_SHUTDOWN 48
+#define NR_CONNECT  42
+#define NR_ACCEPT4  288
 
 static __always_inline __u32 kind_of(long nr)
 {
 	switch (nr) {
-	case NR_READ:		return K_READ;
-	case NR_RECVFROM:	return K_RECVFROM;
-	case NR_READV:		return K_READV;
-	case NR_RECVMSG:	return K_RECVMSG;
-	case NR_WRITE:		return K_WRITE;
-	case NR_SENDTO:		return K_SENDTO;
-	case NR_WRITEV:		return K_WRITEV;
-	case NR_SENDMSG:	return K_SENDMSG;
-	case NR_SENDFILE:	return K_SENDFILE;
+	case NR_READ:
+		return K_READ;
+	case NR_RECVFROM:
+		return K_RECVFROM;
+	case NR_READV:
+		return K_READV;
+	case NR_RECVMSG:
+		return K_RECVMSG;
+	case NR_WRITE:
+		return K_WRITE;
+	case NR_SENDTO:
+		return K_SENDTO;
+	case NR_WRITEV:
+		return K_WRITEV;
+	case NR_SENDMSG:
+		return K_SENDMSG;
+	case NR_SENDFILE:
+		return K_SENDFILE;
 	}
 	return K_NONE;
 }
@@ -1813,11 +1816,11 @@ int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- memory --------------------------------------------------------------- */
 
-#define NR_MMAP		9
-#define NR_MUNMAP	11
-#define NR_BRK		12
-#define NR_MADVISE	28
-#define PAGE_ROUND(x)	(((x) + 4095) & ~4095ULL)
+#define NR_MMAP	      9
+#define NR_MUNMAP     11
+#define NR_BRK	      12
+#define NR_MADVISE    28
+#define PAGE_ROUND(x) (((x) + 4095) & ~4095ULL)
 
 /*
  * A madvise of the allocator's scavenger thread: calls, bytes and bursts
@@ -1886,7 +1889,7 @@ static __always_inline void mem_syscall(int t, long nr, const struct sys_args *a
 			return;
 		if (adv > BS_MADV_OTHER)
 			adv = BS_MADV_OTHER;
-		adv &= 31;	/* for the verifier, which sees the clamp on another copy */
+		adv &= 31; /* for the verifier, which sees the clamp on another copy */
 		if (adv < BS_MADV_KINDS) {
 			c->madvise_calls[adv]++;
 			c->madvise_bytes[adv] += PAGE_ROUND(a->a1);
@@ -1966,7 +1969,7 @@ int bs_oom_victim(struct trace_event_raw_mark_victim *ctx)
 	}
 	ev->type = BS_EV_OOM;
 	ev->pid = (__u32)ctx->pid;
-	ev->anon_rss = (__u64)ctx->anon_rss << 10;	/* the event has KiB */
+	ev->anon_rss = (__u64)ctx->anon_rss << 10; /* the event has KiB */
 	ev->file_rss = (__u64)ctx->file_rss << 10;
 	ev->shmem_rss = (__u64)ctx->shmem_rss << 10;
 	bpf_ringbuf_submit(ev, 0);
@@ -1977,16 +1980,16 @@ int bs_oom_victim(struct trace_event_raw_mark_victim *ctx)
 
 #define NR_EPOLL_WAIT	232
 #define NR_EPOLL_PWAIT	281
-#define NR_EPOLL_PWAIT2	441
+#define NR_EPOLL_PWAIT2 441
 
 static const __u64 block_bounds[BS_BLOCK_BOUNDS] = {
-	100000ULL, 500000ULL, 1000000ULL, 5000000ULL, 10000000ULL, 25000000ULL,
-	50000000ULL, 100000000ULL, 250000000ULL, 500000000ULL, 1000000000ULL,
-	2500000000ULL, 5000000000ULL, 10000000000ULL,
+	100000ULL,     500000ULL,     1000000ULL,    5000000ULL,     10000000ULL,
+	25000000ULL,   50000000ULL,   100000000ULL,  250000000ULL,   500000000ULL,
+	1000000000ULL, 2500000000ULL, 5000000000ULL, 10000000000ULL,
 };
 
 static const __u64 rq_bounds[BS_RQ_BOUNDS] = {
-	10000ULL, 50000ULL, 100000ULL, 500000ULL, 1000000ULL, 5000000ULL,
+	10000ULL,    50000ULL,	  100000ULL,	500000ULL,    1000000ULL,    5000000ULL,
 	10000000ULL, 50000000ULL, 100000000ULL, 500000000ULL, 1000000000ULL,
 };
 
@@ -2065,8 +2068,9 @@ int bs_tp_exit_epoll(void *ctx __attribute__((unused)))
  * ~90 ns each on mitigated CPUs.  This runs on every context switch.
  */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-#define TASK(p) ((struct task_struct *)bpf_rdonly_cast((void *)(p),			\
-						   bpf_core_type_id_kernel(struct task_struct)))
+#define TASK(p)                                             \
+	((struct task_struct *)bpf_rdonly_cast((void *)(p), \
+					       bpf_core_type_id_kernel(struct task_struct)))
 
 /*
  * A target thread of slot t leaves the CPU: the run goes to its role.  The
@@ -2075,8 +2079,8 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
  * this CPU did not see (running at attach; or, rarely, not seen here) is
  * still counted.
  */
-static __always_inline void run_end(struct bs_oncpu *oc, struct task_struct *prev, int t,
-				    __u32 tid, __u32 tgid, __u64 now)
+static __always_inline void run_end(struct bs_oncpu *oc, struct task_struct *prev, int t, __u32 tid,
+				    __u32 tgid, __u64 now)
 {
 	__u32 k = (__u32)t, role = oc->role, now_role;
 	__u64 since = oc->since, ran;
@@ -2194,14 +2198,14 @@ int bs_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BUNSCOPE_MAX_TARGETS * BS_MAX_UPROBES);
+	__uint(max_entries, BUNSCOPE_MAX_TARGETS *BS_MAX_UPROBES);
 	__type(key, __u32);
 	__type(value, struct bs_uprobe_val);
 } uprobe_stats SEC(".maps");
 
 struct uprobe_key {
-	__u64 pid_tgid;		/* the calling thread */
-	__u64 probe;		/* attach cookie */
+	__u64 pid_tgid; /* the calling thread */
+	__u64 probe;	/* attach cookie */
 };
 
 /* Entry times of calls in progress (a nested call of the same function on the
@@ -2233,8 +2237,8 @@ SEC("uretprobe")
 int bs_uprobe_return(struct pt_regs *ctx)
 {
 	static const __u64 bounds[BS_ULAT_BOUNDS] = {
-		1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL,
-		1000000000ULL, 10000000000ULL,
+		1000ULL,     10000ULL,	   100000ULL,	  1000000ULL,
+		10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
 	};
 	struct uprobe_key k = { .pid_tgid = bpf_get_current_pid_tgid(),
 				.probe = bpf_get_attach_cookie(ctx) };

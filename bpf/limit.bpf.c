@@ -25,13 +25,13 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define ETH_P_IP	0x0800
-#define ETH_P_IPV6	0x86DD
-#define ETH_P_8021Q	0x8100
-#define ETH_P_8021AD	0x88A8
-#define IPPROTO_TCP_	6
-#define TC_ACT_OK	0
-#define TC_ACT_SHOT	2
+#define ETH_P_IP     0x0800
+#define ETH_P_IPV6   0x86DD
+#define ETH_P_8021Q  0x8100
+#define ETH_P_8021AD 0x88A8
+#define IPPROTO_TCP_ 6
+#define TC_ACT_OK    0
+#define TC_ACT_SHOT  2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -69,14 +69,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lim_stats SEC(".maps");
 
-#define LPM_MAP(name, keytype)					\
-	struct {						\
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);		\
-		__uint(max_entries, 16384);			\
-		__uint(map_flags, BPF_F_NO_PREALLOC);		\
-		__type(key, keytype);				\
-		__type(value, __u32);				\
-		__uint(pinning, LIBBPF_PIN_BY_NAME);		\
+#define LPM_MAP(name, keytype)                        \
+	struct {                                      \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);  \
+		__uint(max_entries, 16384);           \
+		__uint(map_flags, BPF_F_NO_PREALLOC); \
+		__type(key, keytype);                 \
+		__type(value, __u32);                 \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);  \
 	} name SEC(".maps")
 
 LPM_MAP(lim_allow4, struct bs_lim_lpm4);
@@ -144,7 +144,7 @@ struct {
  */
 static __always_inline void prefetch(const void *p)
 {
-	asm volatile("" :: "r"(*(const volatile __u32 *)p));
+	asm volatile("" ::"r"(*(const volatile __u32 *)p));
 }
 
 static __always_inline void count(struct bs_lim_stats *st, __u32 c)
@@ -163,11 +163,11 @@ static __always_inline int port_limited(__u16 port)
 /* What the packet is, as far as the limiter cares. */
 struct pkt {
 	struct bs_lim_key key;
-	struct bs_lim_lpm6 lpm6;	/* the source for the IPv6 tries */
-	__u32 saddr4;			/* network order, IPv4 only */
-	__u16 dport;			/* host order */
+	struct bs_lim_lpm6 lpm6; /* the source for the IPv6 tries */
+	__u32 saddr4;		 /* network order, IPv4 only */
+	__u16 dport;		 /* host order */
 	__u8 v6;
-	__u8 syn;			/* SYN without ACK: a new connection */
+	__u8 syn; /* SYN without ACK: a new connection */
 };
 
 /* 1 when data holds TCP to a port (filled in p), 0 for anything else. */
@@ -349,8 +349,7 @@ static __always_inline int decide(void *data, void *data_end)
 	if (!st)
 		return 1;
 	cfg = bpf_map_lookup_elem(&lim_cfg, &zero);
-	if (!cfg || !cfg->enabled || !parse(data, data_end, &p, cfg) ||
-	    !port_limited(p.dport)) {
+	if (!cfg || !cfg->enabled || !parse(data, data_end, &p, cfg) || !port_limited(p.dport)) {
 		count(st, BS_LIM_OTHER);
 		return 1;
 	}
@@ -367,8 +366,7 @@ static __always_inline int decide(void *data, void *data_end)
 			count(st, BS_LIM_PASS_ALLOW);
 			return 1;
 		}
-		if ((cfg->lists & BS_LIM_LIST_DENY6) &&
-		    bpf_map_lookup_elem(&lim_deny6, &p.lpm6)) {
+		if ((cfg->lists & BS_LIM_LIST_DENY6) && bpf_map_lookup_elem(&lim_deny6, &p.lpm6)) {
 			count(st, BS_LIM_DROP_DENY);
 			return 0;
 		}
@@ -376,13 +374,11 @@ static __always_inline int decide(void *data, void *data_end)
 		struct bs_lim_lpm4 k4 = { .prefixlen = 32 };
 
 		__builtin_memcpy(k4.addr, &p.saddr4, 4);
-		if ((cfg->lists & BS_LIM_LIST_ALLOW4) &&
-		    bpf_map_lookup_elem(&lim_allow4, &k4)) {
+		if ((cfg->lists & BS_LIM_LIST_ALLOW4) && bpf_map_lookup_elem(&lim_allow4, &k4)) {
 			count(st, BS_LIM_PASS_ALLOW);
 			return 1;
 		}
-		if ((cfg->lists & BS_LIM_LIST_DENY4) &&
-		    bpf_map_lookup_elem(&lim_deny4, &k4)) {
+		if ((cfg->lists & BS_LIM_LIST_DENY4) && bpf_map_lookup_elem(&lim_deny4, &k4)) {
 			count(st, BS_LIM_DROP_DENY);
 			return 0;
 		}
@@ -427,8 +423,7 @@ static __always_inline int decide(void *data, void *data_end)
 SEC("xdp")
 int bs_xdp_limit(struct xdp_md *ctx)
 {
-	return decide((void *)(long)ctx->data, (void *)(long)ctx->data_end) ? XDP_PASS
-									     : XDP_DROP;
+	return decide((void *)(long)ctx->data, (void *)(long)ctx->data_end) ? XDP_PASS : XDP_DROP;
 }
 
 SEC("tc")

@@ -32,32 +32,32 @@
 #include "bunscope.h"
 
 #ifdef __bpf__
-#define HP_INLINE static __always_inline
+#define HP_INLINE	     static __always_inline
 #define hp_copy(dst, src, n) bpf_probe_read_kernel((dst), (n), (src))
 #else
 #include <string.h>
-#define HP_INLINE static inline
+#define HP_INLINE	     static inline
 #define hp_copy(dst, src, n) memcpy((dst), (src), (n))
 #endif
 
 #ifndef HP_NO_FAST
-#define HP_NO_FAST 0	/* 1: no inline fast path for ordinary fields (tests) */
+#define HP_NO_FAST 0 /* 1: no inline fast path for ordinary fields (tests) */
 #endif
 #ifndef HP_WIN
-#define HP_WIN		4096	/* stream bytes examined per window */
+#define HP_WIN 4096 /* stream bytes examined per window */
 #endif
-#define HP_CARRY_REQ	256	/* bytes of a split request line kept */
-#define HP_CARRY_RESP	64	/* bytes of a split response line kept */
-#define HP_CARRY_MAX	256
-#define HP_WIN_OFF	HP_CARRY_MAX	/* window data starts here in scratch */
-#define HP_SCR		8192	/* power of two, >= HP_WIN_OFF + HP_WIN */
-#define HP_SCR_MASK	(HP_SCR - 1)
-#define HP_SCR_ALLOC	(HP_SCR + HP_CARRY_MAX + 16)
-#define HP_FIFO		8	/* response-pending request slots per connection */
-#define HP_SCAN_WORDS	64	/* 8-byte words examined per scanning step */
-#define HP_MAX_HEAD	16384	/* Bun: BUN_DEFAULT_MAX_HTTP_HEADER_SIZE */
-#define HP_MAX_FIELDS	198	/* Bun: UWS_HTTP_MAX_HEADERS_COUNT - 2 */
-#define HP_CL_MAX	0x3FFFFFFFFFFFFFFFULL /* uWS STATE_SIZE_MASK */
+#define HP_CARRY_REQ  256 /* bytes of a split request line kept */
+#define HP_CARRY_RESP 64  /* bytes of a split response line kept */
+#define HP_CARRY_MAX  256
+#define HP_WIN_OFF    HP_CARRY_MAX /* window data starts here in scratch */
+#define HP_SCR	      8192	   /* power of two, >= HP_WIN_OFF + HP_WIN */
+#define HP_SCR_MASK   (HP_SCR - 1)
+#define HP_SCR_ALLOC  (HP_SCR + HP_CARRY_MAX + 16)
+#define HP_FIFO	      8			    /* response-pending request slots per connection */
+#define HP_SCAN_WORDS 64		    /* 8-byte words examined per scanning step */
+#define HP_MAX_HEAD   16384		    /* Bun: BUN_DEFAULT_MAX_HTTP_HEADER_SIZE */
+#define HP_MAX_FIELDS 198		    /* Bun: UWS_HTTP_MAX_HEADERS_COUNT - 2 */
+#define HP_CL_MAX     0x3FFFFFFFFFFFFFFFULL /* uWS STATE_SIZE_MASK */
 
 #if HP_WIN_OFF + HP_WIN > HP_SCR
 #error "HP_WIN too large for the scratch buffer"
@@ -70,7 +70,7 @@ enum hp_state {
 	HS_CHUNK_SIZE,	/* a chunk-size line is expected */
 	HS_CHUNK_DATA,	/* chunk data and its CRLF: d->remaining bytes left */
 	HS_CHUNK_LAST,	/* the two bytes after the last-chunk line */
-	HS_UNTIL_CLOSE,	/* response body delimited by the connection's end */
+	HS_UNTIL_CLOSE, /* response body delimited by the connection's end */
 	HS_HOLD,	/* request side after an Upgrade request: wait for the answer */
 	HS_RESYNC,	/* attached mid-stream: wait for something recognisable */
 	HS_DEAD,	/* rejected, desynchronised or tunnelled: bytes are ignored */
@@ -79,27 +79,27 @@ enum hp_state {
 
 /* Why a stream was given up (hp_on_desync). */
 enum hp_desync {
-	HP_DS_UNREADABLE = 0,	/* head bytes went through sendfile or too many iovecs */
-	HP_DS_READ,		/* copying the segment failed */
-	HP_DS_RESPONSE,		/* the target wrote something that is not an HTTP/1.x response */
-	HP_DS_LONG_FIELD,	/* a framing field (CL/TE, a chunk size) too long to keep across reads */
-	HP_DS_HOLD,		/* bytes arrived while an Upgrade was unanswered */
-	HP_DS_STEPS,		/* the step budget of one syscall ran out */
+	HP_DS_UNREADABLE = 0, /* head bytes went through sendfile or too many iovecs */
+	HP_DS_READ,	      /* copying the segment failed */
+	HP_DS_RESPONSE,	      /* the target wrote something that is not an HTTP/1.x response */
+	HP_DS_LONG_FIELD, /* a framing field (CL/TE, a chunk size) too long to keep across reads */
+	HP_DS_HOLD,	  /* bytes arrived while an Upgrade was unanswered */
+	HP_DS_STEPS,	  /* the step budget of one syscall ran out */
 	HP_DS_MAX,
 };
 
 /* hp_dir.dflags */
-#define HP_DF_CR	0x01	/* the carried partial line ends in CR */
-#define HP_DF_SEEN	0x02	/* a message has started in this direction */
-#define HP_DF_CHUNK_END	0x04	/* request: the CRLF after chunk data is the next line */
-#define HP_DF_CHUNK_LAST 0x08	/* request: the last chunk was read, its CRLF is next */
+#define HP_DF_CR	 0x01 /* the carried partial line ends in CR */
+#define HP_DF_SEEN	 0x02 /* a message has started in this direction */
+#define HP_DF_CHUNK_END	 0x04 /* request: the CRLF after chunk data is the next line */
+#define HP_DF_CHUNK_LAST 0x08 /* request: the last chunk was read, its CRLF is next */
 
-#define HP_CHUNK_MAX	0x3ffffffffffffffULL /* Bun: the largest chunk size (2^58 - 1) */
-#define HP_CHUNK_EXT_MAX 16384	/* Bun: bytes of a chunk extension, its ';' included */
-#define HP_CHUNK_ZEROS	8	/* words of leading zeros of a chunk size skipped */
+#define HP_CHUNK_MAX	 0x3ffffffffffffffULL /* Bun: the largest chunk size (2^58 - 1) */
+#define HP_CHUNK_EXT_MAX 16384 /* Bun: bytes of a chunk extension, its ';' included */
+#define HP_CHUNK_ZEROS	 8     /* words of leading zeros of a chunk size skipped */
 
 /* hp_dir.mflags for a request head */
-#define HP_RF_ANCIENT	0x01	/* HTTP/1.0 */
+#define HP_RF_ANCIENT	0x01 /* HTTP/1.0 */
 #define HP_RF_CONNECT	0x02
 #define HP_RF_HOST	0x04
 #define HP_RF_CL	0x08
@@ -108,52 +108,52 @@ enum hp_desync {
 /* hp_dir.mflags for a response head */
 #define HP_PF_CL	0x01
 #define HP_PF_CHUNKED	0x02
-#define HP_PF_CONNCLOSE	0x04
+#define HP_PF_CONNCLOSE 0x04
 
 /* hp_slot.flags */
-#define HP_SF_HEAD	0x01	/* HEAD: the response has no body */
-#define HP_SF_BODY	0x02	/* the request has a body */
-#define HP_SF_UPGRADE	0x04
-#define HP_SF_TRACED	0x08	/* sampled: its requests have spans */
+#define HP_SF_HEAD    0x01 /* HEAD: the response has no body */
+#define HP_SF_BODY    0x02 /* the request has a body */
+#define HP_SF_UPGRADE 0x04
+#define HP_SF_TRACED  0x08 /* sampled: its requests have spans */
 
 /* hp_conn.cflags */
-#define HP_CF_REJECTED	0x01	/* bunscope rejected a request on this connection */
-#define HP_CF_UPGRADED	0x02	/* 101 Switching Protocols was sent */
+#define HP_CF_REJECTED 0x01 /* bunscope rejected a request on this connection */
+#define HP_CF_UPGRADED 0x02 /* 101 Switching Protocols was sent */
 /* the target made this connection: requests are what it writes, responses
  * what it reads, and Bun's server rules (canned errors, upgrades) do not apply */
-#define HP_CF_CLIENT	0x04
+#define HP_CF_CLIENT   0x04
 
 /* State of one direction of one connection. */
 struct hp_dir {
-	__u64 remaining;	/* body or chunk bytes still to skip */
-	__u64 body;		/* body bytes of the current message */
-	__u64 cl;		/* Content-Length of the current head */
-	__u64 hash;		/* request: path hash */
-	__u32 head_len;		/* bytes of the current head so far */
-	__u32 route;		/* request: route id (BS_ROUTE_UNRESOLVED if unknown) */
+	__u64 remaining; /* body or chunk bytes still to skip */
+	__u64 body;	 /* body bytes of the current message */
+	__u64 cl;	 /* Content-Length of the current head */
+	__u64 hash;	 /* request: path hash */
+	__u32 head_len;	 /* bytes of the current head so far */
+	__u32 route;	 /* request: route id (BS_ROUTE_UNRESOLVED if unknown) */
 	__u16 nfields;
-	__u16 line_len;		/* length of the carried partial line (saturates) */
-	__u16 carry_len;	/* bytes of it kept in the carry */
-	__u16 cl_len;		/* request: digits of the first Content-Length */
-	__u16 status;		/* response: status code */
-	__u8  state;		/* enum hp_state */
-	__u8  mflags;		/* HP_RF_* or HP_PF_* */
-	__u8  method;		/* request: enum bs_method */
-	__u8  dflags;		/* HP_DF_* */
-	__u8  pad[2];
+	__u16 line_len;	 /* length of the carried partial line (saturates) */
+	__u16 carry_len; /* bytes of it kept in the carry */
+	__u16 cl_len;	 /* request: digits of the first Content-Length */
+	__u16 status;	 /* response: status code */
+	__u8 state;	 /* enum hp_state */
+	__u8 mflags;	 /* HP_RF_* or HP_PF_* */
+	__u8 method;	 /* request: enum bs_method */
+	__u8 dflags;	 /* HP_DF_* */
+	__u8 pad[2];
 };
 
 /* One or more requests whose responses have not been completed yet. */
 struct hp_slot {
-	__u64 start_ns;		/* when the head was parsed */
+	__u64 start_ns; /* when the head was parsed */
 	__u64 path_hash;
-	__u64 req_body;		/* request body bytes (final once the body ended) */
+	__u64 req_body; /* request body bytes (final once the body ended) */
 	__u32 route_id;
-	__u32 seq;		/* sequence number of the first request in the slot */
-	__u32 count;		/* identical bodiless requests parsed in the same read */
-	__u8  method;
-	__u8  flags;		/* HP_SF_* */
-	__u8  pad[2];
+	__u32 seq;   /* sequence number of the first request in the slot */
+	__u32 count; /* identical bodiless requests parsed in the same read */
+	__u8 method;
+	__u8 flags; /* HP_SF_* */
+	__u8 pad[2];
 };
 
 struct hp_conn {
@@ -168,14 +168,14 @@ struct hp_conn {
 	 */
 	struct hp_slot ovf;
 	__u64 ovf_head;
-	__u64 ovf_traced;	/* which of the oldest 64 have spans; ovf.flags and
+	__u64 ovf_traced; /* which of the oldest 64 have spans; ovf.flags and
 				 * ovf.seq describe the oldest */
-	__u32 next_seq;		/* sequence number of the next request */
-	__u32 body_seq;		/* sequence number of the request whose body is read */
-	__u8  fifo_head;
-	__u8  fifo_len;
-	__u8  cflags;		/* HP_CF_* */
-	__u8  pad[5];
+	__u32 next_seq;	  /* sequence number of the next request */
+	__u32 body_seq;	  /* sequence number of the request whose body is read */
+	__u8 fifo_head;
+	__u8 fifo_len;
+	__u8 cflags; /* HP_CF_* */
+	__u8 pad[5];
 	/*
 	 * The last request line (up to 32 bytes, without CRLF) and what it
 	 * parsed to: an identical line on the same connection (a keep-alive
@@ -183,13 +183,13 @@ struct hp_conn {
 	 */
 	__u64 rl_w[4];
 	__u64 rl_hash;
-	__u32 rl_route;		/* BS_ROUTE_UNRESOLVED: nothing cached */
-	__u8  rl_len;
-	__u8  rl_method;
-	__u8  rl_mflags;
-	__u8  rl_tr;		/* the includer's copy of the target is this line's */
-	__u8  req_carry[HP_CARRY_REQ];
-	__u8  resp_carry[HP_CARRY_RESP];
+	__u32 rl_route; /* BS_ROUTE_UNRESOLVED: nothing cached */
+	__u8 rl_len;
+	__u8 rl_method;
+	__u8 rl_mflags;
+	__u8 rl_tr; /* the includer's copy of the target is this line's */
+	__u8 req_carry[HP_CARRY_REQ];
+	__u8 resp_carry[HP_CARRY_RESP];
 };
 
 #ifndef HP_RUN_EXTRA
@@ -202,31 +202,31 @@ struct hp_conn {
  * verifier, which keeps the number of states it explores small.
  */
 struct hp_pos {
-	__u64 src;		/* where the segment is (for hp_src_read) */
-	__u32 n;		/* bytes in the segment */
-	__u32 off;		/* bytes of the segment consumed */
-	__u32 wbase;		/* segment offset of scr[HP_WIN_OFF] */
-	__u32 wlen;		/* bytes in the window, 0 if none loaded */
-	__u32 ls;		/* scr index where the current line starts */
-	__u32 lprev;		/* bytes of the current line missing from scr */
-	__u32 tmp;		/* see hp_opaque() */
-	__u32 line_s;		/* the complete line hp_line_do() handles: */
-	__u32 line_e;		/*   scr[line_s, line_e) without CRLF, */
-	__u32 line_total;	/*   its real length, */
-	__u32 line_trunc;	/*   1 if its middle is missing */
+	__u64 src;	  /* where the segment is (for hp_src_read) */
+	__u32 n;	  /* bytes in the segment */
+	__u32 off;	  /* bytes of the segment consumed */
+	__u32 wbase;	  /* segment offset of scr[HP_WIN_OFF] */
+	__u32 wlen;	  /* bytes in the window, 0 if none loaded */
+	__u32 ls;	  /* scr index where the current line starts */
+	__u32 lprev;	  /* bytes of the current line missing from scr */
+	__u32 tmp;	  /* see hp_opaque() */
+	__u32 line_s;	  /* the complete line hp_line_do() handles: */
+	__u32 line_e;	  /*   scr[line_s, line_e) without CRLF, */
+	__u32 line_total; /*   its real length, */
+	__u32 line_trunc; /*   1 if its middle is missing */
 	__u64 tmp64;
-	__u8  readable;		/* the segment's bytes can be read */
-	__u8  in_line;		/* ls/lprev describe the line being scanned */
-	__u8  ws_win;		/* the window was loaded by the WebSocket parser */
-	__u8  pad;
+	__u8 readable; /* the segment's bytes can be read */
+	__u8 in_line;  /* ls/lprev describe the line being scanned */
+	__u8 ws_win;   /* the window was loaded by the WebSocket parser */
+	__u8 pad;
 };
 
 /* One stream segment being processed. */
 struct hp_run {
 	struct hp_conn *c;
-	__u8 *scr;		/* HP_SCR_ALLOC bytes */
+	__u8 *scr; /* HP_SCR_ALLOC bytes */
 	struct hp_pos *v;
-	__u64 now;		/* timestamp of this syscall, ns */
+	__u64 now; /* timestamp of this syscall, ns */
 	HP_RUN_EXTRA
 };
 
@@ -240,11 +240,10 @@ HP_INLINE int hp_src_read(struct hp_run *r, __u8 *dst, __u32 len, __u32 off);
 HP_INLINE __u64 hp_seed(void);
 /* A request path was parsed: scr[start, start + len).  Returns its route id
  * or BS_ROUTE_UNRESOLVED. */
-HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
-			   int truncated);
+HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len, int truncated);
 HP_INLINE void hp_on_start(struct hp_run *r);
-HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
-			      __u64 req_body, __u64 resp_body);
+HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status, __u64 req_body,
+			      __u64 resp_body);
 /* The first count requests of slot s are lost (the connection died). */
 HP_INLINE void hp_on_abort(struct hp_run *r, struct hp_slot *s, __u32 count);
 /* The oldest request, of slot s, was refused by Bun after all. */
@@ -267,8 +266,7 @@ HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s);
  * got (returning 0 leaves it without a span).
  */
 HP_INLINE int hp_trace_on(struct hp_run *r);
-HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tlen,
-			    int ttrunc);
+HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tlen, int ttrunc);
 HP_INLINE void hp_on_target_again(struct hp_run *r);
 HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve, int trunc);
 HP_INLINE int hp_trace_sample(struct hp_run *r);
@@ -276,9 +274,9 @@ HP_INLINE int hp_on_span_start(struct hp_run *r, struct hp_slot *s, __u32 seq);
 
 /* ---- byte and word primitives ------------------------------------------ */
 
-#define HP_ONES		0x0101010101010101ULL
-#define HP_HIGHS	0x8080808080808080ULL
-#define HP_REP(c)	(HP_ONES * (__u8)(c))
+#define HP_ONES	  0x0101010101010101ULL
+#define HP_HIGHS  0x8080808080808080ULL
+#define HP_REP(c) (HP_ONES * (__u8)(c))
 
 HP_INLINE __u8 hp_b(const struct hp_run *r, __u32 i)
 {
@@ -358,18 +356,16 @@ HP_INLINE __u64 hp_lowbytes(__u64 w, __u32 n)
 
 /* RFC 9110 token characters: what uWS accepts in a field name. */
 static const __u8 hp_tchars[256] = {
-	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-	['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-	['8'] = 1, ['9'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-	['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-	['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-	['Y'] = 1, ['Z'] = 1,
-	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-	['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-	['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-	['y'] = 1, ['z'] = 1,
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+	['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+	['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+	['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+	['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+	['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+	['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+	['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+	['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
 HP_INLINE int hp_tchar(__u8 c)
@@ -460,50 +456,50 @@ HP_INLINE __u64 hp_hash(const struct hp_run *r, __u32 p, __u32 len)
 /* ---- request methods: exactly the set Bun 1.4 accepts, case-sensitive -- */
 
 struct hp_method {
-	__u64 lo;		/* first 8 bytes, little-endian, zero-padded */
-	__u32 hi;		/* bytes 8..11 */
-	__u8  len;
-	__u8  label;		/* enum bs_method */
+	__u64 lo; /* first 8 bytes, little-endian, zero-padded */
+	__u32 hi; /* bytes 8..11 */
+	__u8 len;
+	__u8 label; /* enum bs_method */
 };
 
 static const struct hp_method hp_methods[] = {
-	{ 0x0000000000544547ULL, 0x00000000,  3, BS_M_GET },	/* GET */
-	{ 0x0000000054534f50ULL, 0x00000000,  4, BS_M_POST },	/* POST */
-	{ 0x0000000000545550ULL, 0x00000000,  3, BS_M_PUT },	/* PUT */
-	{ 0x0000000044414548ULL, 0x00000000,  4, BS_M_HEAD },	/* HEAD */
-	{ 0x00004554454c4544ULL, 0x00000000,  6, BS_M_DELETE },	/* DELETE */
-	{ 0x0000004843544150ULL, 0x00000000,  5, BS_M_PATCH },	/* PATCH */
-	{ 0x00534e4f4954504fULL, 0x00000000,  7, BS_M_OPTIONS },	/* OPTIONS */
-	{ 0x005443454e4e4f43ULL, 0x00000000,  7, BS_M_CONNECT },	/* CONNECT */
-	{ 0x0000004543415254ULL, 0x00000000,  5, BS_M_TRACE },	/* TRACE */
-	{ 0x0000005952455551ULL, 0x00000000,  5, BS_M_QUERY },	/* QUERY */
-	{ 0x00000000004c4341ULL, 0x00000000,  3, BS_M_OTHER },	/* ACL */
-	{ 0x00000000444e4942ULL, 0x00000000,  4, BS_M_OTHER },	/* BIND */
-	{ 0x54554f4b43454843ULL, 0x00000000,  8, BS_M_OTHER },	/* CHECKOUT */
-	{ 0x0000000059504f43ULL, 0x00000000,  4, BS_M_OTHER },	/* COPY */
-	{ 0x000000004b4e494cULL, 0x00000000,  4, BS_M_OTHER },	/* LINK */
-	{ 0x000000004b434f4cULL, 0x00000000,  4, BS_M_OTHER },	/* LOCK */
-	{ 0x4843524145532d4dULL, 0x00000000,  8, BS_M_OTHER },	/* M-SEARCH */
-	{ 0x000000454752454dULL, 0x00000000,  5, BS_M_OTHER },	/* MERGE */
+	{ 0x0000000000544547ULL, 0x00000000, 3, BS_M_GET },	/* GET */
+	{ 0x0000000054534f50ULL, 0x00000000, 4, BS_M_POST },	/* POST */
+	{ 0x0000000000545550ULL, 0x00000000, 3, BS_M_PUT },	/* PUT */
+	{ 0x0000000044414548ULL, 0x00000000, 4, BS_M_HEAD },	/* HEAD */
+	{ 0x00004554454c4544ULL, 0x00000000, 6, BS_M_DELETE },	/* DELETE */
+	{ 0x0000004843544150ULL, 0x00000000, 5, BS_M_PATCH },	/* PATCH */
+	{ 0x00534e4f4954504fULL, 0x00000000, 7, BS_M_OPTIONS }, /* OPTIONS */
+	{ 0x005443454e4e4f43ULL, 0x00000000, 7, BS_M_CONNECT }, /* CONNECT */
+	{ 0x0000004543415254ULL, 0x00000000, 5, BS_M_TRACE },	/* TRACE */
+	{ 0x0000005952455551ULL, 0x00000000, 5, BS_M_QUERY },	/* QUERY */
+	{ 0x00000000004c4341ULL, 0x00000000, 3, BS_M_OTHER },	/* ACL */
+	{ 0x00000000444e4942ULL, 0x00000000, 4, BS_M_OTHER },	/* BIND */
+	{ 0x54554f4b43454843ULL, 0x00000000, 8, BS_M_OTHER },	/* CHECKOUT */
+	{ 0x0000000059504f43ULL, 0x00000000, 4, BS_M_OTHER },	/* COPY */
+	{ 0x000000004b4e494cULL, 0x00000000, 4, BS_M_OTHER },	/* LINK */
+	{ 0x000000004b434f4cULL, 0x00000000, 4, BS_M_OTHER },	/* LOCK */
+	{ 0x4843524145532d4dULL, 0x00000000, 8, BS_M_OTHER },	/* M-SEARCH */
+	{ 0x000000454752454dULL, 0x00000000, 5, BS_M_OTHER },	/* MERGE */
 	{ 0x4956495443414b4dULL, 0x00005954, 10, BS_M_OTHER },	/* MKACTIVITY */
 	{ 0x444e454c41434b4dULL, 0x00005241, 10, BS_M_OTHER },	/* MKCALENDAR */
-	{ 0x0000004c4f434b4dULL, 0x00000000,  5, BS_M_OTHER },	/* MKCOL */
-	{ 0x0000000045564f4dULL, 0x00000000,  4, BS_M_OTHER },	/* MOVE */
-	{ 0x0000594649544f4eULL, 0x00000000,  6, BS_M_OTHER },	/* NOTIFY */
-	{ 0x444e4946504f5250ULL, 0x00000000,  8, BS_M_OTHER },	/* PROPFIND */
-	{ 0x43544150504f5250ULL, 0x00000048,  9, BS_M_OTHER },	/* PROPPATCH */
-	{ 0x0000004547525550ULL, 0x00000000,  5, BS_M_OTHER },	/* PURGE */
-	{ 0x0000444e49424552ULL, 0x00000000,  6, BS_M_OTHER },	/* REBIND */
-	{ 0x000054524f504552ULL, 0x00000000,  6, BS_M_OTHER },	/* REPORT */
-	{ 0x0000484352414553ULL, 0x00000000,  6, BS_M_OTHER },	/* SEARCH */
-	{ 0x0000454352554f53ULL, 0x00000000,  6, BS_M_OTHER },	/* SOURCE */
-	{ 0x4249524353425553ULL, 0x00000045,  9, BS_M_OTHER },	/* SUBSCRIBE */
-	{ 0x0000444e49424e55ULL, 0x00000000,  6, BS_M_OTHER },	/* UNBIND */
-	{ 0x00004b4e494c4e55ULL, 0x00000000,  6, BS_M_OTHER },	/* UNLINK */
-	{ 0x00004b434f4c4e55ULL, 0x00000000,  6, BS_M_OTHER },	/* UNLOCK */
+	{ 0x0000004c4f434b4dULL, 0x00000000, 5, BS_M_OTHER },	/* MKCOL */
+	{ 0x0000000045564f4dULL, 0x00000000, 4, BS_M_OTHER },	/* MOVE */
+	{ 0x0000594649544f4eULL, 0x00000000, 6, BS_M_OTHER },	/* NOTIFY */
+	{ 0x444e4946504f5250ULL, 0x00000000, 8, BS_M_OTHER },	/* PROPFIND */
+	{ 0x43544150504f5250ULL, 0x00000048, 9, BS_M_OTHER },	/* PROPPATCH */
+	{ 0x0000004547525550ULL, 0x00000000, 5, BS_M_OTHER },	/* PURGE */
+	{ 0x0000444e49424552ULL, 0x00000000, 6, BS_M_OTHER },	/* REBIND */
+	{ 0x000054524f504552ULL, 0x00000000, 6, BS_M_OTHER },	/* REPORT */
+	{ 0x0000484352414553ULL, 0x00000000, 6, BS_M_OTHER },	/* SEARCH */
+	{ 0x0000454352554f53ULL, 0x00000000, 6, BS_M_OTHER },	/* SOURCE */
+	{ 0x4249524353425553ULL, 0x00000045, 9, BS_M_OTHER },	/* SUBSCRIBE */
+	{ 0x0000444e49424e55ULL, 0x00000000, 6, BS_M_OTHER },	/* UNBIND */
+	{ 0x00004b4e494c4e55ULL, 0x00000000, 6, BS_M_OTHER },	/* UNLINK */
+	{ 0x00004b434f4c4e55ULL, 0x00000000, 6, BS_M_OTHER },	/* UNLOCK */
 	{ 0x5243534255534e55ULL, 0x00454249, 11, BS_M_OTHER },	/* UNSUBSCRIBE */
 };
-#define HP_NMETHODS	(sizeof(hp_methods) / sizeof(hp_methods[0]))
+#define HP_NMETHODS (sizeof(hp_methods) / sizeof(hp_methods[0]))
 
 /* Label of the method packed in lo/hi, or -1 if Bun does not accept it. */
 HP_INLINE int hp_method_lookup(const struct hp_run *r, __u64 lo, __u32 hi, __u32 len)
@@ -511,8 +507,7 @@ HP_INLINE int hp_method_lookup(const struct hp_run *r, __u64 lo, __u32 hi, __u32
 	__u32 label = 0xff;
 
 	for (int i = 0; i < (int)HP_NMETHODS; i++) {
-		if (hp_methods[i].lo == lo && hp_methods[i].hi == hi &&
-		    hp_methods[i].len == len) {
+		if (hp_methods[i].lo == lo && hp_methods[i].hi == hi && hp_methods[i].len == len) {
 			label = hp_methods[i].label;
 			break;
 		}
@@ -523,13 +518,16 @@ HP_INLINE int hp_method_lookup(const struct hp_run *r, __u64 lo, __u32 hi, __u32
 }
 
 /* Lengths of Bun's canned parser-error responses (uWS HttpErrors.h). */
-#define HP_CANNED_400	(sizeof("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n") - 1)
-#define HP_CANNED_408	(sizeof("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n") - 1)
+#define HP_CANNED_400 (sizeof("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n") - 1)
+#define HP_CANNED_408 (sizeof("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n") - 1)
 /* 413 twice: a body over maxRequestBodySize (refused head), a chunk extension too long */
-#define HP_CANNED_413	(sizeof("HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n") - 1)
-#define HP_CANNED_413E	(sizeof("HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n\r\n") - 1)
-#define HP_CANNED_431	(sizeof("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n") - 1)
-#define HP_CANNED_505	(sizeof("HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n\r\n") - 1)
+#define HP_CANNED_413 (sizeof("HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n") - 1)
+#define HP_CANNED_413E \
+	(sizeof("HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n\r\n") - 1)
+#define HP_CANNED_431 \
+	(sizeof("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n") - 1)
+#define HP_CANNED_505 \
+	(sizeof("HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n\r\n") - 1)
 
 /* ---- request/response bookkeeping -------------------------------------- */
 
@@ -540,8 +538,8 @@ HP_INLINE struct hp_slot *hp_slot_at(struct hp_conn *c, __u32 i)
 
 HP_INLINE int hp_in_body(__u8 state)
 {
-	return state == HS_BODY || state == HS_CHUNK_SIZE ||
-	       state == HS_CHUNK_DATA || state == HS_CHUNK_LAST;
+	return state == HS_BODY || state == HS_CHUNK_SIZE || state == HS_CHUNK_DATA ||
+	       state == HS_CHUNK_LAST;
 }
 
 /* Give a direction up: its bytes are only counted from now on. */
@@ -605,11 +603,11 @@ HP_INLINE void hp_complete(struct hp_run *r, __u16 status, __u64 resp_body)
 	__u64 req_body;
 
 	if (!hp_waiting(c))
-		return;		/* answer to a request bunscope did not count */
+		return; /* answer to a request bunscope did not count */
 	s = hp_oldest(c);
 	req_body = s->req_body;
 	if (s->count == 1 && s->seq == c->body_seq && hp_in_body(c->req.state))
-		req_body = c->req.body;	/* answered before its body ended */
+		req_body = c->req.body; /* answered before its body ended */
 	hp_on_complete(r, s, status, req_body, resp_body);
 	hp_pop(c);
 }
@@ -628,9 +626,8 @@ HP_INLINE int hp_push(struct hp_run *r, struct hp_dir *d, __u8 sflags)
 	if (c->fifo_len && !c->ovf.count) {
 		s = hp_slot_at(c, c->fifo_head + c->fifo_len - 1);
 		/* pipelined twins from the same read share a slot */
-		if (s->start_ns == r->now && s->path_hash == d->hash &&
-		    s->method == d->method && s->flags == sflags &&
-		    !(sflags & HP_SF_BODY)) {
+		if (s->start_ns == r->now && s->path_hash == d->hash && s->method == d->method &&
+		    s->flags == sflags && !(sflags & HP_SF_BODY)) {
 			if (!(sflags & HP_SF_TRACED) || hp_on_span_start(r, s, seq)) {
 				s->count++;
 				hp_on_start(r);
@@ -733,7 +730,7 @@ HP_INLINE void hp_close(struct hp_run *r)
 HP_INLINE void hp_req_reject(struct hp_run *r, struct hp_dir *d, int reason)
 {
 	if (d->state == HS_RESYNC)
-		return;		/* not a request start after all: keep looking */
+		return; /* not a request start after all: keep looking */
 	d->state = HS_DEAD;
 	r->c->cflags |= HP_CF_REJECTED;
 	hp_on_reject(r, reason);
@@ -765,8 +762,7 @@ HP_INLINE void hp_resp_done(struct hp_run *r, struct hp_dir *d)
 /* ---- line handlers: request side --------------------------------------- */
 
 /* Is scr[s, s + n) equal to the lowercase name packed in lo/hi when folded? */
-HP_INLINE int hp_name_is(const struct hp_run *r, __u32 s, __u32 n, __u64 lo,
-			 __u64 mid, __u64 hi)
+HP_INLINE int hp_name_is(const struct hp_run *r, __u32 s, __u32 n, __u64 lo, __u64 mid, __u64 hi)
 {
 	__u64 w0 = hp_w(r, s) | HP_REP(0x20);
 
@@ -783,24 +779,24 @@ HP_INLINE int hp_name_is(const struct hp_run *r, __u32 s, __u32 n, __u64 lo,
 	return hp_lowbytes(w0, n - 16) == hi;
 }
 
-#define HP_N_HOST	0x74736f68ULL				/* host */
-#define HP_N_UPGRADE	0x65646172677075ULL			/* upgrade */
-#define HP_N_CONTENT	0x2d746e65746e6f63ULL			/* content- */
-#define HP_N_LENGTH	0x6874676e656cULL			/* length */
-#define HP_N_TRANSFER	0x726566736e617274ULL			/* transfer */
-#define HP_N_ENCODIN	0x6e69646f636e652dULL			/* -encodin */
-#define HP_N_G		0x67ULL					/* g */
-#define HP_N_CONNECTI	0x697463656e6e6f63ULL			/* connecti */
-#define HP_N_ON		0x6e6fULL				/* on */
-#define HP_N_TRACEPAR	0x7261706563617274ULL			/* tracepar */
-#define HP_N_ENT	0x746e65ULL				/* ent */
-#define HP_N_TRACESTA	0x6174736563617274ULL			/* tracesta */
-#define HP_N_TE		0x6574ULL				/* te */
-#define HP_V_CHUNKED	0x64656b6e756863ULL			/* chunked */
-#define HP_V_CLOSE	0x65736f6c63ULL				/* close */
-#define HP_V_HTTP1	0x2e312f5054544820ULL			/* " HTTP/1." */
-#define HP_V_HTTP11	0x312e312f50545448ULL			/* HTTP/1.1 */
-#define HP_V_HTTP10	0x302e312f50545448ULL			/* HTTP/1.0 */
+#define HP_N_HOST     0x74736f68ULL	    /* host */
+#define HP_N_UPGRADE  0x65646172677075ULL   /* upgrade */
+#define HP_N_CONTENT  0x2d746e65746e6f63ULL /* content- */
+#define HP_N_LENGTH   0x6874676e656cULL	    /* length */
+#define HP_N_TRANSFER 0x726566736e617274ULL /* transfer */
+#define HP_N_ENCODIN  0x6e69646f636e652dULL /* -encodin */
+#define HP_N_G	      0x67ULL		    /* g */
+#define HP_N_CONNECTI 0x697463656e6e6f63ULL /* connecti */
+#define HP_N_ON	      0x6e6fULL		    /* on */
+#define HP_N_TRACEPAR 0x7261706563617274ULL /* tracepar */
+#define HP_N_ENT      0x746e65ULL	    /* ent */
+#define HP_N_TRACESTA 0x6174736563617274ULL /* tracesta */
+#define HP_N_TE	      0x6574ULL		    /* te */
+#define HP_V_CHUNKED  0x64656b6e756863ULL   /* chunked */
+#define HP_V_CLOSE    0x65736f6c63ULL	    /* close */
+#define HP_V_HTTP1    0x2e312f5054544820ULL /* " HTTP/1." */
+#define HP_V_HTTP11   0x312e312f50545448ULL /* HTTP/1.1 */
+#define HP_V_HTTP10   0x302e312f50545448ULL /* HTTP/1.0 */
 
 /*
  * Trim optional whitespace from both ends of [*vs, *ve); 0 if there is more
@@ -852,8 +848,7 @@ HP_INLINE int hp_rl_hit(const struct hp_run *r, __u32 s, __u32 total)
 	return c->rl_route != BS_ROUTE_UNRESOLVED && total == c->rl_len &&
 	       hp_rl_word(r, s, total, 0) == c->rl_w[0] &&
 	       hp_rl_word(r, s, total, 1) == c->rl_w[1] &&
-	       hp_rl_word(r, s, total, 2) == c->rl_w[2] &&
-	       hp_rl_word(r, s, total, 3) == c->rl_w[3];
+	       hp_rl_word(r, s, total, 2) == c->rl_w[2] && hp_rl_word(r, s, total, 3) == c->rl_w[3];
 }
 
 /* A request head begins: the request line parsed to method/mflags/hash/route. */
@@ -875,10 +870,10 @@ HP_INLINE void hp_req_begin(struct hp_dir *d, __u32 total)
  * e - s when trunc: then scr[s, HP_WIN_OFF) is its start, scr[HP_WIN_OFF, e)
  * its end).
  */
-HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e,
-			    __u32 total, int trunc)
+HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e, __u32 total,
+			    int trunc)
 {
-	__u32 avail = trunc ? HP_WIN_OFF : e;	/* contiguous bytes from s */
+	__u32 avail = trunc ? HP_WIN_OFF : e; /* contiguous bytes from s */
 	__u64 lo = hp_w(r, s), sp;
 	__u32 hi = (__u32)hp_w(r, s + 8);
 	__u32 mlen, t, pend, plen, tend;
@@ -895,7 +890,7 @@ HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 			goto bad_method;
 		mlen = 8 + hp_lowbyte(sp);
 	}
-	mlen = hp_opaque(r, mlen);	/* not 12 separate verifier paths */
+	mlen = hp_opaque(r, mlen); /* not 12 separate verifier paths */
 	if (!mlen || mlen > 11 || s + mlen + 1 >= avail)
 		goto bad_method;
 	if (mlen < 8) {
@@ -914,9 +909,8 @@ HP_INLINE void hp_req_start(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 	if (c0 != '/' && label != BS_M_CONNECT) {
 		__u64 v = hp_w(r, t) | 0x0000000020202020ULL;
 
-		if (t + 8 >= avail ||
-		    (hp_lowbytes(v, 7) != 0x2f2f3a70747468ULL /* http:// */ &&
-		     v != 0x2f2f3a7370747468ULL /* https:// */)) {
+		if (t + 8 >= avail || (hp_lowbytes(v, 7) != 0x2f2f3a70747468ULL /* http:// */ &&
+				       v != 0x2f2f3a7370747468ULL /* https:// */)) {
 			hp_req_reject(r, d, BS_REJ_TARGET);
 			return;
 		}
@@ -1051,12 +1045,18 @@ HP_INLINE void hp_req_head_end(struct hp_run *r, struct hp_dir *d)
 	__u8 sflags = 0;
 
 	d->head_len += 2;
-	if (d->head_len > HP_MAX_HEAD)
-		{ hp_req_reject(r, d, BS_REJ_TOO_LARGE); return; }
-	if (!(d->mflags & (HP_RF_ANCIENT | HP_RF_HOST)))
-		{ hp_req_reject(r, d, BS_REJ_HOST); return; }
-	if ((d->mflags & HP_RF_TE) && (d->mflags & HP_RF_CL))
-		{ hp_req_reject(r, d, BS_REJ_TRANSFER_ENCODING); return; }
+	if (d->head_len > HP_MAX_HEAD) {
+		hp_req_reject(r, d, BS_REJ_TOO_LARGE);
+		return;
+	}
+	if (!(d->mflags & (HP_RF_ANCIENT | HP_RF_HOST))) {
+		hp_req_reject(r, d, BS_REJ_HOST);
+		return;
+	}
+	if ((d->mflags & HP_RF_TE) && (d->mflags & HP_RF_CL)) {
+		hp_req_reject(r, d, BS_REJ_TRANSFER_ENCODING);
+		return;
+	}
 
 	if (d->method == BS_M_HEAD)
 		sflags |= HP_SF_HEAD;
@@ -1071,7 +1071,7 @@ HP_INLINE void hp_req_head_end(struct hp_run *r, struct hp_dir *d)
 
 	d->body = 0;
 	if (d->mflags & HP_RF_CONNECT) {
-		d->state = HS_DEAD;	/* a tunnel follows, not HTTP */
+		d->state = HS_DEAD; /* a tunnel follows, not HTTP */
 	} else if (d->mflags & HP_RF_TE) {
 		d->state = HS_CHUNK_SIZE;
 		d->dflags &= ~(HP_DF_CHUNK_END | HP_DF_CHUNK_LAST);
@@ -1083,19 +1083,25 @@ HP_INLINE void hp_req_head_end(struct hp_run *r, struct hp_dir *d)
 	}
 }
 
-HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e,
-			    __u32 total, int trunc)
+HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e, __u32 total,
+			    int trunc)
 {
 	__u32 avail = trunc ? HP_WIN_OFF : e;
 	__u32 colon, nlen, vs, ve;
 
-	if (!total)
-		{ hp_req_head_end(r, d); return; }
+	if (!total) {
+		hp_req_head_end(r, d);
+		return;
+	}
 	d->head_len += total + 2;
-	if (d->head_len > HP_MAX_HEAD)
-		{ hp_req_reject(r, d, BS_REJ_TOO_LARGE); return; }
-	if (++d->nfields > HP_MAX_FIELDS)
-		{ hp_req_reject(r, d, BS_REJ_TOO_LARGE); return; }
+	if (d->head_len > HP_MAX_HEAD) {
+		hp_req_reject(r, d, BS_REJ_TOO_LARGE);
+		return;
+	}
+	if (++d->nfields > HP_MAX_FIELDS) {
+		hp_req_reject(r, d, BS_REJ_TOO_LARGE);
+		return;
+	}
 
 	/* field-name ":" with no whitespace before the colon */
 	colon = hp_find(r, s, avail, ':', 8);
@@ -1108,10 +1114,14 @@ HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 		return;
 	}
 	nlen = colon - s;
-	if (!nlen)
-		{ hp_req_reject(r, d, BS_REJ_HEADER); return; }
-	if (!hp_token(r, s, nlen))
-		{ hp_req_reject(r, d, BS_REJ_HEADER); return; }
+	if (!nlen) {
+		hp_req_reject(r, d, BS_REJ_HEADER);
+		return;
+	}
+	if (!hp_token(r, s, nlen)) {
+		hp_req_reject(r, d, BS_REJ_HEADER);
+		return;
+	}
 	vs = colon + 1;
 	ve = avail;
 	if ((nlen == 10 || nlen == 11) && hp_trace_on(r)) {
@@ -1138,29 +1148,44 @@ HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 	if (nlen == 14 && hp_name_is(r, s, 14, HP_N_CONTENT, HP_N_LENGTH, 0)) {
 		__u64 v;
 
-		if (trunc)
-			{ hp_desync(r, d, HP_DS_LONG_FIELD); return; }
-		if (!hp_trim(r, &vs, &ve))
-			{ hp_desync(r, d, HP_DS_LONG_FIELD); return; }
-		if (hp_parse_cl(r, vs, ve, &v))
-			{ hp_req_reject(r, d, BS_REJ_CONTENT_LENGTH); return; }
-		if ((d->mflags & HP_RF_CL) && (v != d->cl || ve - vs != d->cl_len))
-			{ hp_req_reject(r, d, BS_REJ_CONTENT_LENGTH); return; }
+		if (trunc) {
+			hp_desync(r, d, HP_DS_LONG_FIELD);
+			return;
+		}
+		if (!hp_trim(r, &vs, &ve)) {
+			hp_desync(r, d, HP_DS_LONG_FIELD);
+			return;
+		}
+		if (hp_parse_cl(r, vs, ve, &v)) {
+			hp_req_reject(r, d, BS_REJ_CONTENT_LENGTH);
+			return;
+		}
+		if ((d->mflags & HP_RF_CL) && (v != d->cl || ve - vs != d->cl_len)) {
+			hp_req_reject(r, d, BS_REJ_CONTENT_LENGTH);
+			return;
+		}
 		d->mflags |= HP_RF_CL;
 		d->cl = v;
 		d->cl_len = ve - vs;
 		return;
 	}
-	if (nlen == 17 &&
-	    hp_name_is(r, s, 17, HP_N_TRANSFER, HP_N_ENCODIN, HP_N_G)) {
-		if (trunc)
-			{ hp_desync(r, d, HP_DS_LONG_FIELD); return; }
-		if (d->mflags & HP_RF_TE)
-			{ hp_req_reject(r, d, BS_REJ_TRANSFER_ENCODING); return; }
-		if (!hp_trim(r, &vs, &ve))
-			{ hp_desync(r, d, HP_DS_LONG_FIELD); return; }
-		if (!hp_te_chunked(r, vs, ve))
-			{ hp_req_reject(r, d, BS_REJ_TRANSFER_ENCODING); return; }
+	if (nlen == 17 && hp_name_is(r, s, 17, HP_N_TRANSFER, HP_N_ENCODIN, HP_N_G)) {
+		if (trunc) {
+			hp_desync(r, d, HP_DS_LONG_FIELD);
+			return;
+		}
+		if (d->mflags & HP_RF_TE) {
+			hp_req_reject(r, d, BS_REJ_TRANSFER_ENCODING);
+			return;
+		}
+		if (!hp_trim(r, &vs, &ve)) {
+			hp_desync(r, d, HP_DS_LONG_FIELD);
+			return;
+		}
+		if (!hp_te_chunked(r, vs, ve)) {
+			hp_req_reject(r, d, BS_REJ_TRANSFER_ENCODING);
+			return;
+		}
 		d->mflags |= HP_RF_TE;
 	}
 }
@@ -1186,8 +1211,7 @@ HP_INLINE __u32 hp_hexval(__u8 ch)
  * chunk (Bun takes no trailers), come here as lines that must be empty.
  * Anything else Bun refuses with its canned 400; the request was dispatched.
  */
-HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e,
-				 int trunc)
+HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e, int trunc)
 {
 	__u32 avail = trunc ? HP_WIN_OFF : e;
 	__u32 total = r->v->line_total;
@@ -1198,8 +1222,10 @@ HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __
 		int last = d->dflags & HP_DF_CHUNK_LAST;
 
 		d->dflags &= ~(HP_DF_CHUNK_END | HP_DF_CHUNK_LAST);
-		if (total)
-			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+		if (total) {
+			hp_req_reject(r, d, BS_REJ_CHUNKED);
+			return;
+		}
 		if (last)
 			hp_req_done(r, d);
 		return;
@@ -1209,7 +1235,7 @@ HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __
 			break;
 		i += 8;
 	}
-	i = hp_opaque(r, i);	/* one state after the loop, not one per exit */
+	i = hp_opaque(r, i); /* one state after the loop, not one per exit */
 	/* at most 7 more zeros, then 15 digits reach HP_CHUNK_MAX */
 	for (int k = 0; k < 24; k++) {
 		__u32 v;
@@ -1219,26 +1245,35 @@ HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __
 		v = hp_hexval(hp_b(r, i));
 		if (v > 15)
 			break;
-		if (size > (HP_CHUNK_MAX >> 4))
-			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+		if (size > (HP_CHUNK_MAX >> 4)) {
+			hp_req_reject(r, d, BS_REJ_CHUNKED);
+			return;
+		}
 		size = size * 16 + v;
 		i++;
 	}
 	i = hp_opaque(r, i);
 	size = hp_opaque64(r, size);
 	if (i >= avail) {
-		if (trunc)	/* the digits go on past what was kept */
-			{ hp_desync(r, d, HP_DS_LONG_FIELD); return; }
+		if (trunc) /* the digits go on past what was kept */
+		{
+			hp_desync(r, d, HP_DS_LONG_FIELD);
+			return;
+		}
 	} else if (hp_b(r, i) == ';') {
 		int sp;
 
-		if (total - (i - s) > HP_CHUNK_EXT_MAX)
-			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+		if (total - (i - s) > HP_CHUNK_EXT_MAX) {
+			hp_req_reject(r, d, BS_REJ_CHUNKED);
+			return;
+		}
 		/* no space in the extension (hp_step let it through): looked
 		 * for in the first HP_SCAN_WORDS words of what was kept */
 		hp_scan_ctl(r, i, avail, &sp, 0x21);
-		if (sp)
-			{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+		if (sp) {
+			hp_req_reject(r, d, BS_REJ_CHUNKED);
+			return;
+		}
 	} else if (hp_hexval(hp_b(r, i)) < 16) {
 		/* only zeros so far, more of them than are skipped */
 		hp_desync(r, d, HP_DS_LONG_FIELD);
@@ -1247,8 +1282,10 @@ HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __
 		hp_req_reject(r, d, BS_REJ_CHUNKED);
 		return;
 	}
-	if (i == s)
-		{ hp_req_reject(r, d, BS_REJ_CHUNKED); return; }
+	if (i == s) {
+		hp_req_reject(r, d, BS_REJ_CHUNKED);
+		return;
+	}
 	if (!size) {
 		d->dflags |= HP_DF_CHUNK_LAST;
 		return;
@@ -1265,8 +1302,8 @@ HP_INLINE void hp_chunk_line_req(struct hp_run *r, struct hp_dir *d, __u32 s, __
  * rest of the line up to LF is ignored; size 0 ends the body after two more
  * bytes (no trailers).  Bytes it cannot read give the stream up.
  */
-HP_INLINE void hp_chunk_size(struct hp_run *r, struct hp_dir *d, int dir, __u32 s,
-			     __u32 e, int trunc)
+HP_INLINE void hp_chunk_size(struct hp_run *r, struct hp_dir *d, int dir, __u32 s, __u32 e,
+			     int trunc)
 {
 	__u32 avail = trunc ? HP_WIN_OFF : e;
 	__u64 size = 0;
@@ -1296,8 +1333,10 @@ HP_INLINE void hp_chunk_size(struct hp_run *r, struct hp_dir *d, int dir, __u32 
 		}
 		size = size * 16 + digit;
 	}
-	if (bad)
-		{ hp_desync(r, d, HP_DS_RESPONSE); return; }
+	if (bad) {
+		hp_desync(r, d, HP_DS_RESPONSE);
+		return;
+	}
 	if (!size) {
 		d->state = HS_CHUNK_LAST;
 		d->remaining = 2;
@@ -1319,8 +1358,7 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 	if (d->nfields == 1 && (d->mflags & HP_PF_CONNCLOSE) && !(c->cflags & HP_CF_CLIENT) &&
 	    ((st == 400 && head == HP_CANNED_400) ||
 	     (st == 413 && (head == HP_CANNED_413 || head == HP_CANNED_413E)) ||
-	     (st == 431 && head == HP_CANNED_431) ||
-	     (st == 505 && head == HP_CANNED_505) ||
+	     (st == 431 && head == HP_CANNED_431) || (st == 505 && head == HP_CANNED_505) ||
 	     (st == 408 && head == HP_CANNED_408))) {
 		d->state = HS_START;
 		if (st == 408) {
@@ -1361,7 +1399,7 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 		return;
 	}
 	if (st >= 100 && st < 200) {
-		d->state = HS_START;	/* interim response */
+		d->state = HS_START; /* interim response */
 		return;
 	}
 	if (st == 204 || st == 304 || hp_oldest_is_head(c)) {
@@ -1371,8 +1409,10 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 	if (d->mflags & HP_PF_CHUNKED) {
 		d->state = HS_CHUNK_SIZE;
 	} else if (d->mflags & HP_PF_CL) {
-		if (!d->cl)
-			{ hp_resp_done(r, d); return; }
+		if (!d->cl) {
+			hp_resp_done(r, d);
+			return;
+		}
 		d->state = HS_BODY;
 		d->remaining = d->cl;
 	} else {
@@ -1380,25 +1420,28 @@ HP_INLINE void hp_resp_head_end(struct hp_run *r, struct hp_dir *d)
 	}
 }
 
-HP_INLINE void hp_resp_line(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e,
-			    __u32 total, int trunc)
+HP_INLINE void hp_resp_line(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e, __u32 total,
+			    int trunc)
 {
 	__u32 avail = trunc ? HP_WIN_OFF : e;
 
 	if (d->state == HS_RESYNC)
-		return;		/* wait until a request is seen */
+		return; /* wait until a request is seen */
 	if (d->state == HS_START) {
 		__u64 v = hp_w(r, s);
 		__u8 d0, d1, d2;
 
-		if (total < 12 || (v != HP_V_HTTP11 && v != HP_V_HTTP10) ||
-		    hp_b(r, s + 8) != ' ')
-			{ hp_desync(r, d, HP_DS_RESPONSE); return; }
+		if (total < 12 || (v != HP_V_HTTP11 && v != HP_V_HTTP10) || hp_b(r, s + 8) != ' ') {
+			hp_desync(r, d, HP_DS_RESPONSE);
+			return;
+		}
 		d0 = hp_b(r, s + 9);
 		d1 = hp_b(r, s + 10);
 		d2 = hp_b(r, s + 11);
-		if (d0 < '1' || d0 > '9' || d1 < '0' || d1 > '9' || d2 < '0' || d2 > '9')
-			{ hp_desync(r, d, HP_DS_RESPONSE); return; }
+		if (d0 < '1' || d0 > '9' || d1 < '0' || d1 > '9' || d2 < '0' || d2 > '9') {
+			hp_desync(r, d, HP_DS_RESPONSE);
+			return;
+		}
 		d->status = (d0 - '0') * 100 + (d1 - '0') * 10 + (d2 - '0');
 		d->state = HS_FIELDS;
 		d->nfields = 0;
@@ -1408,8 +1451,10 @@ HP_INLINE void hp_resp_line(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 		return;
 	}
 	/* HS_FIELDS */
-	if (!total)
-		{ hp_resp_head_end(r, d); return; }
+	if (!total) {
+		hp_resp_head_end(r, d);
+		return;
+	}
 	d->head_len += total + 2;
 	d->nfields++;
 	{
@@ -1419,17 +1464,20 @@ HP_INLINE void hp_resp_line(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 		if (colon >= avail)
 			return;
 		if (nlen == 14 && hp_name_is(r, s, 14, HP_N_CONTENT, HP_N_LENGTH, 0)) {
-			if (trunc || !hp_trim(r, &vs, &ve) || hp_parse_cl(r, vs, ve, &d->cl))
-				{ hp_desync(r, d, HP_DS_RESPONSE); return; }
+			if (trunc || !hp_trim(r, &vs, &ve) || hp_parse_cl(r, vs, ve, &d->cl)) {
+				hp_desync(r, d, HP_DS_RESPONSE);
+				return;
+			}
 			d->mflags |= HP_PF_CL;
 		} else if (nlen == 17 &&
 			   hp_name_is(r, s, 17, HP_N_TRANSFER, HP_N_ENCODIN, HP_N_G)) {
-			if (trunc || !hp_trim(r, &vs, &ve))
-				{ hp_desync(r, d, HP_DS_RESPONSE); return; }
+			if (trunc || !hp_trim(r, &vs, &ve)) {
+				hp_desync(r, d, HP_DS_RESPONSE);
+				return;
+			}
 			if (hp_te_chunked(r, vs, ve))
 				d->mflags |= HP_PF_CHUNKED;
-		} else if (nlen == 10 &&
-			   hp_name_is(r, s, 10, HP_N_CONNECTI, HP_N_ON, 0)) {
+		} else if (nlen == 10 && hp_name_is(r, s, 10, HP_N_CONNECTI, HP_N_ON, 0)) {
 			if (!trunc && hp_trim(r, &vs, &ve) && ve - vs == 5 &&
 			    hp_lowbytes(hp_w(r, vs) | HP_REP(0x20), 5) == HP_V_CLOSE)
 				d->mflags |= HP_PF_CONNCLOSE;
@@ -1461,8 +1509,8 @@ HP_INLINE int hp_window(struct hp_run *r, struct hp_dir *d, __u8 *carry, __u32 c
 }
 
 /* The window ends inside a line: keep its first bytes for the next one. */
-HP_INLINE void hp_partial(struct hp_run *r, struct hp_dir *d, int dir, __u8 *carry,
-			  __u32 cap, __u32 e, __u8 crflag)
+HP_INLINE void hp_partial(struct hp_run *r, struct hp_dir *d, int dir, __u8 *carry, __u32 cap,
+			  __u32 e, __u8 crflag)
 {
 	__u32 seg = e - r->v->ls;
 	__u32 total = r->v->lprev + seg;
@@ -1512,8 +1560,8 @@ HP_INLINE void hp_line_do(struct hp_run *r, struct hp_dir *d, int dir)
  * within the limits; response fields: any name but Content-Length,
  * Transfer-Encoding and Connection (Bun writes them, no validation).
  */
-HP_INLINE int hp_field_fast(struct hp_run *r, struct hp_dir *d, int dir, __u32 s,
-			    __u32 le, __u32 total)
+HP_INLINE int hp_field_fast(struct hp_run *r, struct hp_dir *d, int dir, __u32 s, __u32 le,
+			    __u32 total)
 {
 	__u32 colon, nlen;
 
@@ -1545,8 +1593,7 @@ HP_INLINE int hp_field_fast(struct hp_run *r, struct hp_dir *d, int dir, __u32 s
  * includer may define HP_LINE_CALL(r, d, dir) to run hp_line_do() somewhere
  * else (BPF: in a separately verified function).
  */
-HP_INLINE void hp_line(struct hp_run *r, struct hp_dir *d, int dir, __u32 le,
-		       __u32 next)
+HP_INLINE void hp_line(struct hp_run *r, struct hp_dir *d, int dir, __u32 le, __u32 next)
 {
 	__u32 s = r->v->ls;
 
@@ -1597,7 +1644,7 @@ HP_INLINE int hp_bad_byte(struct hp_run *r, struct hp_dir *d, int dir)
 	if (dir)
 		hp_desync(r, d, HP_DS_RESPONSE);
 	else if (d->state == HS_START)
-		hp_req_reject(r, d, BS_REJ_VERSION);	/* uWS: 505 */
+		hp_req_reject(r, d, BS_REJ_VERSION); /* uWS: 505 */
 	else if (d->state == HS_CHUNK_SIZE)
 		hp_req_reject(r, d, BS_REJ_CHUNKED);
 	else
@@ -1624,8 +1671,8 @@ HP_INLINE int hp_reject_first(struct hp_run *r, struct hp_dir *d, __u8 ch)
 
 /* A byte that is part of the line but ends no scan (tab, junk in a chunk
  * line): continue after it, carrying the line if the window ends there. */
-HP_INLINE int hp_skip_byte(struct hp_run *r, struct hp_dir *d, int dir, __u8 *carry,
-			   __u32 cap, __u32 q, __u32 e)
+HP_INLINE int hp_skip_byte(struct hp_run *r, struct hp_dir *d, int dir, __u8 *carry, __u32 cap,
+			   __u32 q, __u32 e)
 {
 	r->v->off = r->v->wbase + (q + 1 - HP_WIN_OFF);
 	if (q + 1 >= e)
@@ -1662,7 +1709,7 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 		if (d->state == HS_BODY) {
 			d->body += k;
 		} else if (d->state == HS_CHUNK_DATA && !dir) {
-			d->body += k;	/* its CRLF is read as a line */
+			d->body += k; /* its CRLF is read as a line */
 		} else if (d->state == HS_CHUNK_DATA) {
 			__u64 db = before > 2 ? before - 2 : 0;
 			__u64 da = d->remaining > 2 ? d->remaining - 2 : 0;
@@ -1685,13 +1732,13 @@ HP_INLINE int hp_step(struct hp_run *r, const int dir)
 	case HS_RESYNC:
 		break;
 	case HS_WS:
-		return 1;	/* not HTTP any more: the caller walks the frames */
+		return 1; /* not HTTP any more: the caller walks the frames */
 	case HS_HOLD:
 		if (!dir)
 			hp_desync(r, d, HP_DS_HOLD);
 		r->v->off = r->v->n;
 		return 1;
-	default:	/* HS_UNTIL_CLOSE, HS_DEAD */
+	default: /* HS_UNTIL_CLOSE, HS_DEAD */
 		if (d->state == HS_UNTIL_CLOSE)
 			d->body += r->v->n - r->v->off;
 		r->v->off = r->v->n;

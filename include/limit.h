@@ -23,57 +23,57 @@
 #define LIM_INLINE static inline
 #endif
 
-#define BS_LIM_PIN_DIR		"/sys/fs/bpf/bunscope"
-#define BS_LIM_MAX_PORTS	64
+#define BS_LIM_PIN_DIR	  "/sys/fs/bpf/bunscope"
+#define BS_LIM_MAX_PORTS  64
 /* lim_ports: a bit a port, bit port % 64 of word port / 64 */
-#define BS_LIM_PORT_WORDS	(65536 / 64)
-#define BS_LIM_MAX_IFACES	16
-#define BS_LIM_NSEC		1000000000ULL
+#define BS_LIM_PORT_WORDS (65536 / 64)
+#define BS_LIM_MAX_IFACES 16
+#define BS_LIM_NSEC	  1000000000ULL
 /* the sliding window counts events in 16 bits (struct bs_lim_win) */
-#define BS_LIM_MAX_BURST	65535
+#define BS_LIM_MAX_BURST  65535
 /* a source's last packet is kept in ticks of 2^20 ns (~1 ms), 32 bits */
-#define BS_LIM_TICK_SHIFT	20
+#define BS_LIM_TICK_SHIFT 20
 
 enum bs_lim_algo {
-	BS_LIM_TOKEN_BUCKET = 0,	/* GCRA: RATE per second, bursts of BURST */
-	BS_LIM_SLIDING_WINDOW,		/* at most BURST in any BURST/RATE seconds */
+	BS_LIM_TOKEN_BUCKET = 0, /* GCRA: RATE per second, bursts of BURST */
+	BS_LIM_SLIDING_WINDOW,	 /* at most BURST in any BURST/RATE seconds */
 };
 
 /* One limit (connections or packets per source); interval 0: off. */
 struct bs_lim_rate {
-	__u64 interval;		/* ns between events at RATE: 1e9 / RATE */
-	__u64 tolerance;	/* GCRA: interval * (BURST - 1) */
-	__u64 window;		/* sliding window: interval * BURST */
+	__u64 interval;	 /* ns between events at RATE: 1e9 / RATE */
+	__u64 tolerance; /* GCRA: interval * (BURST - 1) */
+	__u64 window;	 /* sliding window: interval * BURST */
 	__u32 burst;
-	__u32 rate;		/* per second, for display */
+	__u32 rate; /* per second, for display */
 };
 
 /* The limiter's configuration (lim_cfg, one element, written by the daemon). */
 struct bs_lim_cfg {
-	struct bs_lim_rate conn;	/* new connections (SYN) per source */
-	struct bs_lim_rate pkt;		/* packets per source */
-	__u64 idle_ns;		/* a source slot unused this long is free */
-	__u64 seed;		/* of lim_bucket(), drawn by the daemon */
-	__u32 algo;		/* enum bs_lim_algo */
-	__u32 slots_mask;	/* lim_src has slots_mask + 1 buckets of 2 */
-	__u32 v6_prefix;	/* IPv6 sources are grouped by this prefix (default 64) */
-	__u32 enabled;		/* 0: pass everything (configuration not written yet) */
-	__u32 lists;		/* BS_LIM_LIST_* of the tries that have entries */
+	struct bs_lim_rate conn; /* new connections (SYN) per source */
+	struct bs_lim_rate pkt;	 /* packets per source */
+	__u64 idle_ns;		 /* a source slot unused this long is free */
+	__u64 seed;		 /* of lim_bucket(), drawn by the daemon */
+	__u32 algo;		 /* enum bs_lim_algo */
+	__u32 slots_mask;	 /* lim_src has slots_mask + 1 buckets of 2 */
+	__u32 v6_prefix;	 /* IPv6 sources are grouped by this prefix (default 64) */
+	__u32 enabled;		 /* 0: pass everything (configuration not written yet) */
+	__u32 lists;		 /* BS_LIM_LIST_* of the tries that have entries */
 	/* load shedding (the breaker): 0 shed_pending and no thresholds: off */
-	__u32 shed;		/* 1: the breaker is on (pending and/or daemon thresholds) */
-	__u32 shed_pending;	/* open above this many pending requests (0: not used) */
-	__u32 shed_low;		/* ... and close at or below this many (hysteresis) */
-	__u32 shed_probe_pct;	/* half-open: per cent of new connections let through */
+	__u32 shed;	      /* 1: the breaker is on (pending and/or daemon thresholds) */
+	__u32 shed_pending;   /* open above this many pending requests (0: not used) */
+	__u32 shed_low;	      /* ... and close at or below this many (hysteresis) */
+	__u32 shed_probe_pct; /* half-open: per cent of new connections let through */
 	__u32 pad;
-	__u64 shed_open_ns;	/* open this long before half-open */
-	__u64 shed_probe_ns;	/* half-open this long, healthy, before closing */
+	__u64 shed_open_ns;  /* open this long before half-open */
+	__u64 shed_probe_ns; /* half-open this long, healthy, before closing */
 };
 
-#define BS_LIM_LIST_ALLOW4	0x1
-#define BS_LIM_LIST_DENY4	0x2
-#define BS_LIM_LIST_ALLOW6	0x4
-#define BS_LIM_LIST_DENY6	0x8
-#define BS_LIM_LIST_BANS	0x10	/* lim_bans may hold entries: look them up */
+#define BS_LIM_LIST_ALLOW4 0x1
+#define BS_LIM_LIST_DENY4  0x2
+#define BS_LIM_LIST_ALLOW6 0x4
+#define BS_LIM_LIST_DENY6  0x8
+#define BS_LIM_LIST_BANS   0x10 /* lim_bans may hold entries: look them up */
 
 /* A source: IPv4 as ::ffff:a.b.c.d, IPv6 masked to the configured prefix. */
 struct bs_lim_key {
@@ -87,8 +87,8 @@ struct bs_lim_key {
  * below: they never exceed the burst, hence BS_LIM_MAX_BURST.
  */
 struct bs_lim_win {
-	__u16 n;		/* events in the current window */
-	__u16 prev;		/* events in the previous one */
+	__u16 n;    /* events in the current window */
+	__u16 prev; /* events in the previous one */
 };
 
 /* One limit of one client (the observer's request limit). */
@@ -105,8 +105,8 @@ struct bs_lim_state {
  * and with a secret seed nobody can aim for it.
  */
 struct bs_lim_src {
-	__u32 fp;		/* lim_fp(); 0: slot free */
-	__u32 last;		/* last packet, lim_tick(); ages by subtraction */
+	__u32 fp;   /* lim_fp(); 0: slot free */
+	__u32 last; /* last packet, lim_tick(); ages by subtraction */
 	__u64 conn_a;
 	__u64 pkt_a;
 	struct bs_lim_win conn_w;
@@ -123,18 +123,18 @@ _Static_assert(sizeof(struct bs_lim_bucket) == 64, "a bucket is one cache line")
 
 /* lim_stats counters (per CPU). */
 enum bs_lim_counter {
-	BS_LIM_PASS = 0,	/* packets to limited ports passed */
-	BS_LIM_PASS_ALLOW,	/* passed because the source is allow-listed */
-	BS_LIM_DROP_DENY,	/* dropped: deny list */
-	BS_LIM_DROP_BAN,	/* dropped: banned source */
-	BS_LIM_DROP_CONN,	/* dropped: new-connection rate */
-	BS_LIM_DROP_PKT,	/* dropped: packet rate */
-	BS_LIM_DROP_SHED,	/* dropped: load shedding (breaker open) */
-	BS_LIM_OTHER,		/* not TCP to a limited port: passed untouched */
-	BS_LIM_SRC_NEW,		/* a source took a free slot */
-	BS_LIM_SRC_EVICT,	/* a source took a slot in use by another */
-	BS_LIM_BANS_MADE,	/* bans made by the observer (--limit-req) */
-	BS_LIM_SHED_OPENS,	/* the breaker went to open */
+	BS_LIM_PASS = 0,   /* packets to limited ports passed */
+	BS_LIM_PASS_ALLOW, /* passed because the source is allow-listed */
+	BS_LIM_DROP_DENY,  /* dropped: deny list */
+	BS_LIM_DROP_BAN,   /* dropped: banned source */
+	BS_LIM_DROP_CONN,  /* dropped: new-connection rate */
+	BS_LIM_DROP_PKT,   /* dropped: packet rate */
+	BS_LIM_DROP_SHED,  /* dropped: load shedding (breaker open) */
+	BS_LIM_OTHER,	   /* not TCP to a limited port: passed untouched */
+	BS_LIM_SRC_NEW,	   /* a source took a free slot */
+	BS_LIM_SRC_EVICT,  /* a source took a slot in use by another */
+	BS_LIM_BANS_MADE,  /* bans made by the observer (--limit-req) */
+	BS_LIM_SHED_OPENS, /* the breaker went to open */
 	BS_LIM_NCOUNTERS,
 };
 
@@ -153,13 +153,13 @@ enum bs_lim_mode {
 
 struct bs_lim_iface {
 	__u32 ifindex;
-	__u32 mode;		/* enum bs_lim_mode; NONE: entry unused */
+	__u32 mode; /* enum bs_lim_mode; NONE: entry unused */
 	char name[16];
 };
 
 /* Bans (lim_bans): source -> until when (bpf_ktime_get_ns), made by the
  * observer from a client's HTTP request rate or by `bunscope limit ban`. */
-#define BS_LIM_MAX_BANS		65536
+#define BS_LIM_MAX_BANS 65536
 
 /*
  * The breaker.  The daemon writes struct bs_lim_shed_ctl (lim_shed_ctl)
@@ -167,15 +167,15 @@ struct bs_lim_iface {
  * the pending requests from the observer's stats map (lim_shed_src, a map
  * of maps the daemon fills) itself, with no daemon round trip.
  */
-#define BS_SHED_IDX		16	/* observer stats entries summed (a power of two) */
-#define BS_SHED_MAX_CPUS	256
-#define BS_SHED_STALE_NS	(3 * BS_LIM_NSEC)	/* no heartbeat: fail open */
-#define BS_SHED_PENDING_NS	1000000ULL	/* pending summed at most once a ms */
+#define BS_SHED_IDX	   16 /* observer stats entries summed (a power of two) */
+#define BS_SHED_MAX_CPUS   256
+#define BS_SHED_STALE_NS   (3 * BS_LIM_NSEC) /* no heartbeat: fail open */
+#define BS_SHED_PENDING_NS 1000000ULL	     /* pending summed at most once a ms */
 
 enum bs_shed_state {
-	BS_SHED_CLOSED = 0,	/* new connections pass */
-	BS_SHED_OPEN,		/* new connections are dropped */
-	BS_SHED_HALF_OPEN,	/* a fraction of them pass, to probe */
+	BS_SHED_CLOSED = 0, /* new connections pass */
+	BS_SHED_OPEN,	    /* new connections are dropped */
+	BS_SHED_HALF_OPEN,  /* a fraction of them pass, to probe */
 	BS_SHED_NSTATES,
 };
 
@@ -184,16 +184,16 @@ struct bs_lim_shed_ctl {
 	__u32 ext_trip;		/* the daemon's thresholds (p99, 5xx rate) are exceeded */
 	__u32 ncpus;		/* possible CPUs, for the per-CPU sums */
 	__u32 nidx;		/* entries of idx in use */
-	__u32 idx[BS_SHED_IDX];	/* the observer's stats entries of the targets */
+	__u32 idx[BS_SHED_IDX]; /* the observer's stats entries of the targets */
 	__u32 pad;
 };
 
 struct bs_lim_shed {
-	__u32 state;		/* enum bs_shed_state */
+	__u32 state; /* enum bs_shed_state */
 	__u32 pad;
-	__u64 since_ns;		/* when state was entered */
-	__u64 pending_ns;	/* when pending was summed */
-	__s64 pending;		/* the targets' pending requests then */
+	__u64 since_ns;	  /* when state was entered */
+	__u64 pending_ns; /* when pending was summed */
+	__s64 pending;	  /* the targets' pending requests then */
 };
 
 /* lim_allow4/lim_deny4 and lim_allow6/lim_deny6 keys (LPM tries). */
@@ -245,7 +245,7 @@ LIM_INLINE int lim_window(__u64 *start, struct bs_lim_win *s, const struct bs_li
 
 	if (!w)
 		return 1;
-	if (now < *start)		/* another CPU's clock, a little behind */
+	if (now < *start) /* another CPU's clock, a little behind */
 		*start = now;
 	el = now - *start;
 	if (el >= 2 * w) {
@@ -262,12 +262,12 @@ LIM_INLINE int lim_window(__u64 *start, struct bs_lim_win *s, const struct bs_li
 	est = (__u64)s->prev * (w - el) / w + s->n;
 	if (est >= r->burst)
 		return 0;
-	s->n++;		/* n < burst <= BS_LIM_MAX_BURST here */
+	s->n++; /* n < burst <= BS_LIM_MAX_BURST here */
 	return 1;
 }
 
-LIM_INLINE int lim_allow(__u64 *a, struct bs_lim_win *w, const struct bs_lim_rate *r,
-			 __u32 algo, __u64 now)
+LIM_INLINE int lim_allow(__u64 *a, struct bs_lim_win *w, const struct bs_lim_rate *r, __u32 algo,
+			 __u64 now)
 {
 	if (!r->interval)
 		return 1;
@@ -367,8 +367,8 @@ LIM_INLINE __u32 lim_age(const struct bs_lim_src *s, __u32 now)
  * one used least recently (evicted).  *fresh is 1 for a slot just taken
  * (its state reset), 2 when that evicted a live source.
  */
-LIM_INLINE struct bs_lim_src *lim_slot(struct bs_lim_bucket *b, __u32 fp, __u32 now,
-				       __u32 idle, int *fresh)
+LIM_INLINE struct bs_lim_src *lim_slot(struct bs_lim_bucket *b, __u32 fp, __u32 now, __u32 idle,
+				       int *fresh)
 {
 	struct bs_lim_src *s0 = &b->s[0], *s1 = &b->s[1], *s;
 

@@ -23,7 +23,7 @@
 #define TR_INLINE static inline
 #endif
 
-#define BS_COMM_LEN	16
+#define BS_COMM_LEN 16
 
 /* comm starts with the NUL-terminated p (which is shorter than BS_COMM_LEN) */
 TR_INLINE int tr_prefix(const char *comm, const char *p, int n)
@@ -34,7 +34,7 @@ TR_INLINE int tr_prefix(const char *comm, const char *p, int n)
 	return 1;
 }
 
-#define TR_IS(comm, lit)	tr_prefix((comm), (lit), (int)sizeof(lit) - 1)
+#define TR_IS(comm, lit) tr_prefix((comm), (lit), (int)sizeof(lit) - 1)
 
 TR_INLINE __u32 bs_thread_role(const char *comm, __u32 tid, __u32 tgid)
 {

@@ -27,13 +27,13 @@
 #define TP_INLINE static inline
 #endif
 
-#define TP_LEN		55	/* a version 00 value */
-#define TP_FLAG_SAMPLED	0x01
+#define TP_LEN		55 /* a version 00 value */
+#define TP_FLAG_SAMPLED 0x01
 
 /* what a request head said */
-#define BS_TP_NONE	0	/* no traceparent */
-#define BS_TP_VALID	1
-#define BS_TP_BAD	2	/* invalid, or a second traceparent field: ignored */
+#define BS_TP_NONE  0 /* no traceparent */
+#define BS_TP_VALID 1
+#define BS_TP_BAD   2 /* invalid, or a second traceparent field: ignored */
 
 struct bs_tp {
 	__u8 trace_id[16];

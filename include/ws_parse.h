@@ -28,65 +28,65 @@
 
 #include "http_parse.h"
 
-#define WS_OP_CONT	0x0
-#define WS_OP_TEXT	0x1
-#define WS_OP_BINARY	0x2
-#define WS_OP_CLOSE	0x8
-#define WS_OP_PING	0x9
-#define WS_OP_PONG	0xA
+#define WS_OP_CONT   0x0
+#define WS_OP_TEXT   0x1
+#define WS_OP_BINARY 0x2
+#define WS_OP_CLOSE  0x8
+#define WS_OP_PING   0x9
+#define WS_OP_PONG   0xA
 
-#define WS_HDR_MAX	14	/* 2 + 8 (length) + 4 (mask) */
+#define WS_HDR_MAX    14 /* 2 + 8 (length) + 4 (mask) */
 /* segment bytes read at once for frame headers: 256, or less in the unit
  * tests' small-window builds (down to 16, a whole header) */
-#define WS_WIN		(HP_WIN < 16 ? 16 : HP_WIN < 256 ? HP_WIN : 256)
-#define WS_CODE_NONE	1005	/* RFC 6455 7.4.1: no status code was present */
-#define WS_CODE_SHORT	1	/* a one-byte close body (RFC 6455 5.5.1): no valid code */
+#define WS_WIN	      (HP_WIN < 16 ? 16 : HP_WIN < 256 ? HP_WIN : 256)
+#define WS_CODE_NONE  1005 /* RFC 6455 7.4.1: no status code was present */
+#define WS_CODE_SHORT 1	   /* a one-byte close body (RFC 6455 5.5.1): no valid code */
 
 enum ws_state {
-	WS_HEADER = 0,	/* a frame header is expected */
-	WS_PAYLOAD,	/* d->left payload bytes of the current frame follow */
-	WS_DEAD,	/* given up: bytes are only counted */
+	WS_HEADER = 0, /* a frame header is expected */
+	WS_PAYLOAD,    /* d->left payload bytes of the current frame follow */
+	WS_DEAD,       /* given up: bytes are only counted */
 };
 
 enum ws_err {
-	WS_E_OPCODE = 0,	/* reserved opcode */
-	WS_E_RSV,		/* RSV2/RSV3, or RSV1 where no message starts */
-	WS_E_CONTROL,		/* control frame fragmented or longer than 125 */
-	WS_E_SEQUENCE,		/* continuation without a message, or a new one inside one */
-	WS_E_MASK,		/* client frame unmasked or server frame masked */
-	WS_E_LENGTH,		/* 64-bit length with the most significant bit set */
-	WS_E_READ,		/* the bytes could not be read */
+	WS_E_OPCODE = 0, /* reserved opcode */
+	WS_E_RSV,	 /* RSV2/RSV3, or RSV1 where no message starts */
+	WS_E_CONTROL,	 /* control frame fragmented or longer than 125 */
+	WS_E_SEQUENCE,	 /* continuation without a message, or a new one inside one */
+	WS_E_MASK,	 /* client frame unmasked or server frame masked */
+	WS_E_LENGTH,	 /* 64-bit length with the most significant bit set */
+	WS_E_READ,	 /* the bytes could not be read */
 	WS_E_MAX,
 };
 
 struct ws_dir {
-	__u64 left;		/* payload bytes of the current frame not passed yet */
-	__u64 frame_len;	/* payload length of the current frame */
-	__u8  hdr[16];		/* a frame header split between segments */
-	__u8  hdr_have;		/* bytes of it in hdr */
-	__u8  state;		/* enum ws_state */
-	__u8  op;		/* opcode of the current frame */
-	__u8  fin;
-	__u8  msg_op;		/* opcode of the unfinished fragmented message, 0: none */
-	__u8  code_have;	/* close frame: status-code bytes seen */
-	__u8  code[2];
-	__u8  mask[4];
-	__u8  pad[4];
+	__u64 left;	 /* payload bytes of the current frame not passed yet */
+	__u64 frame_len; /* payload length of the current frame */
+	__u8 hdr[16];	 /* a frame header split between segments */
+	__u8 hdr_have;	 /* bytes of it in hdr */
+	__u8 state;	 /* enum ws_state */
+	__u8 op;	 /* opcode of the current frame */
+	__u8 fin;
+	__u8 msg_op;	/* opcode of the unfinished fragmented message, 0: none */
+	__u8 code_have; /* close frame: status-code bytes seen */
+	__u8 code[2];
+	__u8 mask[4];
+	__u8 pad[4];
 };
 
 /* The WebSocket side of a connection. */
 struct ws_conn {
-	struct ws_dir dir[2];	/* 0: client to server (masked), 1: server to client */
-	__u64 open_ns;		/* when the 101 was handed to the kernel */
-	__u64 hash;		/* path hash of the upgrade request */
-	__u32 route;		/* its route id, BS_ROUTE_UNRESOLVED until known */
-	__u16 close_code;	/* status code of the first close frame, 0: none seen */
-	__u8  open;		/* 1 from the 101 to the connection's end */
-	__u8  traced;		/* its upgrade request had a span: the connection gets one */
-	__u32 tr_seq;		/* that request's number */
+	struct ws_dir dir[2]; /* 0: client to server (masked), 1: server to client */
+	__u64 open_ns;	      /* when the 101 was handed to the kernel */
+	__u64 hash;	      /* path hash of the upgrade request */
+	__u32 route;	      /* its route id, BS_ROUTE_UNRESOLVED until known */
+	__u16 close_code;     /* status code of the first close frame, 0: none seen */
+	__u8 open;	      /* 1 from the 101 to the connection's end */
+	__u8 traced;	      /* its upgrade request had a span: the connection gets one */
+	__u32 tr_seq;	      /* that request's number */
 	__u32 pad;
-	__u64 tr_msgs[2];	/* data messages (text, binary), [0] in, [1] out */
-	__u64 tr_bytes[2];	/* their payload bytes */
+	__u64 tr_msgs[2];  /* data messages (text, binary), [0] in, [1] out */
+	__u64 tr_bytes[2]; /* their payload bytes */
 };
 
 #ifndef HP_TYPES_ONLY
@@ -112,7 +112,7 @@ HP_INLINE void ws_frame_end(struct hp_run *r, struct ws_dir *d, int dir)
 		if (d->code_have >= 2)
 			code = (__u16)((d->code[0] << 8) | d->code[1]);
 		else if (d->frame_len == 1)
-			code = WS_CODE_SHORT;	/* not "no code": counted invalid */
+			code = WS_CODE_SHORT; /* not "no code": counted invalid */
 		ws_on_close_frame(r, dir, code);
 		ws_on_frame(r, dir, BS_WS_CLOSE, d->frame_len, 1);
 	} else if (d->op == WS_OP_PING) {
@@ -182,7 +182,7 @@ HP_INLINE int ws_header(struct hp_run *r, struct ws_dir *d, int dir)
 	__u64 len;
 
 	if (have >= WS_HDR_MAX) {
-		ws_fail(r, d, dir, WS_E_READ);	/* cannot happen: kept headers are partial */
+		ws_fail(r, d, dir, WS_E_READ); /* cannot happen: kept headers are partial */
 		return 1;
 	}
 	k = WS_HDR_MAX - have;
@@ -208,23 +208,37 @@ HP_INLINE int ws_header(struct hp_run *r, struct ws_dir *d, int dir)
 
 	op = b0 & 0x0f;
 	rsv = (b0 >> 4) & 0x07;
-	if (masked != (dir ? 0 : 1))
-		{ ws_fail(r, d, dir, WS_E_MASK); return 1; }
+	if (masked != (dir ? 0 : 1)) {
+		ws_fail(r, d, dir, WS_E_MASK);
+		return 1;
+	}
 	if (op & 0x08) {
-		if (op > WS_OP_PONG)
-			{ ws_fail(r, d, dir, WS_E_OPCODE); return 1; }
-		if (!(b0 & 0x80) || len7 > 125)
-			{ ws_fail(r, d, dir, WS_E_CONTROL); return 1; }
-		if (rsv)
-			{ ws_fail(r, d, dir, WS_E_RSV); return 1; }
+		if (op > WS_OP_PONG) {
+			ws_fail(r, d, dir, WS_E_OPCODE);
+			return 1;
+		}
+		if (!(b0 & 0x80) || len7 > 125) {
+			ws_fail(r, d, dir, WS_E_CONTROL);
+			return 1;
+		}
+		if (rsv) {
+			ws_fail(r, d, dir, WS_E_RSV);
+			return 1;
+		}
 	} else {
-		if (op > WS_OP_BINARY)
-			{ ws_fail(r, d, dir, WS_E_OPCODE); return 1; }
+		if (op > WS_OP_BINARY) {
+			ws_fail(r, d, dir, WS_E_OPCODE);
+			return 1;
+		}
 		/* RSV1 marks a compressed message (permessage-deflate): first frame only */
-		if ((rsv & 0x03) || (rsv && op == WS_OP_CONT))
-			{ ws_fail(r, d, dir, WS_E_RSV); return 1; }
-		if ((op == WS_OP_CONT) != (d->msg_op != 0))
-			{ ws_fail(r, d, dir, WS_E_SEQUENCE); return 1; }
+		if ((rsv & 0x03) || (rsv && op == WS_OP_CONT)) {
+			ws_fail(r, d, dir, WS_E_RSV);
+			return 1;
+		}
+		if ((op == WS_OP_CONT) != (d->msg_op != 0)) {
+			ws_fail(r, d, dir, WS_E_SEQUENCE);
+			return 1;
+		}
 	}
 
 	if (len7 == 126) {
@@ -233,8 +247,10 @@ HP_INLINE int ws_header(struct hp_run *r, struct ws_dir *d, int dir)
 		len = 0;
 		for (int i = 2; i < 10; i++)
 			len = (len << 8) | h[i];
-		if (len >> 63)
-			{ ws_fail(r, d, dir, WS_E_LENGTH); return 1; }
+		if (len >> 63) {
+			ws_fail(r, d, dir, WS_E_LENGTH);
+			return 1;
+		}
 	} else {
 		len = len7;
 	}
@@ -258,7 +274,7 @@ HP_INLINE int ws_header(struct hp_run *r, struct ws_dir *d, int dir)
 	d->code_have = 0;
 	d->state = WS_PAYLOAD;
 	if (op != WS_OP_CLOSE || !len)
-		ws_skip(r, d, dir);	/* whatever of the payload is here */
+		ws_skip(r, d, dir); /* whatever of the payload is here */
 	return 0;
 
 partial:

@@ -28,23 +28,24 @@ struct bench_case {
 	const char *resp;
 };
 
-#define RESP_HI "HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=utf-8\r\n" \
-		"Date: Sun, 22 Nov 2026 09:54:49 GMT\r\nContent-Length: 2\r\n\r\nhi"
+#define RESP_HI                                                         \
+	"HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=utf-8\r\n" \
+	"Date: Sun, 22 Nov 2026 09:54:49 GMT\r\nContent-Length: 2\r\n\r\nhi"
 
 static const struct bench_case cases[] = {
-	{ "wrk GET / and Bun's answer",
-	  "GET / HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n", RESP_HI },
+	{ "wrk GET / and Bun's answer", "GET / HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n", RESP_HI },
 	{ "curl GET with 3 fields",
 	  "GET /users/42?x=1 HTTP/1.1\r\nHost: localhost:3000\r\nUser-Agent: curl/7.88.1\r\n"
-	  "Accept: */*\r\n\r\n", RESP_HI },
+	  "Accept: */*\r\n\r\n",
+	  RESP_HI },
 	{ "browser-like GET, 9 fields",
 	  "GET /api/items/123 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 (X11; "
 	  "Linux x86_64) AppleWebKit/537.36\r\nAccept: text/html,application/xhtml+xml\r\n"
 	  "Accept-Language: en-US,en;q=0.9\r\nAccept-Encoding: gzip, deflate, br\r\n"
 	  "Connection: keep-alive\r\nCookie: session=abcdef0123456789\r\n"
-	  "Cache-Control: no-cache\r\nPragma: no-cache\r\n\r\n", RESP_HI },
-	{ "POST with a 1 KiB body",
-	  NULL, RESP_HI },
+	  "Cache-Control: no-cache\r\nPragma: no-cache\r\n\r\n",
+	  RESP_HI },
+	{ "POST with a 1 KiB body", NULL, RESP_HI },
 };
 
 static int run_once(int fd, const void *req, size_t rl, const void *resp, size_t pl)
@@ -150,7 +151,7 @@ int bench_parse_run(unsigned long iterations)
 		pr_warn("cannot open the BPF object: %s\n", strerror(errno));
 		return err;
 	}
-	bpf_object__for_each_program(p, s->obj)
+	bpf_object__for_each_program (p, s->obj)
 		bpf_program__set_autoload(p, p == s->progs.bs_bench || p == s->progs.bs_bench_null);
 	err = bunscope_bpf__load(s);
 	if (err) {
@@ -175,8 +176,9 @@ int bench_parse_run(unsigned long iterations)
 		goto out;
 	}
 	{
-		int n = snprintf(post, sizeof(post),
-				 "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n");
+		int n = snprintf(
+			post, sizeof(post),
+			"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n");
 
 		memset(post + n, 'b', 1024);
 		post[n + 1024] = 0;
@@ -185,7 +187,8 @@ int bench_parse_run(unsigned long iterations)
 	printf("bench-parse: kernel time of one request + response through bunscope's data "
 	       "path\n(BPF_PROG_TEST_RUN, %lu runs per case, median of 5 batches, bpf_stats run "
 	       "time less an empty program's;\n the tracepoint, target check and "
-	       "syscall-argument reads of a live run come on top)\n\n", iterations);
+	       "syscall-argument reads of a live run come on top)\n\n",
+	       iterations);
 	printf("  %-28s %7s %7s %12s\n", "case", "req B", "resp B", "ns/request");
 	null_ns = 0;
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {

@@ -47,10 +47,10 @@ unsigned int bs_size_slot(__u64 n)
 }
 
 static const char *const method_names[BS_M_MAX] = {
-	[BS_M_OTHER] = "_OTHER", [BS_M_GET] = "GET", [BS_M_HEAD] = "HEAD",
-	[BS_M_POST] = "POST", [BS_M_PUT] = "PUT", [BS_M_DELETE] = "DELETE",
+	[BS_M_OTHER] = "_OTHER",    [BS_M_GET] = "GET",		[BS_M_HEAD] = "HEAD",
+	[BS_M_POST] = "POST",	    [BS_M_PUT] = "PUT",		[BS_M_DELETE] = "DELETE",
 	[BS_M_CONNECT] = "CONNECT", [BS_M_OPTIONS] = "OPTIONS", [BS_M_TRACE] = "TRACE",
-	[BS_M_PATCH] = "PATCH", [BS_M_QUERY] = "QUERY",
+	[BS_M_PATCH] = "PATCH",	    [BS_M_QUERY] = "QUERY",
 };
 
 const char *collect_method_name(unsigned int method)
@@ -59,12 +59,18 @@ const char *collect_method_name(unsigned int method)
 }
 
 static const char *const reject_names[BS_REJ_MAX] = {
-	[BS_REJ_METHOD] = "method", [BS_REJ_TARGET] = "target",
-	[BS_REJ_VERSION] = "version", [BS_REJ_HEADER] = "header",
-	[BS_REJ_TOO_LARGE] = "too_large", [BS_REJ_HOST] = "host",
+	[BS_REJ_METHOD] = "method",
+	[BS_REJ_TARGET] = "target",
+	[BS_REJ_VERSION] = "version",
+	[BS_REJ_HEADER] = "header",
+	[BS_REJ_TOO_LARGE] = "too_large",
+	[BS_REJ_HOST] = "host",
 	[BS_REJ_CONTENT_LENGTH] = "content_length",
-	[BS_REJ_TRANSFER_ENCODING] = "transfer_encoding", [BS_REJ_CHUNKED] = "chunked",
-	[BS_REJ_TLS] = "tls", [BS_REJ_GARBAGE] = "garbage", [BS_REJ_LATE] = "late",
+	[BS_REJ_TRANSFER_ENCODING] = "transfer_encoding",
+	[BS_REJ_CHUNKED] = "chunked",
+	[BS_REJ_TLS] = "tls",
+	[BS_REJ_GARBAGE] = "garbage",
+	[BS_REJ_LATE] = "late",
 };
 
 /* ---- userspace aggregates ------------------------------------------------ */
@@ -77,8 +83,8 @@ struct uagg_ent {
 
 struct uagg {
 	struct uagg_ent *e;
-	unsigned int mask;	/* table size - 1 */
-	unsigned int cap;	/* entries allowed */
+	unsigned int mask; /* table size - 1 */
+	unsigned int cap;  /* entries allowed */
 	unsigned int n;
 	unsigned long long dropped;
 };
@@ -265,8 +271,8 @@ static int read_stats(const struct app *a, struct stat_row **rows_out)
 				continue;
 			rows[n].k.tgid = t->pid;
 			rows[n].k.port = (__u16)port;
-			if (!collect_read_percpu(fd, (__u32)(t->slot * BS_PORT_SLOTS + p), &rows[n].s,
-					 sizeof(rows[n].s)))
+			if (!collect_read_percpu(fd, (__u32)(t->slot * BS_PORT_SLOTS + p),
+						 &rows[n].s, sizeof(rows[n].s)))
 				n++;
 		}
 	}
@@ -307,7 +313,7 @@ static int read_agg(const struct app *a, struct agg_row **rows_out)
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(sfd, &key, &idx))
-			continue;	/* deleted meanwhile */
+			continue; /* deleted meanwhile */
 		if ((j = add_row(&rows, &n, &cap)) < 0)
 			break;
 		rows[j].k = key;
@@ -422,8 +428,7 @@ static void http_labels(struct lbl *b, const struct app *a, const struct bs_agg_
 	snprintf(b->port, sizeof(b->port), "%u", k->port);
 	snprintf(b->status, sizeof(b->status), "%u", k->status);
 	b->l[0] = (struct expo_label){ "pid", b->pid };
-	b->l[1] = (struct expo_label){ "http_request_method",
-				       collect_method_name(k->method) };
+	b->l[1] = (struct expo_label){ "http_request_method", collect_method_name(k->method) };
 	b->l[2] = (struct expo_label){ "http_response_status_code", b->status };
 	b->l[3] = (struct expo_label){ "http_route", route ? route : "_unknown" };
 	b->l[4] = (struct expo_label){ "server_port", b->port };
@@ -468,8 +473,8 @@ static void write_histograms(struct sbuf *sb, const struct app *a, const struct 
 
 typedef __u64 (*stat_get)(const struct bs_server_stats *s);
 
-static void write_stat_family(struct sbuf *sb, const struct stat_row *rows, int n,
-			      const char *name, const char *type, const char *help, stat_get get)
+static void write_stat_family(struct sbuf *sb, const struct stat_row *rows, int n, const char *name,
+			      const char *type, const char *help, stat_get get)
 {
 	expo_header(sb, name, type, help);
 	for (int i = 0; i < n; i++) {
@@ -482,8 +487,11 @@ static void write_stat_family(struct sbuf *sb, const struct stat_row *rows, int 
 	}
 }
 
-#define GETTER(field) \
-	static __u64 get_##field(const struct bs_server_stats *s) { return s->field; }
+#define GETTER(field)                                             \
+	static __u64 get_##field(const struct bs_server_stats *s) \
+	{                                                         \
+		return s->field;                                  \
+	}
 GETTER(aborted)
 GETTER(timeouts)
 GETTER(conns_opened)
@@ -508,7 +516,8 @@ static void write_server_stats(struct sbuf *sb, const struct stat_row *rows, int
 {
 	write_stat_family(sb, rows, n, "http_server_active_requests", "gauge",
 			  "Requests whose head was read and whose response was not yet fully "
-			  "handed to the kernel: Bun's server.pendingRequests.", get_pending);
+			  "handed to the kernel: Bun's server.pendingRequests.",
+			  get_pending);
 	expo_header(sb, "bunscope_http_requests_rejected_total", "counter",
 		    "Request heads Bun's parser refuses (never pending), and bytes that are not "
 		    "HTTP, by reason.");
@@ -518,7 +527,8 @@ static void write_server_stats(struct sbuf *sb, const struct stat_row *rows, int
 		snprintf(pid, sizeof(pid), "%u", rows[i].k.tgid);
 		snprintf(port, sizeof(port), "%u", rows[i].k.port);
 		for (int r = 0; r < BS_REJ_MAX; r++) {
-			struct expo_label l[3] = { { "pid", pid }, { "server_port", port },
+			struct expo_label l[3] = { { "pid", pid },
+						   { "server_port", port },
 						   { "reason", reject_names[r] } };
 
 			expo_sample_u64(sb, "bunscope_http_requests_rejected_total", l, 3,
@@ -541,10 +551,12 @@ static void write_server_stats(struct sbuf *sb, const struct stat_row *rows, int
 	write_stat_family(sb, rows, n, "bunscope_http_sent_bytes_total", "counter",
 			  "Bytes the target wrote to its server connections.", get_bytes_out);
 	write_stat_family(sb, rows, n, "bunscope_http_desync_total", "counter",
-			  "Connection streams bunscope stopped following (see README).", get_desync);
-	write_stat_family(sb, rows, n, "bunscope_http_pipeline_overflow_total", "counter",
-			  "Pipelined requests beyond the per-connection slots (latency approximate).",
-			  get_fifo_overflow);
+			  "Connection streams bunscope stopped following (see README).",
+			  get_desync);
+	write_stat_family(
+		sb, rows, n, "bunscope_http_pipeline_overflow_total", "counter",
+		"Pipelined requests beyond the per-connection slots (latency approximate).",
+		get_fifo_overflow);
 	write_stat_family(sb, rows, n, "bunscope_websocket_errors_total", "counter",
 			  "WebSocket directions bunscope stopped following: a frame Bun refuses "
 			  "(Bun closes such connections) or bytes that could not be read.",
@@ -585,7 +597,8 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		       const struct stat_row *srows, int nsrows)
 {
 	int cfd = loader_fd_counters(&a->ld);
-	__u64 ins = read_counter(cfd, BS_CNT_CONN_INSERT), del = read_counter(cfd, BS_CNT_CONN_DELETE);
+	__u64 ins = read_counter(cfd, BS_CNT_CONN_INSERT),
+	      del = read_counter(cfd, BS_CNT_CONN_DELETE);
 	unsigned long long overflow = 0, agg_full = 0, ws_full = 0, conns;
 
 	for (int i = 0; i < nrows; i++)
@@ -608,36 +621,37 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		expo_sample_u64(sb, "bunscope_build_info", l, 2, 1);
 	}
 	expo_scalar(sb, "bunscope_targets", "gauge", "Processes observed.",
-	       (unsigned long long)a->targets.n);
+		    (unsigned long long)a->targets.n);
 	expo_header(sb, "bunscope_target_info", "gauge", "An observed process.");
 	for (int i = 0; i < a->targets.n; i++) {
 		const struct target *t = &a->targets.t[i];
 		char pid[16];
-		struct expo_label l[3] = { { "pid", pid }, { "comm", t->comm }, { "selector", t->how } };
+		struct expo_label l[3] = { { "pid", pid },
+					   { "comm", t->comm },
+					   { "selector", t->how } };
 
 		snprintf(pid, sizeof(pid), "%u", t->pid);
 		expo_sample_u64(sb, "bunscope_target_info", l, 3, 1);
 	}
 	expo_scalar(sb, "bunscope_target_exits_total", "counter", "Observed processes that exited.",
-	       a->targets.exits);
+		    a->targets.exits);
 
 	expo_scalar(sb, "bunscope_events_lost_total", "counter",
-	       "Ring buffer records dropped because it was full (the requests are still "
-	       "counted in http_server_active_requests; their histograms miss them).",
-	       read_counter(cfd, BS_CNT_EV_LOST));
+		    "Ring buffer records dropped because it was full (the requests are still "
+		    "counted in http_server_active_requests; their histograms miss them).",
+		    read_counter(cfd, BS_CNT_EV_LOST));
 	expo_scalar(sb, "bunscope_series_dropped_total", "counter",
-	       "Completed requests not in the histograms because the series map was full.",
-	       agg_full + uagg_dropped(a->uagg));
+		    "Completed requests not in the histograms because the series map was full.",
+		    agg_full + uagg_dropped(a->uagg));
 	expo_scalar(sb, "bun_process_oom_kills_total", "counter",
-	       "Targets the OOM killer chose (oom:mark_victim), over bunscope's life.",
-	       read_counter(cfd, BS_CNT_OOM_KILLS));
+		    "Targets the OOM killer chose (oom:mark_victim), over bunscope's life.",
+		    read_counter(cfd, BS_CNT_OOM_KILLS));
 	expo_scalar(sb, "bunscope_thread_runs_unseen_total", "counter",
-	       "Runs of target threads whose switch-in sched_switch did not see (running "
-	       "at attach, or missed): counted from the kernel's per-run figure.",
-	       read_counter(cfd, BS_CNT_RUN_UNSEEN));
+		    "Runs of target threads whose switch-in sched_switch did not see (running "
+		    "at attach, or missed): counted from the kernel's per-run figure.",
+		    read_counter(cfd, BS_CNT_RUN_UNSEEN));
 	expo_scalar(sb, "bunscope_websocket_series_dropped_total", "counter",
-	       "WebSocket events not counted because the WebSocket maps were full.",
-	       ws_full);
+		    "WebSocket events not counted because the WebSocket maps were full.", ws_full);
 	expo_header(sb, "bunscope_ringbuf_records_total", "counter",
 		    "Ring buffer records the daemon received, by type.");
 	{
@@ -648,25 +662,26 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		expo_sample_u64(sb, "bunscope_ringbuf_records_total", l, 1, a->complete_events);
 	}
 	expo_scalar(sb, "bunscope_route_unknown_total", "counter",
-	       "Completions whose path record was lost (counted under http_route=\"_other\").",
-	       a->unknown_hash);
+		    "Completions whose path record was lost (counted under http_route=\"_other\").",
+		    a->unknown_hash);
 	expo_scalar(sb, "bunscope_route_misses_total", "counter",
-	       "Completed requests aggregated by the daemon because their path was new to "
-	       "the kernel.",
-	       read_counter(cfd, BS_CNT_ROUTE_MISS));
-	expo_scalar(sb, "bunscope_route_overflow_requests_total", "counter",
-	       "Requests counted under http_route=\"_other\" because --max-routes was reached.",
-	       overflow);
+		    "Completed requests aggregated by the daemon because their path was new to "
+		    "the kernel.",
+		    read_counter(cfd, BS_CNT_ROUTE_MISS));
+	expo_scalar(
+		sb, "bunscope_route_overflow_requests_total", "counter",
+		"Requests counted under http_route=\"_other\" because --max-routes was reached.",
+		overflow);
 	expo_scalar(sb, "bunscope_routes", "gauge", "Distinct http_route values (without _other).",
-	       routes_count(a->routes));
+		    routes_count(a->routes));
 	expo_scalar(sb, "bunscope_routes_limit", "gauge", "--max-routes.", a->cfg.max_routes);
 	expo_scalar(sb, "bunscope_connections_untracked_total", "counter",
-	       "Accepted connections not followed because the connection map was full.",
-	       read_counter(cfd, BS_CNT_CONN_FULL));
+		    "Accepted connections not followed because the connection map was full.",
+		    read_counter(cfd, BS_CNT_CONN_FULL));
 	expo_scalar(sb, "bunscope_connections_unfollowed_ports_total", "counter",
-	       "Accepted connections not followed because their process already had "
-	       "8 listening ports counted.",
-	       read_counter(cfd, BS_CNT_PORTS_FULL));
+		    "Accepted connections not followed because their process already had "
+		    "8 listening ports counted.",
+		    read_counter(cfd, BS_CNT_PORTS_FULL));
 
 	expo_header(sb, "bunscope_map_entries", "gauge", "Entries in the BPF maps.");
 	{
@@ -686,8 +701,7 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 	}
 
 	expo_scalar(sb, "bunscope_process_resident_memory_bytes", "gauge",
-	       "Resident memory of the bunscope daemon.",
-	       self_rss_bytes());
+		    "Resident memory of the bunscope daemon.", self_rss_bytes());
 	expo_header(sb, "bunscope_process_cpu_seconds_total", "counter",
 		    "CPU time of the bunscope daemon (user and system).");
 	expo_sample(sb, "bunscope_process_cpu_seconds_total", NULL, 0, self_cpu_seconds());
@@ -712,9 +726,10 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 
 		expo_sample_u64(sb, "bunscope_bpf_prog_verified_insns", l, 1, ps[i].verified_insns);
 	}
-	expo_scalar(sb, "bunscope_bpf_stats_enabled", "gauge",
-	       "1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).",
-	       loader_bpf_stats_enabled());
+	expo_scalar(
+		sb, "bunscope_bpf_stats_enabled", "gauge",
+		"1 when kernel.bpf_stats_enabled is on (then per-program run time is exported).",
+		loader_bpf_stats_enabled());
 	if (loader_bpf_stats_enabled()) {
 		expo_header(sb, "bunscope_bpf_prog_runs_total", "counter",
 			    "Runs of each BPF program (kernel.bpf_stats_enabled).");
@@ -782,7 +797,8 @@ static void write_traces(struct sbuf *sb, struct app *a)
 	expo_sample_u64(sb, "bunscope_spans_dropped_total", l, 1, ts.dropped_incomplete);
 	expo_scalar(sb, "bunscope_spans_pending", "gauge",
 		    "Sampled requests whose response has not ended yet, and traced "
-		    "WebSockets still open.", ts.pending);
+		    "WebSockets still open.",
+		    ts.pending);
 	expo_scalar(sb, "bunscope_spans_built_total", "counter",
 		    "Spans completed and handed to the exporters.", ts.built);
 
@@ -950,7 +966,8 @@ int collect_health(void *ctx, struct sbuf *sb)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&a->lock);
-	sbuf_printf(sb, "{\"status\":\"%s\",\"capture\":\"%s\",\"uptime_seconds\":%ld,"
+	sbuf_printf(sb,
+		    "{\"status\":\"%s\",\"capture\":\"%s\",\"uptime_seconds\":%ld,"
 		    "\"refreshes\":%llu,\"targets\":[",
 		    a->targets.n ? "ok" : "waiting", capture_mode_name(a->ld.mode),
 		    (long)(now.tv_sec - a->started.tv_sec), a->refreshes);
@@ -1015,8 +1032,8 @@ void collect_forget_target(struct app *a, const struct target *t)
 {
 	/* the BPF side stops looking at the slot first */
 	loader_set_target(&a->ld, t->slot, 0);
-	a->forgotten_conns += delete_keys_of(loader_fd_conns(&a->ld), sizeof(struct bs_conn_key),
-					     t->pid, -1, -1);
+	a->forgotten_conns +=
+		delete_keys_of(loader_fd_conns(&a->ld), sizeof(struct bs_conn_key), t->pid, -1, -1);
 	delete_keys_of(loader_fd_series(&a->ld), sizeof(struct bs_agg_key), t->pid,
 		       loader_fd_series_free(&a->ld), loader_fd_agg(&a->ld));
 	delete_keys_of(loader_fd_ws_agg(&a->ld), sizeof(struct bs_ws_key), t->pid, -1, -1);
@@ -1024,7 +1041,7 @@ void collect_forget_target(struct app *a, const struct target *t)
 	delete_keys_of(loader_fd_cagg(&a->ld), sizeof(struct bs_cagg_key), t->pid, -1, -1);
 	for (int p = 0; p < BS_PORT_SLOTS; p++)
 		collect_zero_percpu(loader_fd_stats(&a->ld), (__u32)(t->slot * BS_PORT_SLOTS + p),
-			    sizeof(struct bs_server_stats));
+				    sizeof(struct bs_server_stats));
 	collect_zero_percpu(loader_fd_stats(&a->ld), BS_CLIENT_STATS(t->slot),
 			    sizeof(struct bs_server_stats));
 	loader_clear_target_ports(&a->ld, t->slot);

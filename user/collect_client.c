@@ -68,8 +68,8 @@ static int read_rows(const struct app *a, struct client_row **out)
 		if (!collect_live_tgid(a, key.tgid) || bpf_map_lookup_elem(fd, &key, buf))
 			continue;
 		if (n == cap) {
-			struct client_row *r = realloc(rows, (size_t)(cap ? cap * 2 : 32) *
-							     sizeof(*r));
+			struct client_row *r =
+				realloc(rows, (size_t)(cap ? cap * 2 : 32) * sizeof(*r));
 
 			if (!r) {
 				free(rows);
@@ -149,8 +149,8 @@ int collect_client_metrics(const struct app *a, struct sbuf *sb)
 	for (int i = 0; i < a->targets.n && ns < BUNSCOPE_MAX_TARGETS; i++) {
 		const struct target *t = &a->targets.t[i];
 
-		if (collect_read_percpu(loader_fd_stats(&a->ld), BS_CLIENT_STATS(t->slot),
-					&st[ns], sizeof(st[ns])))
+		if (collect_read_percpu(loader_fd_stats(&a->ld), BS_CLIENT_STATS(t->slot), &st[ns],
+					sizeof(st[ns])))
 			continue;
 		pids[ns++] = t->pid;
 	}
@@ -186,18 +186,21 @@ int collect_client_metrics(const struct app *a, struct sbuf *sb)
 
 	write_stat(sb, "http_client_active_requests", "gauge",
 		   "The targets' own HTTP/1 requests written whose response was not read "
-		   "completely yet.", pids, st, ns, get_active);
+		   "completely yet.",
+		   pids, st, ns, get_active);
 	write_stat(sb, "bunscope_http_client_requests_aborted_total", "counter",
 		   "The targets' own requests whose connection closed before the response "
-		   "ended.", pids, st, ns, get_aborted);
+		   "ended.",
+		   pids, st, ns, get_aborted);
 	write_stat(sb, "bunscope_http_client_connections_total", "counter",
-		   "TCP connections the targets opened (connect), whatever they carry.", pids,
-		   st, ns, get_opened);
+		   "TCP connections the targets opened (connect), whatever they carry.", pids, st,
+		   ns, get_opened);
 	write_stat(sb, "bunscope_http_client_unparsed_total", "counter",
 		   "Outgoing byte streams given up on because they are not HTTP/1 (TLS, "
-		   "database protocols) or could not be followed.", pids, st, ns, get_unparsed);
+		   "database protocols) or could not be followed.",
+		   pids, st, ns, get_unparsed);
 	write_stat(sb, "bunscope_http_client_series_dropped_total", "counter",
-		   "Completed client requests not in the histogram because its map was full.",
-		   pids, st, ns, get_dropped);
+		   "Completed client requests not in the histogram because its map was full.", pids,
+		   st, ns, get_dropped);
 	return sb->oom ? -ENOMEM : 0;
 }

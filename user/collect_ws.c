@@ -34,9 +34,9 @@ static const char *const dir_names[2] = { "in", "out" };
 struct ws_row {
 	__u32 tgid;
 	__u16 port;
-	__u16 code;			/* close rows only */
-	const char *route;		/* label, owned by the route table */
-	struct bs_ws_val v;		/* close rows: v.closed holds the count */
+	__u16 code;	    /* close rows only */
+	const char *route;  /* label, owned by the route table */
+	struct bs_ws_val v; /* close rows: v.closed holds the count */
 };
 
 struct ws_rows {
@@ -164,8 +164,7 @@ static const char *code_label(char *buf, size_t n, __u16 code)
 }
 
 /* One sample per row, direction and kind of the [2][BS_WS_KINDS] array at off. */
-static void write_per_kind(struct sbuf *sb, const char *name, const struct ws_rows *rs,
-			   size_t off)
+static void write_per_kind(struct sbuf *sb, const char *name, const struct ws_rows *rs, size_t off)
 {
 	struct ws_lbl b;
 
@@ -212,14 +211,15 @@ static void ws_write(struct sbuf *sb, const struct ws_rows *rs, const struct ws_
 		    "1000..4999, or a one-byte body).");
 	for (i = 0; i < cs->n; i++) {
 		nl = ws_labels(&b, &cs->r[i]);
-		b.l[nl++] = (struct expo_label){ "code",
-						 code_label(b.code, sizeof(b.code), cs->r[i].code) };
+		b.l[nl++] = (struct expo_label){ "code", code_label(b.code, sizeof(b.code),
+								    cs->r[i].code) };
 		expo_sample_u64(sb, "bun_websocket_closed_total", b.l, nl, cs->r[i].v.closed);
 	}
 	expo_header(sb, "bun_websocket_messages_total", "counter",
 		    "WebSocket messages by direction (in: from the client) and opcode; a "
 		    "fragmented message counts once, control frames each.");
-	write_per_kind(sb, "bun_websocket_messages_total", rs, offsetof(struct bs_ws_val, messages));
+	write_per_kind(sb, "bun_websocket_messages_total", rs,
+		       offsetof(struct bs_ws_val, messages));
 	expo_header(sb, "bun_websocket_bytes_total", "counter",
 		    "WebSocket payload bytes (without frame headers) by direction and opcode.");
 	write_per_kind(sb, "bun_websocket_bytes_total", rs, offsetof(struct bs_ws_val, bytes));

@@ -13,31 +13,31 @@
 #include "targets.h"
 #include "traces.h"
 
-#define DEFAULT_LISTEN		"127.0.0.1:9464"
-#define DEFAULT_MAX_ROUTES	1000
-#define DEFAULT_MAX_CONNS	65536
-#define DEFAULT_MAX_SERIES	16384
-#define DEFAULT_RINGBUF		(4u << 20)
-#define MAX_ROUTE_PATTERNS	64
-#define DEFAULT_MEMORY_CEILING	(4ULL << 30)
+#define DEFAULT_LISTEN	       "127.0.0.1:9464"
+#define DEFAULT_MAX_ROUTES     1000
+#define DEFAULT_MAX_CONNS      65536
+#define DEFAULT_MAX_SERIES     16384
+#define DEFAULT_RINGBUF	       (4u << 20)
+#define MAX_ROUTE_PATTERNS     64
+#define DEFAULT_MEMORY_CEILING (4ULL << 30)
 
 struct uprobe_spec {
 	char binary[256];
 	char symbol[128];
-	char label[400];	/* BINARY:SYMBOL, the probe label */
+	char label[400]; /* BINARY:SYMBOL, the probe label */
 };
 
 /* sched.c: event-loop utilisation samples */
-#define ELU_RING		64		/* 3.2 s of 50 ms samples */
-#define ELU_SAMPLE_MS		50
-#define ELU_WINDOW_NS		1000000000ULL	/* the gauge's window */
+#define ELU_RING      64 /* 3.2 s of 50 ms samples */
+#define ELU_SAMPLE_MS 50
+#define ELU_WINDOW_NS 1000000000ULL /* the gauge's window */
 
 struct elu_sample {
-	__u64 t, busy, idle;	/* CLOCK_MONOTONIC ns; busy/idle totals then */
+	__u64 t, busy, idle; /* CLOCK_MONOTONIC ns; busy/idle totals then */
 };
 
 struct sched_state {
-	__u64 cpu_ns[BS_ROLES];	/* the largest figures exported: counters never go back */
+	__u64 cpu_ns[BS_ROLES]; /* the largest figures exported: counters never go back */
 	__u64 runs[BS_ROLES];
 	__u64 busy_ns, idle_ns;
 	struct elu_sample ring[ELU_RING];
@@ -50,13 +50,13 @@ struct config {
 	const char *routes[MAX_ROUTE_PATTERNS];
 	int nroutes;
 	unsigned int max_routes;
-	unsigned long long memory_ceiling;	/* bytes of resident memory */
+	unsigned long long memory_ceiling; /* bytes of resident memory */
 	struct uprobe_spec uprobes[BS_MAX_UPROBES];
 	int nuprobes;
 	struct loader_opts lopts;
 	struct limit_opts limit;
-	struct traces_opts topts;	/* as given */
-	struct traces_setup traces;	/* resolved with the environment */
+	struct traces_opts topts;   /* as given */
+	struct traces_setup traces; /* resolved with the environment */
 	int verbose;
 };
 
@@ -70,10 +70,10 @@ struct bpf_link;
 struct app {
 	struct config cfg;
 	struct loader ld;
-	struct limiter *limiter;	/* NULL without --limit-iface */
-	struct shed_window *shed_win;	/* --shed-p99/--shed-5xx: completed requests */
+	struct limiter *limiter;      /* NULL without --limit-iface */
+	struct shed_window *shed_win; /* --shed-p99/--shed-5xx: completed requests */
 	struct ring_buffer *rb;
-	struct tracer *tracer;		/* NULL without an exporter */
+	struct tracer *tracer; /* NULL without an exporter */
 	struct traces *traces;
 	struct httpd *httpd;
 	struct timespec started;
@@ -81,20 +81,20 @@ struct app {
 	/* shared with the HTTP thread: everything below under lock */
 	pthread_mutex_t lock;
 	struct route_table *routes;
-	struct uagg *uagg;		/* completions whose route the kernel lacked */
+	struct uagg *uagg; /* completions whose route the kernel lacked */
 	struct target_set targets;
 	unsigned long long path_events;
 	unsigned long long complete_events;
-	unsigned long long unknown_hash;	/* completion for a hash never seen */
-	unsigned long long seeded_conns;	/* connections open before attach */
-	unsigned long long forgotten_conns;	/* deleted for exited targets */
-	struct target fresh[BUNSCOPE_MAX_TARGETS];	/* attached by this refresh */
+	unsigned long long unknown_hash;	   /* completion for a hash never seen */
+	unsigned long long seeded_conns;	   /* connections open before attach */
+	unsigned long long forgotten_conns;	   /* deleted for exited targets */
+	struct target fresh[BUNSCOPE_MAX_TARGETS]; /* attached by this refresh */
 	int nfresh;
-	bool mem_over[BUNSCOPE_MAX_TARGETS];	/* by slot: above --memory-ceiling */
+	bool mem_over[BUNSCOPE_MAX_TARGETS]; /* by slot: above --memory-ceiling */
 	unsigned long long oom_events;
-	unsigned long long refreshes;	/* target refresh ticks done (in /health) */
-	struct sched_state sched[BUNSCOPE_MAX_TARGETS];	/* by slot */
-	struct bpf_link *ulinks[BUNSCOPE_MAX_TARGETS][BS_MAX_UPROBES][2];	/* entry, return */
+	unsigned long long refreshes;			/* target refresh ticks done (in /health) */
+	struct sched_state sched[BUNSCOPE_MAX_TARGETS]; /* by slot */
+	struct bpf_link *ulinks[BUNSCOPE_MAX_TARGETS][BS_MAX_UPROBES][2]; /* entry, return */
 };
 
 /* collect.c: what the endpoints serve */
@@ -147,7 +147,7 @@ int collect_ws_totals(const struct app *a, __u32 tgid, struct ws_totals *t);
 /* memory.c: the targets' memory */
 struct mem_view {
 	unsigned long long rss, anon, file, shmem, swap, hwm;
-	bool over;			/* rss > --memory-ceiling */
+	bool over; /* rss > --memory-ceiling */
 };
 /* before a target's slot is observed: its figures from /proc, its counters zeroed */
 void mem_seed(struct app *a, const struct target *t);
@@ -158,11 +158,11 @@ void mem_check_ceiling(struct app *a);
 
 /* sched.c: threads, event loop, GC (caller holds a->lock) */
 struct sched_view {
-	struct bs_thread_cpu cpu;	/* with the runs under way */
+	struct bs_thread_cpu cpu; /* with the runs under way */
 	struct bs_loop loop;
-	__u64 busy_ns, idle_ns;		/* with the stretch under way */
-	double elu;			/* over the last ELU_WINDOW_NS; < 0: unknown */
-	bool have_loop;			/* the JS thread was seen in epoll */
+	__u64 busy_ns, idle_ns; /* with the stretch under way */
+	double elu;		/* over the last ELU_WINDOW_NS; < 0: unknown */
+	bool have_loop;		/* the JS thread was seen in epoll */
 };
 /* before a target's slot is observed: its figures zeroed */
 void sched_seed(struct app *a, const struct target *t);

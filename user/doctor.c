@@ -50,7 +50,8 @@ static void check_privileges(void)
 	    bpf = !!(caps & (1ULL << 39));
 
 	if (sys_admin || (bpf && perfmon))
-		item(OK, NULL, "privileges: %s", sys_admin ? "CAP_SYS_ADMIN" : "CAP_BPF + CAP_PERFMON");
+		item(OK, NULL, "privileges: %s",
+		     sys_admin ? "CAP_SYS_ADMIN" : "CAP_BPF + CAP_PERFMON");
 	else
 		item(FAIL, "run bunscope (and this doctor) as root: sudo build/bunscope doctor",
 		     "privileges: loading tracing BPF programs needs CAP_BPF + CAP_PERFMON");
@@ -70,8 +71,10 @@ static void check_kernel(void)
 	if (!access("/sys/kernel/btf/vmlinux", R_OK))
 		item(OK, NULL, "kernel BTF: /sys/kernel/btf/vmlinux (CO-RE works)");
 	else
-		item(FAIL, "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions "
-		     "since 2020)", "kernel BTF: /sys/kernel/btf/vmlinux is missing");
+		item(FAIL,
+		     "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions "
+		     "since 2020)",
+		     "kernel BTF: /sys/kernel/btf/vmlinux is missing");
 
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACEPOINT, NULL) == 1)
 		item(OK, NULL, "program type tracepoint");
@@ -86,7 +89,8 @@ static void check_kernel(void)
 		item(FAIL, "run as root on Linux >= 5.17, or see the messages above",
 		     "no way to hook syscalls");
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_KPROBE, NULL) == 1)
-		item(INFO, NULL, "kprobe programs load (uprobes work; kprobe capture is not built)");
+		item(INFO, NULL,
+		     "kprobe programs load (uprobes work; kprobe capture is not built)");
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, NULL) == 1)
 		item(INFO, NULL, "fentry programs load (fentry capture is not built)");
 	else
@@ -102,14 +106,16 @@ static void check_kernel(void)
 		item(FAIL, "Linux >= 5.8 is needed", "ring buffer maps: missing");
 
 	if (!getrlimit(RLIMIT_MEMLOCK, &rl))
-		item(INFO, NULL, "RLIMIT_MEMLOCK %s (Linux >= 5.11 charges BPF memory to the "
+		item(INFO, NULL,
+		     "RLIMIT_MEMLOCK %s (Linux >= 5.11 charges BPF memory to the "
 		     "cgroup instead; bunscope does not raise it)",
 		     rl.rlim_cur == RLIM_INFINITY ? "unlimited" : "limited");
 
 	if (loader_bpf_stats_enabled())
 		item(OK, NULL, "kernel.bpf_stats_enabled=1: per-program run time is exported");
 	else
-		item(INFO, "sysctl -w kernel.bpf_stats_enabled=1 (costs tens of ns per program run)",
+		item(INFO,
+		     "sysctl -w kernel.bpf_stats_enabled=1 (costs tens of ns per program run)",
 		     "kernel.bpf_stats_enabled=0: no per-program run time in /metrics");
 }
 
@@ -122,7 +128,8 @@ static void check_filesystems(void)
 		else if (loader_have_syscall_tracepoints())
 			item(OK, NULL, "syscall tracepoints present: capture mode 'tracepoint'");
 		else
-			item(WARN, NULL, "no syscall tracepoints (CONFIG_FTRACE_SYSCALLS=n): "
+			item(WARN, NULL,
+			     "no syscall tracepoints (CONFIG_FTRACE_SYSCALLS=n): "
 			     "capture mode 'raw_tracepoint' will be used");
 	} else {
 		item(WARN, "mount -t tracefs nodev /sys/kernel/tracing (bunscope does this itself)",
@@ -173,7 +180,8 @@ static void check_targets(const struct config *cfg)
 	struct target_set ts;
 
 	if (!cfg->sel.npids && !cfg->sel.nnames && !cfg->sel.nports) {
-		item(INFO, "pass --pid, --name or --port to check them", "no target selectors given");
+		item(INFO, "pass --pid, --name or --port to check them",
+		     "no target selectors given");
 		return;
 	}
 	for (int i = 0; i < cfg->sel.npids; i++) {
@@ -187,8 +195,10 @@ static void check_targets(const struct config *cfg)
 	count_cb_n = 0;
 	targets_refresh(&ts, &cfg->sel, count_cb, NULL);
 	if (!count_cb_n && (cfg->sel.nnames || cfg->sel.nports))
-		item(WARN, "start the Bun server; the daemon waits for it and attaches when it "
-		     "appears", "no running process matches --name/--port yet");
+		item(WARN,
+		     "start the Bun server; the daemon waits for it and attaches when it "
+		     "appears",
+		     "no running process matches --name/--port yet");
 }
 
 int doctor_run(const struct config *cfg)
@@ -201,6 +211,7 @@ int doctor_run(const struct config *cfg)
 	check_listen(cfg);
 	check_targets(cfg);
 	printf(blockers ? "%d blocker(s): bunscope cannot run here until fixed\n"
-			: "nothing blocks bunscope on this host\n", blockers);
+			: "nothing blocks bunscope on this host\n",
+	       blockers);
 	return blockers;
 }

@@ -23,7 +23,7 @@
 
 #include "expo.h"
 
-#define SBUF_MIN_CAP	256
+#define SBUF_MIN_CAP 256
 
 /* ---- sbuf --------------------------------------------------------------- */
 
@@ -128,7 +128,7 @@ void sbuf_printf(struct sbuf *sb, const char *fmt, ...)
  */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
-	unsigned char lo = 0x80, hi = 0xbf;	/* range of the second byte */
+	unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
 	size_t len, i;
 
 	if (p[0] < 0x80)
@@ -161,16 +161,15 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 }
 
 enum esc_mode {
-	ESC_LABEL,	/* \\ \" \n */
-	ESC_HELP,	/* \\ \n */
-	ESC_JSON,	/* \\ \" \u00XX */
+	ESC_LABEL, /* \\ \" \n */
+	ESC_HELP,  /* \\ \n */
+	ESC_JSON,  /* \\ \" \u00XX */
 };
 
-#define UTF8_REPLACEMENT	"\xef\xbf\xbd"
+#define UTF8_REPLACEMENT "\xef\xbf\xbd"
 
 /* the escape for byte c in this mode, or NULL to copy it as is */
-static const char *esc_ascii(unsigned char c, enum esc_mode mode, char *tmp,
-			     size_t tmplen)
+static const char *esc_ascii(unsigned char c, enum esc_mode mode, char *tmp, size_t tmplen)
 {
 	if (c == '\\')
 		return "\\\\";
@@ -186,8 +185,7 @@ static const char *esc_ascii(unsigned char c, enum esc_mode mode, char *tmp,
 }
 
 /* copy s[0..n) escaped; unescaped runs are copied in one piece */
-static void put_escaped(struct sbuf *sb, const char *s, size_t n,
-			enum esc_mode mode)
+static void put_escaped(struct sbuf *sb, const char *s, size_t n, enum esc_mode mode)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, run = 0, k;
@@ -230,8 +228,7 @@ void json_string(struct sbuf *sb, const char *s, size_t n)
 
 /* ---- Prometheus ------------------------------------------------------- */
 
-void expo_header(struct sbuf *sb, const char *name, const char *type,
-		 const char *help)
+void expo_header(struct sbuf *sb, const char *name, const char *type, const char *help)
 {
 	sbuf_printf(sb, "# HELP %s ", name);
 	put_escaped(sb, help, strlen(help), ESC_HELP);
@@ -272,8 +269,8 @@ void expo_double(struct sbuf *sb, double v)
 }
 
 /* {l1="v1",...,le="x"}; nothing at all without labels and le */
-static void put_labels(struct sbuf *sb, const struct expo_label *labels,
-		       int nlabels, const char *le)
+static void put_labels(struct sbuf *sb, const struct expo_label *labels, int nlabels,
+		       const char *le)
 {
 	const char *v;
 	int i;
@@ -292,8 +289,8 @@ static void put_labels(struct sbuf *sb, const struct expo_label *labels,
 	sbuf_put(sb, "}", 1);
 }
 
-void expo_sample(struct sbuf *sb, const char *name,
-		 const struct expo_label *labels, int nlabels, double value)
+void expo_sample(struct sbuf *sb, const char *name, const struct expo_label *labels, int nlabels,
+		 double value)
 {
 	sbuf_puts(sb, name);
 	put_labels(sb, labels, nlabels, NULL);
@@ -302,28 +299,24 @@ void expo_sample(struct sbuf *sb, const char *name,
 	sbuf_put(sb, "\n", 1);
 }
 
-void expo_sample_u64(struct sbuf *sb, const char *name,
-		     const struct expo_label *labels, int nlabels,
-		     unsigned long long value)
+void expo_sample_u64(struct sbuf *sb, const char *name, const struct expo_label *labels,
+		     int nlabels, unsigned long long value)
 {
 	sbuf_puts(sb, name);
 	put_labels(sb, labels, nlabels, NULL);
 	sbuf_printf(sb, " %llu\n", value);
 }
 
-static void put_bucket(struct sbuf *sb, const char *name,
-		       const struct expo_label *labels, int nlabels,
-		       const char *le, unsigned long long cum)
+static void put_bucket(struct sbuf *sb, const char *name, const struct expo_label *labels,
+		       int nlabels, const char *le, unsigned long long cum)
 {
 	sbuf_printf(sb, "%s_bucket", name);
 	put_labels(sb, labels, nlabels, le);
 	sbuf_printf(sb, " %llu\n", cum);
 }
 
-void expo_histogram(struct sbuf *sb, const char *name,
-		    const struct expo_label *labels, int nlabels,
-		    const double *bounds, int nbounds,
-		    const unsigned long long *counts, double sum)
+void expo_histogram(struct sbuf *sb, const char *name, const struct expo_label *labels, int nlabels,
+		    const double *bounds, int nbounds, const unsigned long long *counts, double sum)
 {
 	unsigned long long cum = 0;
 	char le[40];
@@ -331,8 +324,7 @@ void expo_histogram(struct sbuf *sb, const char *name,
 
 	for (i = 0; i < nbounds; i++) {
 		cum += counts[i];
-		put_bucket(sb, name, labels, nlabels,
-			   fmt_double(le, sizeof(le), bounds[i]), cum);
+		put_bucket(sb, name, labels, nlabels, fmt_double(le, sizeof(le), bounds[i]), cum);
 	}
 	cum += counts[nbounds];
 	put_bucket(sb, name, labels, nlabels, "+Inf", cum);
@@ -351,7 +343,7 @@ void expo_histogram(struct sbuf *sb, const char *name,
 /* ---- gzip ------------------------------------------------------------- */
 
 /* zlib counts in uInt; feed and drain larger buffers in pieces */
-#define ZCHUNK_MAX	((size_t)UINT_MAX)
+#define ZCHUNK_MAX ((size_t)UINT_MAX)
 
 static uInt zclamp(size_t n)
 {
@@ -382,8 +374,7 @@ int expo_gzip(const char *in, size_t n, char **out, size_t *outlen)
 	*outlen = 0;
 	memset(&zs, 0, sizeof(zs));
 	/* windowBits 15 + 16: zlib writes a gzip header and trailer */
-	rc = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-			  Z_DEFAULT_STRATEGY);
+	rc = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
 	if (rc != Z_OK)
 		return rc == Z_MEM_ERROR ? -ENOMEM : -EIO;
 
@@ -479,9 +470,8 @@ int expo_accepts_gzip(const char *h)
 
 /* ---- listen address -------------------------------------------------- */
 
-__attribute__((format(printf, 4, 5)))
-static int listen_err(char *err, size_t errlen, const char *spec,
-		      const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int listen_err(char *err, size_t errlen,
+							    const char *spec, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -514,8 +504,8 @@ static int parse_port(const char *s)
 	return v ? (int)v : -1;
 }
 
-int expo_parse_listen(const char *spec, struct sockaddr_storage *ss,
-		      socklen_t *len, char *err, size_t errlen)
+int expo_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err,
+		      size_t errlen)
 {
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -534,8 +524,7 @@ int expo_parse_listen(const char *spec, struct sockaddr_storage *ss,
 		if (!end)
 			return listen_err(err, errlen, spec, "missing ']'");
 		if (end[1] != ':')
-			return listen_err(err, errlen, spec,
-					  "missing port (expected [IPv6]:PORT)");
+			return listen_err(err, errlen, spec, "missing port (expected [IPv6]:PORT)");
 		port_s = end + 2;
 	} else {
 		v6 = 0;
@@ -552,24 +541,21 @@ int expo_parse_listen(const char *spec, struct sockaddr_storage *ss,
 
 	port = parse_port(port_s);
 	if (port < 0)
-		return listen_err(err, errlen, spec,
-				  "port must be a number from 1 to 65535");
+		return listen_err(err, errlen, spec, "port must be a number from 1 to 65535");
 
 	hlen = end - h;
 	if (hlen >= sizeof(host))
-		return listen_err(err, errlen, spec,
-				  "host is not a numeric IP address");
+		return listen_err(err, errlen, spec, "host is not a numeric IP address");
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 
 	memset(ss, 0, sizeof(*ss));
 	if (v6) {
 		if (memchr(host, '%', hlen))
-			return listen_err(err, errlen, spec,
-					  "IPv6 zone ids are not supported");
+			return listen_err(err, errlen, spec, "IPv6 zone ids are not supported");
 		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			return listen_err(err, errlen, spec,
-					  "\"%s\" is not a numeric IPv6 address", host);
+			return listen_err(err, errlen, spec, "\"%s\" is not a numeric IPv6 address",
+					  host);
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons(port);
 		*len = sizeof(*sin6);
@@ -577,9 +563,10 @@ int expo_parse_listen(const char *spec, struct sockaddr_storage *ss,
 	}
 	/* an empty host means all IPv4 addresses, like "0.0.0.0" */
 	if (hlen && inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-		return listen_err(err, errlen, spec,
-				  "\"%s\" is not a numeric IPv4 address (host names are not resolved; use e.g. 127.0.0.1 or [::1])",
-				  host);
+		return listen_err(
+			err, errlen, spec,
+			"\"%s\" is not a numeric IPv4 address (host names are not resolved; use e.g. 127.0.0.1 or [::1])",
+			host);
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons(port);
 	*len = sizeof(*sin);

@@ -36,14 +36,12 @@ void sbuf_free(struct sbuf *sb);
 void sbuf_reset(struct sbuf *sb);
 void sbuf_put(struct sbuf *sb, const char *s, size_t n);
 void sbuf_puts(struct sbuf *sb, const char *s);
-void sbuf_printf(struct sbuf *sb, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void sbuf_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- Prometheus text format 0.0.4 ------------------------------------- */
 
 /* "# HELP name help" and "# TYPE name type"; help has \ and newline escaped */
-void expo_header(struct sbuf *sb, const char *name, const char *type,
-		 const char *help);
+void expo_header(struct sbuf *sb, const char *name, const char *type, const char *help);
 
 /*
  * The bytes of a label value, without the quotes: \ " and newline escaped as
@@ -54,7 +52,7 @@ void expo_label_value(struct sbuf *sb, const char *v, size_t n);
 
 struct expo_label {
 	const char *name;
-	const char *value;	/* NUL-terminated; NULL is written as "" */
+	const char *value; /* NUL-terminated; NULL is written as "" */
 };
 
 /*
@@ -62,11 +60,10 @@ struct expo_label {
  * Doubles use the shortest form that reads back exactly (integers up to
  * 1e15 without exponent); NaN and infinities as NaN, +Inf, -Inf.
  */
-void expo_sample(struct sbuf *sb, const char *name,
-		 const struct expo_label *labels, int nlabels, double value);
-void expo_sample_u64(struct sbuf *sb, const char *name,
-		     const struct expo_label *labels, int nlabels,
-		     unsigned long long value);
+void expo_sample(struct sbuf *sb, const char *name, const struct expo_label *labels, int nlabels,
+		 double value);
+void expo_sample_u64(struct sbuf *sb, const char *name, const struct expo_label *labels,
+		     int nlabels, unsigned long long value);
 
 /*
  * A whole histogram series: name_bucket{...,le="b"} lines with cumulative
@@ -74,10 +71,9 @@ void expo_sample_u64(struct sbuf *sb, const char *name,
  * nbounds finite upper bounds in increasing order; counts holds nbounds + 1
  * per-bucket (not cumulative) counts, the last one for +Inf.
  */
-void expo_histogram(struct sbuf *sb, const char *name,
-		    const struct expo_label *labels, int nlabels,
-		    const double *bounds, int nbounds,
-		    const unsigned long long *counts, double sum);
+void expo_histogram(struct sbuf *sb, const char *name, const struct expo_label *labels, int nlabels,
+		    const double *bounds, int nbounds, const unsigned long long *counts,
+		    double sum);
 
 /* a family of one unlabelled sample: header and value */
 void expo_scalar(struct sbuf *sb, const char *name, const char *type, const char *help,
@@ -116,7 +112,7 @@ int expo_accepts_gzip(const char *accept_encoding);
  * be 1..65535.  Returns 0 and fills *ss and *len, or -EINVAL with a
  * one-line message in err (which may be NULL).
  */
-int expo_parse_listen(const char *spec, struct sockaddr_storage *ss,
-		      socklen_t *len, char *err, size_t errlen);
+int expo_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err,
+		      size_t errlen);
 
 #endif /* BUNSCOPE_EXPO_H */

@@ -42,20 +42,20 @@
 #include "log.h"
 #include "traces.h"
 
-#define DEF_QUEUE_MAX		4096
-#define DEF_BATCH_MAX		512
-#define DEF_BATCH_MS		1000
-#define DEF_TIMEOUT_MS		10000
-#define DEF_FILE_MAX		(64ULL << 20)
-#define DEF_FILE_KEEP		3
+#define DEF_QUEUE_MAX  4096
+#define DEF_BATCH_MAX  512
+#define DEF_BATCH_MS   1000
+#define DEF_TIMEOUT_MS 10000
+#define DEF_FILE_MAX   (64ULL << 20)
+#define DEF_FILE_KEEP  3
 
-#define BACKOFF_FIRST_MS	250
-#define BACKOFF_CAP_MS		5000
-#define HEADERS_MAX		32
-#define RESP_MAX		1024	/* response body kept for messages */
-#define NSEC_PER_MSEC		1000000ULL
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_CAP_MS	 5000
+#define HEADERS_MAX	 32
+#define RESP_MAX	 1024 /* response body kept for messages */
+#define NSEC_PER_MSEC	 1000000ULL
 
-#define ATTRS_MAX		16
+#define ATTRS_MAX 16
 
 static const char *const exporter_names[TRACER_NEXPORTERS] = {
 	[TRACER_OTLP] = "otlp",
@@ -74,7 +74,7 @@ const char *tracer_exporter_name(enum tracer_exporter e)
 /* ---- span fields as attributes ------------------------------------------ */
 
 /* the bytes of a fixed-size char field, up to its NUL or its end */
-#define FLD(f)	(f), strnlen((f), sizeof(f))
+#define FLD(f) (f), strnlen((f), sizeof(f))
 
 enum attr_type {
 	ATTR_STR,
@@ -84,9 +84,9 @@ enum attr_type {
 struct attr {
 	const char *key;
 	enum attr_type type;
-	const char *s;		/* ATTR_STR: s[0..n), not NUL-terminated */
+	const char *s; /* ATTR_STR: s[0..n), not NUL-terminated */
 	size_t n;
-	unsigned long long i;	/* ATTR_INT */
+	unsigned long long i; /* ATTR_INT */
 };
 
 /*
@@ -162,8 +162,8 @@ static void span_view_init(struct span_view *v, const struct span *s)
 		if (s->peer_port)
 			add_int(v, "server.port", s->peer_port);
 		/* url.full is the one URL attribute HTTP client spans require */
-		k = snprintf(v->url_full, sizeof(v->url_full), "http://%s%.*s%s",
-			     v6 ? "[" : "", (int)plen, s->peer_addr, v6 ? "]" : "");
+		k = snprintf(v->url_full, sizeof(v->url_full), "http://%s%.*s%s", v6 ? "[" : "",
+			     (int)plen, s->peer_addr, v6 ? "]" : "");
 		if (s->peer_port)
 			k += snprintf(v->url_full + k, sizeof(v->url_full) - k, ":%u",
 				      s->peer_port);
@@ -319,8 +319,7 @@ static void otlp_span(struct sbuf *sb, const struct span *s)
 	sbuf_put(sb, "}", 1);
 }
 
-static void otlp_resource(struct sbuf *sb, const struct span *s,
-			  const struct tracer_cfg *cfg)
+static void otlp_resource(struct sbuf *sb, const struct span *s, const struct tracer_cfg *cfg)
 {
 	const char *svc;
 	size_t n;
@@ -351,8 +350,7 @@ static void otlp_resource(struct sbuf *sb, const struct span *s,
 
 static bool same_resource(const struct span *a, const struct span *b)
 {
-	return a->pid == b->pid &&
-	       !strncmp(a->service, b->service, sizeof(a->service));
+	return a->pid == b->pid && !strncmp(a->service, b->service, sizeof(a->service));
 }
 
 /* order by resource (pid, service), keeping the submission order inside one */
@@ -615,8 +613,7 @@ void span_console(struct sbuf *out, const struct span *s)
 		sbuf_printf(out, " %u", s->http_status);
 	else
 		sbuf_puts(out, " -");
-	sbuf_printf(out, " %llu.%03llums %s %s", d / NSEC_PER_MSEC,
-		    d % NSEC_PER_MSEC / 1000,
+	sbuf_printf(out, " %llu.%03llums %s %s", d / NSEC_PER_MSEC, d % NSEC_PER_MSEC / 1000,
 		    s->kind == SPAN_KIND_CLIENT ? "server" : "client", v6 ? "[" : "");
 	console_word(out, s->peer_addr, plen);
 	sbuf_printf(out, "%s:%u", v6 ? "]" : "", s->peer_port);
@@ -739,14 +736,14 @@ struct exporter {
 
 	/* the queue: everything here is under mu */
 	pthread_mutex_t mu;
-	pthread_cond_t data_cv;	/* spans arrived (or stop) */
-	pthread_cond_t stop_cv;	/* stop: ends a backoff sleep */
+	pthread_cond_t data_cv; /* spans arrived (or stop) */
+	pthread_cond_t stop_cv; /* stop: ends a backoff sleep */
 	struct span *ring;
-	__u64 *enq_ns;		/* when each ring slot was queued (monotonic) */
+	__u64 *enq_ns; /* when each ring slot was queued (monotonic) */
 	unsigned int cap, head, len;
-	unsigned int inflight;	/* spans of the batch being shipped */
+	unsigned int inflight; /* spans of the batch being shipped */
 	unsigned int batch_max;
-	bool waiting;		/* the thread sleeps on data_cv */
+	bool waiting; /* the thread sleeps on data_cv */
 	unsigned long long exported, dropped_queue, dropped_rejected, errors;
 
 	/* 0, or the monotonic time flushing ends; read by curl's callback */
@@ -756,9 +753,9 @@ struct exporter {
 	struct span *batch;
 	const struct span **ptrs;
 	struct sbuf body;
-	unsigned long long lost;	/* not shipped when stopping */
+	unsigned long long lost; /* not shipped when stopping */
 	__u64 rnd;
-	bool failing;			/* last attempt failed (log transitions only) */
+	bool failing; /* last attempt failed (log transitions only) */
 	bool partial_logged;
 	unsigned char status_logged[1000 / 8];
 
@@ -781,7 +778,7 @@ struct exporter {
 };
 
 struct tracer {
-	struct tracer_cfg cfg;		/* strings copied: the caller's may go away */
+	struct tracer_cfg cfg; /* strings copied: the caller's may go away */
 	unsigned int batch_ms;
 	unsigned int timeout_ms;
 	bool curl_inited;
@@ -932,7 +929,7 @@ enum post_result {
 	POST_OK,
 	POST_RETRY,
 	POST_REJECTED,
-	POST_GIVE_UP,	/* the stop deadline has passed */
+	POST_GIVE_UP, /* the stop deadline has passed */
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -949,8 +946,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /* bounds the request in flight by the stop deadline (called at least ~1/s) */
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-		       curl_off_t ultotal, curl_off_t ulnow)
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
 {
 	struct exporter *ex = arg;
 	__u64 stop_at = atomic_load(&ex->stop_at);
@@ -995,8 +992,8 @@ static unsigned long long otlp_rejected(struct exporter *ex, unsigned long long 
 	return r < n ? r : n;
 }
 
-static enum post_result http_post(struct exporter *ex, const char *data, size_t len,
-				  long *status, long *retry_after_s)
+static enum post_result http_post(struct exporter *ex, const char *data, size_t len, long *status,
+				  long *retry_after_s)
 {
 	unsigned int timeout_ms = ex->t->timeout_ms;
 	__u64 stop_at = atomic_load(&ex->stop_at), now;
@@ -1065,8 +1062,8 @@ static void http_ship(struct exporter *ex, unsigned int n)
 	if (ex->gzip) {
 		err = expo_gzip(ex->body.buf, ex->body.len, &gz, &gzlen);
 		if (err) {
-			pr_warn("%s: cannot compress a batch: %s; %u span(s) dropped\n",
-				ex->name, strerror(-err), n);
+			pr_warn("%s: cannot compress a batch: %s; %u span(s) dropped\n", ex->name,
+				strerror(-err), n);
 			pthread_mutex_lock(&ex->mu);
 			ex->errors++;
 			ex->dropped_rejected += n;
@@ -1131,7 +1128,7 @@ out:
 static int http_setup(struct exporter *ex, const char *url, const char *headers,
 		      const struct tracer_cfg *cfg, char *err, size_t errlen)
 {
-	char (*lines)[512] = NULL;
+	char(*lines)[512] = NULL;
 	char *scheme = NULL, *host = NULL, ua[64];
 	CURLU *u;
 	int nh = 0, i, ret = -EINVAL;
@@ -1289,8 +1286,7 @@ static void file_ship(struct exporter *ex, unsigned int n)
 	int err;
 
 	/* moved away or deleted by someone else (logrotate): start a new one */
-	if (ex->fd >= 0 &&
-	    (stat(ex->path, &st) || st.st_dev != ex->dev || st.st_ino != ex->ino)) {
+	if (ex->fd >= 0 && (stat(ex->path, &st) || st.st_dev != ex->dev || st.st_ino != ex->ino)) {
 		close(ex->fd);
 		ex->fd = -1;
 	}
@@ -1322,8 +1318,8 @@ fail:
 	ex->dropped_rejected += n;
 	pthread_mutex_unlock(&ex->mu);
 	if (!ex->failing)
-		pr_warn("file: cannot write %s: %s; dropping spans until it works\n",
-			ex->path, strerror(-err));
+		pr_warn("file: cannot write %s: %s; dropping spans until it works\n", ex->path,
+			strerror(-err));
 	ex->failing = true;
 }
 
@@ -1437,8 +1433,8 @@ static void exporter_free(struct exporter *ex)
 	pthread_mutex_destroy(&ex->mu);
 }
 
-static int exporter_init(struct tracer *t, enum tracer_exporter kind,
-			 const struct tracer_cfg *cfg, char *err, size_t errlen)
+static int exporter_init(struct tracer *t, enum tracer_exporter kind, const struct tracer_cfg *cfg,
+			 char *err, size_t errlen)
 {
 	struct exporter *ex = &t->ex[kind];
 	pthread_condattr_t ca;
@@ -1589,8 +1585,8 @@ struct tracer *tracer_start(const struct tracer_cfg *cfg, char *err, size_t errl
 			continue;
 		ret = pthread_create(&t->ex[i].thread, NULL, exporter_main, &t->ex[i]);
 		if (ret) {
-			snprintf(err, errlen, "%s: cannot start its thread: %s",
-				 t->ex[i].name, strerror(ret));
+			snprintf(err, errlen, "%s: cannot start its thread: %s", t->ex[i].name,
+				 strerror(ret));
 			break;
 		}
 		t->ex[i].running = true;

@@ -46,9 +46,8 @@ struct httpd_handlers {
  * message in err, e.g.
  * "cannot listen on 127.0.0.1:9464: Address already in use".
  */
-struct httpd *httpd_start(const char *listen_spec,
-			  const struct httpd_handlers *h,
-			  char *err, size_t errlen);
+struct httpd *httpd_start(const char *listen_spec, const struct httpd_handlers *h, char *err,
+			  size_t errlen);
 
 /* stop serving and free; waits for the handler in progress.  NULL-safe. */
 void httpd_stop(struct httpd *d);

@@ -34,8 +34,8 @@
 #include "log.h"
 #include "limit.skel.h"
 
-#define TC_HANDLE	0xb5c0
-#define TC_PRIO		1
+#define TC_HANDLE 0xb5c0
+#define TC_PRIO	  1
 
 struct ban {
 	struct bs_lim_key key;
@@ -45,9 +45,9 @@ struct ban {
 struct limiter {
 	struct limit_bpf *skel;
 	struct limit_opts o;
-	const struct bs_lim_bucket *src;	/* lim_src, mapped read-only */
+	const struct bs_lim_bucket *src; /* lim_src, mapped read-only */
 	size_t src_len;
-	__u64 ports[BS_LIM_PORT_WORDS];		/* lim_ports as last written */
+	__u64 ports[BS_LIM_PORT_WORDS]; /* lim_ports as last written */
 	__u32 nbuckets;
 	__u64 idle_ns;
 	int ncpus;
@@ -56,7 +56,7 @@ struct limiter {
 	struct ban *bans;
 	int nbans;
 	__u64 bans_made_seen, bans_next_scan;
-	bool tripped;			/* the daemon's thresholds, last tick */
+	bool tripped; /* the daemon's thresholds, last tick */
 };
 
 static const char *const mode_names[] = {
@@ -106,14 +106,14 @@ static int check_pinned(struct limit_bpf *skel, __u32 clients)
 {
 	struct bpf_map *map;
 
-	bpf_object__for_each_map(map, skel->obj) {
+	bpf_object__for_each_map (map, skel->obj) {
 		const char *path = bpf_map__pin_path(map);
 		struct bpf_map_info info = {};
 		__u32 len = sizeof(info);
 		int fd, err = 0;
 
 		if (!path || (fd = bpf_obj_get(path)) < 0)
-			continue;	/* none yet: created at load */
+			continue; /* none yet: created at load */
 		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 			err = -errno;
 			pr_warn("limiter: cannot read %s: %s\n", path, strerror(-err));
@@ -124,9 +124,9 @@ static int check_pinned(struct limit_bpf *skel, __u32 clients)
 			err = -EINVAL;
 			pr_warn("limiter: %s is another bunscope version's (%s, key %u, value %u "
 				"bytes; this one's: %s, %u, %u); 'bunscope limit detach' removes "
-				"the limiter's state (counters and bans too)\n", path,
-				libbpf_bpf_map_type_str(info.type), info.key_size, info.value_size,
-				libbpf_bpf_map_type_str(bpf_map__type(map)),
+				"the limiter's state (counters and bans too)\n",
+				path, libbpf_bpf_map_type_str(info.type), info.key_size,
+				info.value_size, libbpf_bpf_map_type_str(bpf_map__type(map)),
 				bpf_map__key_size(map), bpf_map__value_size(map));
 		} else if (info.max_entries != bpf_map__max_entries(map)) {
 			err = -EINVAL;
@@ -134,13 +134,13 @@ static int check_pinned(struct limit_bpf *skel, __u32 clients)
 				pr_warn("limiter: the source table pinned at %s has %u slots, not "
 					"the %u of --limit-clients; give --limit-clients %u, or "
 					"'bunscope limit detach' removes the limiter's state "
-					"(counters and bans too)\n", path, info.max_entries * 2,
-					clients, info.max_entries * 2);
+					"(counters and bans too)\n",
+					path, info.max_entries * 2, clients, info.max_entries * 2);
 			else
 				pr_warn("limiter: %s is another bunscope version's (%u entries, "
 					"this one's %u); 'bunscope limit detach' removes the "
-					"limiter's state (counters and bans too)\n", path,
-					info.max_entries, bpf_map__max_entries(map));
+					"limiter's state (counters and bans too)\n",
+					path, info.max_entries, bpf_map__max_entries(map));
 		}
 		close(fd);
 		if (err)
@@ -187,7 +187,8 @@ static int flock_holder(dev_t dev, ino_t ino)
 		/* "1: FLOCK  ADVISORY  WRITE 1234 00:27:1 0 EOF"; a waiter has
 		 * "->" where FLOCK is */
 		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &inode) == 5 && !strcmp(type, "FLOCK") && makedev(maj, min) == dev &&
+			   &inode) == 5 &&
+		    !strcmp(type, "FLOCK") && makedev(maj, min) == dev &&
 		    inode == (unsigned long long)ino)
 			holder = pid;
 	}
@@ -224,7 +225,8 @@ static int claim_pins(void)
 		pr_warn("limiter: another bunscope (pid %d) runs the limiter (state in %s); two "
 			"would undo each other's ports and settings: stop that one first (its "
 			"enforcement stays attached and this one takes it over), or start this one "
-			"without limiter options to observe only\n", holder, BS_LIM_PIN_DIR);
+			"without limiter options to observe only\n",
+			holder, BS_LIM_PIN_DIR);
 	else
 		pr_warn("limiter: another bunscope runs the limiter (state in %s, locked); stop "
 			"it first, or start this one without limiter options to observe only\n",
@@ -240,7 +242,8 @@ int limit_prepare_pins(const struct limit_opts *o)
 	if (!loader_bpffs_mounted()) {
 		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL)) {
 			pr_warn("limiter: bpffs is not mounted and mounting it failed (%s); run: "
-				"mount -t bpf bpf /sys/fs/bpf\n", strerror(errno));
+				"mount -t bpf bpf /sys/fs/bpf\n",
+				strerror(errno));
 			return -errno;
 		}
 		pr_info("mounted bpffs on /sys/fs/bpf (it was not mounted)\n");
@@ -297,9 +300,11 @@ static int write_config(struct limiter *l)
 		int n;
 		__u32 bit;
 	} tries[] = {
-		{ bpf_map__fd(l->skel->maps.lim_allow4), 0, o->allow, o->nallow, BS_LIM_LIST_ALLOW4 },
+		{ bpf_map__fd(l->skel->maps.lim_allow4), 0, o->allow, o->nallow,
+		  BS_LIM_LIST_ALLOW4 },
 		{ bpf_map__fd(l->skel->maps.lim_deny4), 0, o->deny, o->ndeny, BS_LIM_LIST_DENY4 },
-		{ bpf_map__fd(l->skel->maps.lim_allow6), 1, o->allow, o->nallow, BS_LIM_LIST_ALLOW6 },
+		{ bpf_map__fd(l->skel->maps.lim_allow6), 1, o->allow, o->nallow,
+		  BS_LIM_LIST_ALLOW6 },
 		{ bpf_map__fd(l->skel->maps.lim_deny6), 1, o->deny, o->ndeny, BS_LIM_LIST_DENY6 },
 	};
 
@@ -344,8 +349,8 @@ static int write_config(struct limiter *l)
 		c.shed_low = o->shed_low;
 		c.shed_probe_pct = o->shed_probe_pct;
 		c.shed_open_ns = (__u64)(o->shed_open * 1e9);
-		c.shed_probe_ns = c.shed_open_ns / 2 > BS_LIM_NSEC / 2 ? c.shed_open_ns / 2
-								     : BS_LIM_NSEC / 2;
+		c.shed_probe_ns =
+			c.shed_open_ns / 2 > BS_LIM_NSEC / 2 ? c.shed_open_ns / 2 : BS_LIM_NSEC / 2;
 	}
 	c.enabled = 1;
 	if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) {
@@ -406,7 +411,7 @@ static int attach_xdp(struct limiter *l, __u32 ifindex, const char *name, __u32 
 	if (bpf_obj_pin(fd, path)) {
 		int err = -errno;
 
-		close(fd);	/* the link goes with its last reference */
+		close(fd); /* the link goes with its last reference */
 		pr_warn("limiter: cannot pin the XDP link of %s at %s: %s\n", name, path,
 			strerror(-err));
 		return err;
@@ -445,7 +450,7 @@ static int attach_iface(struct limiter *l, const char *name, __u32 *mode)
 		/* a link a previous daemon left: keep it and its mode, new program */
 		err = bpf_link_update(fd, bpf_program__fd(l->skel->progs.bs_xdp_limit), NULL);
 		close(fd);
-		if (err) {	/* libbpf returns -errno */
+		if (err) { /* libbpf returns -errno */
 			pr_warn("limiter: cannot update the XDP link of %s: %s\n", name,
 				strerror(-err));
 			return err;
@@ -473,8 +478,9 @@ static int attach_iface(struct limiter *l, const char *name, __u32 *mode)
 	}
 	if (err) {
 		pr_warn("limiter: cannot attach to %s (%s): %s\n", name,
-			l->o.mode == LIMIT_MODE_XDP ? "XDP" :
-			l->o.mode == LIMIT_MODE_TC ? "tc" : "XDP native, XDP generic and tc",
+			l->o.mode == LIMIT_MODE_XDP  ? "XDP"
+			: l->o.mode == LIMIT_MODE_TC ? "tc"
+						     : "XDP native, XDP generic and tc",
 			strerror(-err));
 		return err;
 	}
@@ -518,7 +524,8 @@ struct limiter *limit_start(const struct limit_opts *o)
 	if (err) {
 		pr_warn("limiter: cannot load (%s). If libbpf said above that it could not reuse "
 			"a pinned map, the state in %s is from another bunscope version: "
-			"'bunscope limit detach' starts afresh\n", strerror(-err), BS_LIM_PIN_DIR);
+			"'bunscope limit detach' starts afresh\n",
+			strerror(-err), BS_LIM_PIN_DIR);
 		goto fail;
 	}
 	l->ncpus = libbpf_num_possible_cpus();
@@ -538,21 +545,25 @@ struct limiter *limit_start(const struct limit_opts *o)
 			n = sizeof(line) - 1;
 	}
 	pr_info("limiter: %s; new connections %s, packets %s per source (%s); "
-		"%d allow and %d deny CIDRs; state in %s\n", line,
-		o->conn_rate ? "limited" : "not limited", o->pkt_rate ? "limited" : "not limited",
-		o->algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket",
-		o->nallow, o->ndeny, BS_LIM_PIN_DIR);
+		"%d allow and %d deny CIDRs; state in %s\n",
+		line, o->conn_rate ? "limited" : "not limited",
+		o->pkt_rate ? "limited" : "not limited",
+		o->algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket", o->nallow,
+		o->ndeny, BS_LIM_PIN_DIR);
 	if (o->req_rate)
 		pr_info("limiter: clients above %u HTTP requests/s (bursts of %u) are banned for "
-			"%u s\n", o->req_rate, o->req_burst, o->ban_seconds);
+			"%u s\n",
+			o->req_rate, o->req_burst, o->ban_seconds);
 	if (limit_shed_enabled(o)) {
 		char why[256];
 		size_t k = 0;
 
 		why[0] = 0;
 		if (o->shed_pending)
-			k += (size_t)snprintf(why + k, sizeof(why) - k, ", more than %u pending "
-					      "requests (closes at %u)", o->shed_pending, o->shed_low);
+			k += (size_t)snprintf(why + k, sizeof(why) - k,
+					      ", more than %u pending "
+					      "requests (closes at %u)",
+					      o->shed_pending, o->shed_low);
 		if (o->shed_p99 > 0 && k < sizeof(why))
 			k += (size_t)snprintf(why + k, sizeof(why) - k, ", p99 above %g s",
 					      o->shed_p99);
@@ -641,7 +652,7 @@ static void scan_bans(struct limiter *l, __u64 now, bool log_new)
 	int n = read_bans(bpf_map__fd(l->skel->maps.lim_bans), now, &cur);
 
 	if (n < 0)
-		return;		/* the old list stands */
+		return; /* the old list stands */
 	for (int i = 0; i < n; i++) {
 		bool known = false;
 		char a[64];
@@ -654,7 +665,8 @@ static void scan_bans(struct limiter *l, __u64 now, bool log_new)
 			continue;
 		limit_format_key(&cur[i].key, l->o.v6_prefix, a, sizeof(a));
 		pr_info("limiter: banned %s for %llu s (HTTP requests above %u/s, bursts of %u)\n",
-			a, (unsigned long long)((cur[i].until - now + BS_LIM_NSEC / 2) / BS_LIM_NSEC),
+			a,
+			(unsigned long long)((cur[i].until - now + BS_LIM_NSEC / 2) / BS_LIM_NSEC),
 			l->o.req_rate, l->o.req_burst);
 	}
 	free(l->bans);
@@ -694,8 +706,10 @@ void limit_tick(struct limiter *l, const __u32 *idx, int nidx, const struct shed
 		if (ev) {
 			if (ev->trip != l->tripped)
 				pr_info("limiter: %s (last %g s: %llu requests, p99 %.3f s, %.1f%% "
-					"5xx)\n", ev->trip ? "thresholds exceeded, new connections "
-					"are shed" : "thresholds no longer exceeded",
+					"5xx)\n",
+					ev->trip ? "thresholds exceeded, new connections "
+						   "are shed"
+						 : "thresholds no longer exceeded",
 					l->o.shed_window, (unsigned long long)ev->requests, ev->p99,
 					ev->ratio_5xx * 100);
 			l->tripped = ev->trip;
@@ -753,12 +767,9 @@ void limit_write_metrics(struct limiter *l, struct sbuf *sb)
 		int counter;
 		const char *action, *reason;
 	} rows[] = {
-		{ BS_LIM_PASS, "pass", "within_limits" },
-		{ BS_LIM_PASS_ALLOW, "pass", "allow" },
-		{ BS_LIM_DROP_DENY, "drop", "deny" },
-		{ BS_LIM_DROP_BAN, "drop", "ban" },
-		{ BS_LIM_DROP_CONN, "drop", "conn_rate" },
-		{ BS_LIM_DROP_PKT, "drop", "pkt_rate" },
+		{ BS_LIM_PASS, "pass", "within_limits" },  { BS_LIM_PASS_ALLOW, "pass", "allow" },
+		{ BS_LIM_DROP_DENY, "drop", "deny" },	   { BS_LIM_DROP_BAN, "drop", "ban" },
+		{ BS_LIM_DROP_CONN, "drop", "conn_rate" }, { BS_LIM_DROP_PKT, "drop", "pkt_rate" },
 		{ BS_LIM_DROP_SHED, "drop", "shed" },
 	};
 	__u64 c[BS_LIM_NCOUNTERS];
@@ -788,7 +799,8 @@ void limit_write_metrics(struct limiter *l, struct sbuf *sb)
 		    "Sources that took a free or idle slot.", c[BS_LIM_SRC_NEW]);
 	expo_scalar(sb, "bunscope_limit_evictions_total", "counter",
 		    "Sources that took the slot of another source still in use (table too "
-		    "small, or a flood of new addresses).", c[BS_LIM_SRC_EVICT]);
+		    "small, or a flood of new addresses).",
+		    c[BS_LIM_SRC_EVICT]);
 	expo_scalar(sb, "bunscope_limit_bans_total", "counter",
 		    "Clients banned for their HTTP request rate (--limit-req).",
 		    c[BS_LIM_BANS_MADE]);
@@ -838,7 +850,7 @@ void limit_write_metrics(struct limiter *l, struct sbuf *sb)
 static void release_pins(void)
 {
 	if (pin_lock_fd >= 0)
-		close(pin_lock_fd);	/* another daemon may take the limiter now */
+		close(pin_lock_fd); /* another daemon may take the limiter now */
 	pin_lock_fd = -1;
 }
 
@@ -858,7 +870,7 @@ void limit_close(struct limiter *l)
 	if (l->src)
 		munmap((void *)l->src, l->src_len);
 	free(l->bans);
-	limit_bpf__destroy(l->skel);	/* links and filters stay: they are pinned */
+	limit_bpf__destroy(l->skel); /* links and filters stay: they are pinned */
 	free(l);
 	release_pins();
 }
@@ -927,9 +939,10 @@ static int limit_status(void)
 	       (unsigned long long)cnt[BS_LIM_PASS], (unsigned long long)cnt[BS_LIM_PASS_ALLOW],
 	       (unsigned long long)cnt[BS_LIM_OTHER]);
 	printf("  packets dropped: %llu deny, %llu ban, %llu connection rate, %llu packet rate, "
-	       "%llu shed\n", (unsigned long long)cnt[BS_LIM_DROP_DENY],
-	       (unsigned long long)cnt[BS_LIM_DROP_BAN], (unsigned long long)cnt[BS_LIM_DROP_CONN],
-	       (unsigned long long)cnt[BS_LIM_DROP_PKT], (unsigned long long)cnt[BS_LIM_DROP_SHED]);
+	       "%llu shed\n",
+	       (unsigned long long)cnt[BS_LIM_DROP_DENY], (unsigned long long)cnt[BS_LIM_DROP_BAN],
+	       (unsigned long long)cnt[BS_LIM_DROP_CONN], (unsigned long long)cnt[BS_LIM_DROP_PKT],
+	       (unsigned long long)cnt[BS_LIM_DROP_SHED]);
 	printf("  sources: %llu new, %llu evictions\n", (unsigned long long)cnt[BS_LIM_SRC_NEW],
 	       (unsigned long long)cnt[BS_LIM_SRC_EVICT]);
 	if (bfd >= 0) {
@@ -951,31 +964,32 @@ static int limit_status(void)
 		if (cfd2 >= 0)
 			bpf_map_lookup_elem(cfd2, &zero, &ctl);
 		printf("  breaker: %s, %lld pending when last read; opened %llu times%s\n",
-		       b.state < BS_SHED_NSTATES ? shed_names[b.state] : "?",
-		       (long long)b.pending, (unsigned long long)cnt[BS_LIM_SHED_OPENS],
-		       !ctl.heartbeat_ns || now - ctl.heartbeat_ns > BS_SHED_STALE_NS ?
-		       " (no daemon: new connections pass)" : "");
+		       b.state < BS_SHED_NSTATES ? shed_names[b.state] : "?", (long long)b.pending,
+		       (unsigned long long)cnt[BS_LIM_SHED_OPENS],
+		       !ctl.heartbeat_ns || now - ctl.heartbeat_ns > BS_SHED_STALE_NS
+			       ? " (no daemon: new connections pass)"
+			       : "");
 		if (hfd >= 0)
 			close(hfd);
 		if (cfd2 >= 0)
 			close(cfd2);
 	}
-out:
-	{
-		int fds[] = { cfd, sfd, ifd, bfd, pfd };
+out : {
+	int fds[] = { cfd, sfd, ifd, bfd, pfd };
 
-		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
-	}
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
 	return rc;
 }
 
 static int limit_detach(void)
 {
-	static const char *const maps[] = { "lim_cfg", "lim_ports", "lim_src", "lim_stats",
-					    "lim_allow4", "lim_deny4", "lim_allow6", "lim_deny6",
-					    "lim_bans", "lim_ifaces", "lim_shed_ctl", "lim_shed",
+	static const char *const maps[] = { "lim_cfg",	   "lim_ports",	   "lim_src",
+					    "lim_stats",   "lim_allow4",   "lim_deny4",
+					    "lim_allow6",  "lim_deny6",	   "lim_bans",
+					    "lim_ifaces",  "lim_shed_ctl", "lim_shed",
 					    "lim_shed_src" };
 	int ifd = pinned("lim_ifaces"), rc = 0;
 	struct bs_lim_iface e;
@@ -996,7 +1010,8 @@ static int limit_detach(void)
 			int err = bpf_tc_detach(&hook, &opts);
 
 			if (err && err != -ENOENT && err != -ENODEV) {
-				pr_warn("limit detach: tc filter on %s: %s\n", e.name, strerror(-err));
+				pr_warn("limit detach: tc filter on %s: %s\n", e.name,
+					strerror(-err));
 				rc = 1;
 			}
 		} else {
@@ -1015,8 +1030,8 @@ static int limit_detach(void)
 				rc = 1;
 			}
 		}
-		printf("detached from %s (%s)\n", e.name, mode_names[e.mode <= BS_LIM_MODE_TC ?
-								       e.mode : 0]);
+		printf("detached from %s (%s)\n", e.name,
+		       mode_names[e.mode <= BS_LIM_MODE_TC ? e.mode : 0]);
 	}
 	if (ifd >= 0)
 		close(ifd);

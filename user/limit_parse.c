@@ -66,11 +66,14 @@ static const struct {
 	__u32 conn_rate, conn_burst, pkt_rate, pkt_burst;
 	const char *what;
 } presets[] = {
-	{ "api", 50, 100, 2000, 4000, "an API server's clients: 50 new connections/s (bursts "
+	{ "api", 50, 100, 2000, 4000,
+	  "an API server's clients: 50 new connections/s (bursts "
 	  "of 100), 2000 packets/s (bursts of 4000) per source" },
-	{ "strict", 10, 20, 500, 1000, "few connections per client: 10/s (20), 500 packets/s "
+	{ "strict", 10, 20, 500, 1000,
+	  "few connections per client: 10/s (20), 500 packets/s "
 	  "(1000)" },
-	{ "burst", 100, 1000, 5000, 20000, "bursty browsers behind NAT: 100/s (1000), 5000 "
+	{ "burst", 100, 1000, 5000, 20000,
+	  "bursty browsers behind NAT: 100/s (1000), 5000 "
 	  "packets/s (20000)" },
 };
 
@@ -269,8 +272,8 @@ static double quantile(double q, const __u64 *cnt, const double *bounds, __u64 t
 	return bounds[BS_DUR_BOUNDS - 1];
 }
 
-void shed_window_eval(const struct shed_window *w, const struct limit_opts *o,
-		      const double *bounds, struct shed_eval *out)
+void shed_window_eval(const struct shed_window *w, const struct limit_opts *o, const double *bounds,
+		      struct shed_eval *out)
 {
 	const struct shed_snap *now, *old;
 	__u64 cnt[BS_DUR_SLOTS];

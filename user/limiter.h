@@ -8,24 +8,24 @@
 #include "bunscope.h"
 #include "limit.h"
 
-#define LIMIT_MAX_CIDRS	256
+#define LIMIT_MAX_CIDRS 256
 
 enum limit_mode_opt { LIMIT_MODE_AUTO = 0, LIMIT_MODE_XDP, LIMIT_MODE_TC };
 
 struct limit_cidr {
 	__u8 v6;
 	__u8 prefix;
-	__u8 addr[16];		/* network order; IPv4 in the first 4 bytes */
+	__u8 addr[16]; /* network order; IPv4 in the first 4 bytes */
 };
 
 struct limit_opts {
 	const char *ifaces[BS_LIM_MAX_IFACES];
 	int nifaces;
 	enum limit_mode_opt mode;
-	__u32 conn_rate, conn_burst;	/* 0: no connection limit */
-	__u32 pkt_rate, pkt_burst;	/* 0: no packet limit */
+	__u32 conn_rate, conn_burst; /* 0: no connection limit */
+	__u32 pkt_rate, pkt_burst;   /* 0: no packet limit */
 	enum bs_lim_algo algo;
-	__u32 clients;			/* source slots (power of two) */
+	__u32 clients; /* source slots (power of two) */
 	__u32 v6_prefix;
 	struct limit_cidr allow[LIMIT_MAX_CIDRS], deny[LIMIT_MAX_CIDRS];
 	int nallow, ndeny;
@@ -33,13 +33,13 @@ struct limit_opts {
 	__u32 req_rate, req_burst;
 	__u32 ban_seconds;
 	/* the breaker: off while shed_pending, shed_p99 and shed_5xx are all 0 */
-	__u32 shed_pending, shed_low;	/* open above shed_pending, close at <= shed_low */
-	double shed_p99;		/* seconds: open when the window's p99 exceeds it */
-	double shed_5xx;		/* 0..1: open when the window's 5xx share exceeds it */
-	double shed_window;		/* seconds of requests the two above look at */
-	__u32 shed_min_requests;	/* fewer in the window: the two above do not trip */
-	double shed_open;		/* seconds open before half-open */
-	__u32 shed_probe_pct;		/* half-open: per cent of new connections let in */
+	__u32 shed_pending, shed_low; /* open above shed_pending, close at <= shed_low */
+	double shed_p99;	      /* seconds: open when the window's p99 exceeds it */
+	double shed_5xx;	      /* 0..1: open when the window's 5xx share exceeds it */
+	double shed_window;	      /* seconds of requests the two above look at */
+	__u32 shed_min_requests;      /* fewer in the window: the two above do not trip */
+	double shed_open;	      /* seconds open before half-open */
+	__u32 shed_probe_pct;	      /* half-open: per cent of new connections let in */
 };
 
 static inline bool limit_shed_enabled(const struct limit_opts *o)
@@ -74,30 +74,30 @@ bool limit_key_in_cidr(const struct bs_lim_key *k, const struct limit_cidr *c);
  * snapshots of cumulative totals, one a refresh; the window's figures are
  * the difference between the newest and the one a window ago.
  */
-#define SHED_SNAPS	512
+#define SHED_SNAPS 512
 
 struct shed_snap {
 	__u64 t_ms;
-	__u64 dur[BS_DUR_SLOTS];	/* cumulative latency histogram, all series */
+	__u64 dur[BS_DUR_SLOTS]; /* cumulative latency histogram, all series */
 	__u64 n5xx, total;
 };
 
 struct shed_window {
 	struct shed_snap s[SHED_SNAPS];
-	int head, n;			/* ring: s[head] is the newest */
+	int head, n; /* ring: s[head] is the newest */
 };
 
 struct shed_eval {
-	__u64 requests;			/* completed within the window */
-	double p99;			/* seconds, interpolated as histogram_quantile does */
+	__u64 requests; /* completed within the window */
+	double p99;	/* seconds, interpolated as histogram_quantile does */
 	double ratio_5xx;
 	bool trip;
 };
 
 void shed_window_add(struct shed_window *w, const struct shed_snap *snap);
 /* bounds: the histogram's BS_DUR_BOUNDS upper bounds (seconds) */
-void shed_window_eval(const struct shed_window *w, const struct limit_opts *o,
-		      const double *bounds, struct shed_eval *out);
+void shed_window_eval(const struct shed_window *w, const struct limit_opts *o, const double *bounds,
+		      struct shed_eval *out);
 
 /* ---- the limiter (limit.c) ---- */
 struct limiter;

@@ -32,11 +32,12 @@
 #include "limit.h"
 #include "bunscope.skel.h"
 
-#define TRACEFS		"/sys/kernel/tracing"
-#define BPFFS		"/sys/fs/bpf"
+#define TRACEFS "/sys/kernel/tracing"
+#define BPFFS	"/sys/fs/bpf"
 
 static const char *const exit_read_tps[] = { "read", "recvfrom", "readv", "recvmsg" };
-static const char *const exit_write_tps[] = { "write", "sendto", "writev", "sendmsg", "sendfile64" };
+static const char *const exit_write_tps[] = { "write", "sendto", "writev", "sendmsg",
+					      "sendfile64" };
 static const char *const exit_accept_tps[] = { "accept", "accept4" };
 static const char *const exit_mem_tps[] = { "mmap", "munmap", "brk", "madvise" };
 
@@ -150,8 +151,7 @@ static int attach_tp_quiet(struct loader *l, struct bpf_program *prog, const cha
 	return 0;
 }
 
-static int attach_tp(struct loader *l, struct bpf_program *prog, const char *dir,
-		     const char *sc)
+static int attach_tp(struct loader *l, struct bpf_program *prog, const char *dir, const char *sc)
 {
 	int err = attach_tp_quiet(l, prog, dir, sc);
 
@@ -189,7 +189,8 @@ static int attach_tracepoints(struct loader *l)
 			return err;
 	snprintf(l->capture, sizeof(l->capture),
 		 "syscall exit tracepoints (syscalls:sys_exit_*, %d hooks): only the followed "
-		 "syscalls are hooked", l->nlinks);
+		 "syscalls are hooked",
+		 l->nlinks);
 	return 0;
 }
 
@@ -211,13 +212,14 @@ static void attach_memory(struct loader *l)
 		link = bpf_program__attach(progs[i]);
 		if (!link) {
 			pr_warn("cannot attach %s: %s; the memory figures it feeds stay at their "
-				"/proc values from attach time\n", tp, strerror(errno));
+				"/proc values from attach time\n",
+				tp, strerror(errno));
 			continue;
 		}
 		l->links[l->nlinks++] = link;
 		if (len < sizeof(l->capture))
-			len += (size_t)snprintf(l->capture + len, sizeof(l->capture) - len,
-						"%s %s", i ? "," : "; memory:", tp);
+			len += (size_t)snprintf(l->capture + len, sizeof(l->capture) - len, "%s %s",
+						i ? "," : "; memory:", tp);
 	}
 }
 
@@ -247,13 +249,15 @@ static void attach_sched(struct loader *l)
 	if (l->mode == CAPTURE_TRACEPOINT) {
 		for (size_t i = 0; i < ARRAY_LEN(epoll_tps); i++) {
 			/* epoll_pwait2 is Linux >= 5.11; what is missing is not used either */
-			if (!attach_tp_quiet(l, s->progs.bs_tp_enter_epoll, "enter", epoll_tps[i]) &&
+			if (!attach_tp_quiet(l, s->progs.bs_tp_enter_epoll, "enter",
+					     epoll_tps[i]) &&
 			    !attach_tp_quiet(l, s->progs.bs_tp_exit_epoll, "exit", epoll_tps[i]))
 				loop_links++;
 		}
 	} else {
-		struct bpf_link *el = l->nlinks < LOADER_MAX_LINKS ?
-			bpf_program__attach(s->progs.bs_raw_enter) : NULL;
+		struct bpf_link *el = l->nlinks < LOADER_MAX_LINKS
+					      ? bpf_program__attach(s->progs.bs_raw_enter)
+					      : NULL;
 
 		if (el) {
 			l->links[l->nlinks++] = el;
@@ -265,9 +269,10 @@ static void attach_sched(struct loader *l)
 	if (len < sizeof(l->capture))
 		snprintf(l->capture + len, sizeof(l->capture) - len, "%s%s",
 			 link ? "; threads: sched_switch" : "",
-			 !loop_links ? "" : l->mode == CAPTURE_TRACEPOINT
-			 ? "; event loop: epoll_wait, epoll_pwait, epoll_pwait2"
-			 : "; event loop: raw sys_enter");
+			 !loop_links ? ""
+			 : l->mode == CAPTURE_TRACEPOINT
+				 ? "; event loop: epoll_wait, epoll_pwait, epoll_pwait2"
+				 : "; event loop: raw sys_enter");
 }
 
 static int attach_raw(struct loader *l)
@@ -293,13 +298,12 @@ static int attach_raw(struct loader *l)
 	snprintf(l->capture, sizeof(l->capture),
 		 "raw tracepoint sys_exit: every syscall on the host pays a target check");
 	return 0;
-fail:
-	{
-		int err = -errno;
+fail : {
+	int err = -errno;
 
-		pr_warn("cannot attach raw tracepoints: %s\n", strerror(-err));
-		return err;
-	}
+	pr_warn("cannot attach raw tracepoints: %s\n", strerror(-err));
+	return err;
+}
 }
 
 /* The kernel has this kfunc (Linux >= 6.2); bs_sched_switch needs it. */
@@ -612,7 +616,7 @@ int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max)
 	struct bpf_program *prog;
 	int n = 0;
 
-	bpf_object__for_each_program(prog, l->skel->obj) {
+	bpf_object__for_each_program (prog, l->skel->obj) {
 		struct bpf_prog_info info;
 		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(prog);

@@ -8,29 +8,29 @@
 
 enum capture_mode {
 	CAPTURE_AUTO = 0,
-	CAPTURE_TRACEPOINT,	/* syscalls:sys_{enter,exit}_* */
-	CAPTURE_RAW_TP,		/* raw sys_enter / sys_exit */
+	CAPTURE_TRACEPOINT, /* syscalls:sys_{enter,exit}_* */
+	CAPTURE_RAW_TP,	    /* raw sys_enter / sys_exit */
 };
 
 struct loader_opts {
 	enum capture_mode mode;
-	__u32 max_conns;	/* connection map entries */
-	__u32 max_series;	/* aggregation map entries */
-	__u32 ringbuf_bytes;	/* power of two, >= page size */
+	__u32 max_conns;     /* connection map entries */
+	__u32 max_series;    /* aggregation map entries */
+	__u32 ringbuf_bytes; /* power of two, >= page size */
 	/* request-rate bans (--limit-req); req.interval 0: off */
 	struct bs_lim_rate req;
-	__u32 req_algo;		/* enum bs_lim_algo */
+	__u32 req_algo; /* enum bs_lim_algo */
 	__u32 req_v6_prefix;
-	__u32 req_clients;	/* clients whose request rate is followed */
+	__u32 req_clients; /* clients whose request rate is followed */
 	__u64 ban_ns;
-	const char *lim_pin_dir;	/* the limiter's pinned maps (lim_bans, lim_stats), or NULL */
+	const char *lim_pin_dir; /* the limiter's pinned maps (lim_bans, lim_stats), or NULL */
 	/* traces: on 0 leaves the span hooks out of the programs */
 	struct {
 		bool on;
 		bool query;		/* keep the query string */
 		__u32 sampler;		/* enum bs_sampler */
 		__u64 ratio;		/* a 32-bit draw below this samples (1 << 32: all) */
-		struct bs_lim_rate cap;	/* spans per second; interval 0: no cap */
+		struct bs_lim_rate cap; /* spans per second; interval 0: no cap */
 		__u32 ringbuf_bytes;	/* the spans ring buffer, power of two */
 	} traces;
 };
@@ -45,7 +45,7 @@ struct loader {
 	enum capture_mode mode;
 	struct bpf_link *links[LOADER_MAX_LINKS];
 	int nlinks;
-	char capture[320];	/* one line: what was attached and why */
+	char capture[320]; /* one line: what was attached and why */
 };
 
 /* The effective capability set of this process (CapEff). */
@@ -99,7 +99,7 @@ struct prog_stat {
 	const char *name;
 	__u64 run_cnt;
 	__u64 run_time_ns;
-	__u64 recursion_misses;	/* runs skipped: the program was already running on that CPU */
+	__u64 recursion_misses; /* runs skipped: the program was already running on that CPU */
 	__u32 verified_insns;	/* instructions the verifier processed to load it (Linux >= 5.16) */
 };
 int loader_prog_stats(const struct loader *l, struct prog_stat *out, int max);

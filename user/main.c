@@ -32,7 +32,7 @@
 #include "routes.h"
 #include "traces.h"
 
-#define REFRESH_MS	250
+#define REFRESH_MS 250
 
 /* ---- command line ----------------------------------------------------------- */
 
@@ -87,108 +87,150 @@ struct opt_desc {
 };
 
 static const struct opt_desc opt_table[] = {
-	{ { "pid", required_argument, NULL, 'p' }, "PID",
-	  "observe this process (repeatable)" },
-	{ { "name", required_argument, NULL, 'n' }, "NAME",
+	{ { "pid", required_argument, NULL, 'p' }, "PID", "observe this process (repeatable)" },
+	{ { "name", required_argument, NULL, 'n' },
+	  "NAME",
 	  "observe processes whose comm, executable or argv[0] is NAME; re-attach on restart "
 	  "(repeatable)" },
-	{ { "port", required_argument, NULL, 'P' }, "PORT",
+	{ { "port", required_argument, NULL, 'P' },
+	  "PORT",
 	  "observe the process listening on TCP PORT; re-attach on restart (repeatable)" },
-	{ { "listen", required_argument, NULL, 'l' }, "ADDR:PORT",
+	{ { "listen", required_argument, NULL, 'l' },
+	  "ADDR:PORT",
 	  "serve /metrics, /health, /api/server-metrics here (default " DEFAULT_LISTEN ")" },
-	{ { "route", required_argument, NULL, 'r' }, "PATTERN",
+	{ { "route", required_argument, NULL, 'r' },
+	  "PATTERN",
 	  "explicit route template, e.g. /users/:id or /static/* (repeatable, first match wins)" },
-	{ { "max-routes", required_argument, NULL, OPT_MAX_ROUTES }, "N",
+	{ { "max-routes", required_argument, NULL, OPT_MAX_ROUTES },
+	  "N",
 	  "distinct http_route values before the rest count as _other (default 1000)" },
-	{ { "max-connections", required_argument, NULL, OPT_MAX_CONNS }, "N",
+	{ { "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+	  "N",
 	  "connections followed at once (default 65536)" },
-	{ { "max-series", required_argument, NULL, OPT_MAX_SERIES }, "N",
+	{ { "max-series", required_argument, NULL, OPT_MAX_SERIES },
+	  "N",
 	  "histogram series kept in the kernel (default 16384)" },
-	{ { "ringbuf-size", required_argument, NULL, OPT_RINGBUF }, "BYTES",
+	{ { "ringbuf-size", required_argument, NULL, OPT_RINGBUF },
+	  "BYTES",
 	  "ring buffer for new paths, power of two (default 4194304)" },
-	{ { "memory-ceiling", required_argument, NULL, OPT_MEMORY_CEILING }, "BYTES",
+	{ { "memory-ceiling", required_argument, NULL, OPT_MEMORY_CEILING },
+	  "BYTES",
 	  "resident memory above which a target is flagged and logged; K, M, G (powers of "
 	  "1024) allowed (default 4G)" },
-	{ { "uprobe", required_argument, NULL, OPT_UPROBE }, "BINARY:SYMBOL",
+	{ { "uprobe", required_argument, NULL, OPT_UPROBE },
+	  "BINARY:SYMBOL",
 	  "count calls of SYMBOL in BINARY (a path, or a library such as libc.so.6) and time "
 	  "them, in every target; costs microseconds per call (repeatable, up to 8)" },
-	{ { "capture", required_argument, NULL, OPT_CAPTURE }, "MODE",
+	{ { "capture", required_argument, NULL, OPT_CAPTURE },
+	  "MODE",
 	  "auto, tracepoint or raw_tracepoint (default auto: chosen by probing)" },
-	{ { "limit-iface", required_argument, NULL, OPT_LIMIT_IFACE }, "IFACE",
+	{ { "limit-iface", required_argument, NULL, OPT_LIMIT_IFACE },
+	  "IFACE",
 	  "enforce the limits below on traffic arriving on IFACE to the targets' listening "
 	  "ports (repeatable); stays attached after exit, see 'bunscope limit'" },
-	{ { "limit-mode", required_argument, NULL, OPT_LIMIT_MODE }, "MODE",
+	{ { "limit-mode", required_argument, NULL, OPT_LIMIT_MODE },
+	  "MODE",
 	  "auto (native XDP, then generic XDP, then tc), xdp or tc (default auto)" },
-	{ { "limit-conn", required_argument, NULL, OPT_LIMIT_CONN }, "RATE:BURST",
+	{ { "limit-conn", required_argument, NULL, OPT_LIMIT_CONN },
+	  "RATE:BURST",
 	  "new connections per second per source address, bursts of BURST" },
-	{ { "limit-pkt", required_argument, NULL, OPT_LIMIT_PKT }, "RATE:BURST",
+	{ { "limit-pkt", required_argument, NULL, OPT_LIMIT_PKT },
+	  "RATE:BURST",
 	  "packets per second per source address, bursts of BURST" },
-	{ { "limit", required_argument, NULL, OPT_LIMIT_PRESET }, "PRESET",
+	{ { "limit", required_argument, NULL, OPT_LIMIT_PRESET },
+	  "PRESET",
 	  "named --limit-conn and --limit-pkt values: api, strict or burst (see README)" },
-	{ { "limit-algo", required_argument, NULL, OPT_LIMIT_ALGO }, "ALGO",
+	{ { "limit-algo", required_argument, NULL, OPT_LIMIT_ALGO },
+	  "ALGO",
 	  "token-bucket or sliding-window (BURST in any BURST/RATE seconds) (default "
 	  "token-bucket)" },
-	{ { "limit-clients", required_argument, NULL, OPT_LIMIT_CLIENTS }, "N",
+	{ { "limit-clients", required_argument, NULL, OPT_LIMIT_CLIENTS },
+	  "N",
 	  "sources tracked at once, a power of two; fixed memory, 32 bytes each "
 	  "(default 65536)" },
-	{ { "limit-v6-prefix", required_argument, NULL, OPT_LIMIT_V6_PREFIX }, "N",
+	{ { "limit-v6-prefix", required_argument, NULL, OPT_LIMIT_V6_PREFIX },
+	  "N",
 	  "IPv6 sources are limited per /N (default 64)" },
-	{ { "allow", required_argument, NULL, OPT_ALLOW }, "CIDR",
+	{ { "allow", required_argument, NULL, OPT_ALLOW },
+	  "CIDR",
 	  "never limited nor denied (repeatable; wins over --deny)" },
-	{ { "deny", required_argument, NULL, OPT_DENY }, "CIDR",
-	  "dropped (repeatable)" },
-	{ { "allow-file", required_argument, NULL, OPT_ALLOW_FILE }, "FILE",
+	{ { "deny", required_argument, NULL, OPT_DENY }, "CIDR", "dropped (repeatable)" },
+	{ { "allow-file", required_argument, NULL, OPT_ALLOW_FILE },
+	  "FILE",
 	  "CIDRs to allow, one a line, # comments" },
-	{ { "deny-file", required_argument, NULL, OPT_DENY_FILE }, "FILE",
+	{ { "deny-file", required_argument, NULL, OPT_DENY_FILE },
+	  "FILE",
 	  "CIDRs to deny, one a line, # comments" },
-	{ { "limit-req", required_argument, NULL, OPT_LIMIT_REQ }, "RATE:BURST",
+	{ { "limit-req", required_argument, NULL, OPT_LIMIT_REQ },
+	  "RATE:BURST",
 	  "ban a client whose HTTP requests exceed RATE per second (bursts of BURST), as "
 	  "the observer counts them, in XDP/tc" },
-	{ { "ban-seconds", required_argument, NULL, OPT_BAN_SECONDS }, "N",
+	{ { "ban-seconds", required_argument, NULL, OPT_BAN_SECONDS },
+	  "N",
 	  "how long such a ban lasts (default 60)" },
-	{ { "shed-pending", required_argument, NULL, OPT_SHED_PENDING }, "N[:LOW]",
+	{ { "shed-pending", required_argument, NULL, OPT_SHED_PENDING },
+	  "N[:LOW]",
 	  "load shedding: refuse new connections while the targets have more than N pending "
 	  "requests, until at most LOW (default N/2)" },
-	{ { "shed-p99", required_argument, NULL, OPT_SHED_P99 }, "SECONDS",
+	{ { "shed-p99", required_argument, NULL, OPT_SHED_P99 },
+	  "SECONDS",
 	  "... or while the p99 latency over --shed-window exceeds SECONDS" },
-	{ { "shed-5xx", required_argument, NULL, OPT_SHED_5XX }, "RATIO",
+	{ { "shed-5xx", required_argument, NULL, OPT_SHED_5XX },
+	  "RATIO",
 	  "... or while the share of 5xx responses over --shed-window exceeds RATIO (0..1)" },
-	{ { "shed-window", required_argument, NULL, OPT_SHED_WINDOW }, "SECONDS",
+	{ { "shed-window", required_argument, NULL, OPT_SHED_WINDOW },
+	  "SECONDS",
 	  "window of --shed-p99 and --shed-5xx (default 10; at least 20 requests in it)" },
-	{ { "shed-open", required_argument, NULL, OPT_SHED_OPEN }, "SECONDS",
+	{ { "shed-open", required_argument, NULL, OPT_SHED_OPEN },
+	  "SECONDS",
 	  "how long the breaker stays open before half-open (default 2)" },
-	{ { "shed-probe", required_argument, NULL, OPT_SHED_PROBE }, "PERCENT",
+	{ { "shed-probe", required_argument, NULL, OPT_SHED_PROBE },
+	  "PERCENT",
 	  "half-open: the share of new connections let through to probe (default 10)" },
-	{ { "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT }, "URL",
+	{ { "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT },
+	  "URL",
 	  "export spans with OTLP/HTTP JSON to URL (a base URL gets /v1/traces; default "
 	  "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT)" },
-	{ { "otlp-headers", required_argument, NULL, OPT_OTLP_HEADERS }, "K=V,...",
+	{ { "otlp-headers", required_argument, NULL, OPT_OTLP_HEADERS },
+	  "K=V,...",
 	  "extra OTLP request headers (default $OTEL_EXPORTER_OTLP_HEADERS)" },
-	{ { "otlp-compression", required_argument, NULL, OPT_OTLP_COMPRESSION }, "gzip|none",
+	{ { "otlp-compression", required_argument, NULL, OPT_OTLP_COMPRESSION },
+	  "gzip|none",
 	  "OTLP body compression (default gzip)" },
-	{ { "zipkin-endpoint", required_argument, NULL, OPT_ZIPKIN_ENDPOINT }, "URL",
+	{ { "zipkin-endpoint", required_argument, NULL, OPT_ZIPKIN_ENDPOINT },
+	  "URL",
 	  "export spans as Zipkin v2 JSON, e.g. http://localhost:9411/api/v2/spans" },
-	{ { "traces-file", required_argument, NULL, OPT_TRACES_FILE }, "PATH",
+	{ { "traces-file", required_argument, NULL, OPT_TRACES_FILE },
+	  "PATH",
 	  "write spans to PATH, one JSON object a line, rotated (PATH.1 .. PATH.3)" },
-	{ { "traces-file-size", required_argument, NULL, OPT_TRACES_FILE_SIZE }, "BYTES",
+	{ { "traces-file-size", required_argument, NULL, OPT_TRACES_FILE_SIZE },
+	  "BYTES",
 	  "rotate --traces-file above this size; K, M, G allowed (default 64M)" },
-	{ { "traces-console", no_argument, NULL, OPT_TRACES_CONSOLE }, NULL,
+	{ { "traces-console", no_argument, NULL, OPT_TRACES_CONSOLE },
+	  NULL,
 	  "print one line per span on stdout" },
-	{ { "traces-sample", required_argument, NULL, OPT_TRACES_SAMPLE }, "RATIO",
+	{ { "traces-sample", required_argument, NULL, OPT_TRACES_SAMPLE },
+	  "RATIO",
 	  "sample this share of requests that carry no sampling decision (0..1; an incoming "
 	  "traceparent's sampled flag is followed) (default 1, or $OTEL_TRACES_SAMPLER_ARG)" },
-	{ { "traces-sampler", required_argument, NULL, OPT_TRACES_SAMPLER }, "NAME",
+	{ { "traces-sampler", required_argument, NULL, OPT_TRACES_SAMPLER },
+	  "NAME",
 	  "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off "
 	  "or parentbased_traceidratio (default $OTEL_TRACES_SAMPLER or parentbased_always_on)" },
-	{ { "traces-max-rate", required_argument, NULL, OPT_TRACES_MAX_RATE }, "N",
+	{ { "traces-max-rate", required_argument, NULL, OPT_TRACES_MAX_RATE },
+	  "N",
 	  "at most N spans per second, the rest counted as dropped; 0: no cap (default 10000)" },
-	{ { "traces-query", no_argument, NULL, OPT_TRACES_QUERY }, NULL,
+	{ { "traces-query", no_argument, NULL, OPT_TRACES_QUERY },
+	  NULL,
 	  "keep the query string in spans (url.query); off by default, it may hold secrets" },
-	{ { "traces-queue", required_argument, NULL, OPT_TRACES_QUEUE }, "N",
+	{ { "traces-queue", required_argument, NULL, OPT_TRACES_QUEUE },
+	  "N",
 	  "spans queued per exporter while it cannot send; the oldest go first (default 4096)" },
-	{ { "traces-ringbuf", required_argument, NULL, OPT_TRACES_RINGBUF }, "BYTES",
+	{ { "traces-ringbuf", required_argument, NULL, OPT_TRACES_RINGBUF },
+	  "BYTES",
 	  "the kernel's span ring buffer, a power of two (default 8M)" },
-	{ { "service-name", required_argument, NULL, OPT_SERVICE_NAME }, "NAME",
+	{ { "service-name", required_argument, NULL, OPT_SERVICE_NAME },
+	  "NAME",
 	  "service.name of the spans (default $OTEL_SERVICE_NAME, else the process name)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "more messages, libbpf's included" },
 	{ { "help", no_argument, NULL, 'h' }, NULL, "this help" },
@@ -220,11 +262,10 @@ static void usage(FILE *f)
 				 d->arg ? d->arg : "");
 		fprintf(f, "  %-28s %s\n", left, d->help);
 	}
-	fprintf(f,
-		"\nExamples:\n"
-		"  bunscope --pid $(pgrep -n bun)\n"
-		"  bunscope --name bun --route /users/:id\n"
-		"  curl -s localhost:9464/metrics\n");
+	fprintf(f, "\nExamples:\n"
+		   "  bunscope --pid $(pgrep -n bun)\n"
+		   "  bunscope --name bun --route /users/:id\n"
+		   "  curl -s localhost:9464/metrics\n");
 }
 
 static const char *env_get(const char *name)
@@ -233,16 +274,16 @@ static const char *env_get(const char *name)
 }
 
 /* --NAME RATE:BURST into rate and burst; the error says which part is wrong */
-static int parse_rate_opt(const char *name, const char *arg, const char *example,
-			  __u32 *rate, __u32 *burst)
+static int parse_rate_opt(const char *name, const char *arg, const char *example, __u32 *rate,
+			  __u32 *burst)
 {
 	int r = limit_parse_rate(arg, rate, burst);
 
 	if (r == -ERANGE)
 		pr_warn("--%s: BURST is at most %u, got '%s'\n", name, BS_LIM_MAX_BURST, arg);
 	else if (r)
-		pr_warn("--%s: RATE:BURST, positive integers, e.g. %s, got '%s'\n", name,
-			example, arg);
+		pr_warn("--%s: RATE:BURST, positive integers, e.g. %s, got '%s'\n", name, example,
+			arg);
 	return r ? -EINVAL : 0;
 }
 
@@ -314,7 +355,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_MAX_CONNS:
 			if (parse_uint(optarg, 16, 4194304, &v)) {
-				pr_warn("--max-connections: expected 16..4194304, got '%s'\n", optarg);
+				pr_warn("--max-connections: expected 16..4194304, got '%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			cfg->lopts.max_conns = (__u32)v;
@@ -337,7 +379,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_MEMORY_CEILING:
 			if (parse_bytes(optarg, &cfg->memory_ceiling)) {
 				pr_warn("--memory-ceiling: a byte count such as 536870912, 512M or 4G, "
-					"got '%s'\n", optarg);
+					"got '%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			break;
@@ -348,7 +391,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			}
 			if (uprobe_parse(optarg, &cfg->uprobes[cfg->nuprobes])) {
 				pr_warn("--uprobe: BINARY:SYMBOL, e.g. /usr/lib/x86_64-linux-gnu/"
-					"libc.so.6:malloc, got '%s'\n", optarg);
+					"libc.so.6:malloc, got '%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			cfg->nuprobes++;
@@ -390,9 +434,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_LIMIT_CONN:
 		case OPT_LIMIT_PKT:
 			if (parse_rate_opt(c == OPT_LIMIT_CONN ? "limit-conn" : "limit-pkt", optarg,
-					   "100:200", c == OPT_LIMIT_CONN ? &cfg->limit.conn_rate :
-					   &cfg->limit.pkt_rate, c == OPT_LIMIT_CONN ?
-					   &cfg->limit.conn_burst : &cfg->limit.pkt_burst))
+					   "100:200",
+					   c == OPT_LIMIT_CONN ? &cfg->limit.conn_rate
+							       : &cfg->limit.pkt_rate,
+					   c == OPT_LIMIT_CONN ? &cfg->limit.conn_burst
+							       : &cfg->limit.pkt_burst))
 				return -EINVAL;
 			break;
 		case OPT_LIMIT_PRESET:
@@ -416,7 +462,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_LIMIT_CLIENTS:
 			if (parse_uint(optarg, 64, 1UL << 24, &v) || (v & (v - 1))) {
 				pr_warn("--limit-clients: a power of two from 64 to 16777216, got "
-					"'%s'\n", optarg);
+					"'%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			cfg->limit.clients = (__u32)v;
@@ -489,13 +536,14 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_ALLOW:
 		case OPT_DENY: {
-			struct limit_cidr *list = c == OPT_ALLOW ? cfg->limit.allow : cfg->limit.deny;
+			struct limit_cidr *list =
+				c == OPT_ALLOW ? cfg->limit.allow : cfg->limit.deny;
 			int *n = c == OPT_ALLOW ? &cfg->limit.nallow : &cfg->limit.ndeny;
 
 			if (*n >= LIMIT_MAX_CIDRS || limit_parse_cidr(optarg, &list[*n])) {
 				pr_warn("--%s: a CIDR such as 10.0.0.0/8 or 2001:db8::/32 (at most "
-					"%d), got '%s'\n", c == OPT_ALLOW ? "allow" : "deny",
-					LIMIT_MAX_CIDRS, optarg);
+					"%d), got '%s'\n",
+					c == OPT_ALLOW ? "allow" : "deny", LIMIT_MAX_CIDRS, optarg);
 				return -EINVAL;
 			}
 			(*n)++;
@@ -503,15 +551,17 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		}
 		case OPT_ALLOW_FILE:
 		case OPT_DENY_FILE: {
-			int line, r = limit_read_cidr_file(
-				optarg, c == OPT_ALLOW_FILE ? cfg->limit.allow : cfg->limit.deny,
-				c == OPT_ALLOW_FILE ? &cfg->limit.nallow : &cfg->limit.ndeny,
-				LIMIT_MAX_CIDRS, &line);
+			int line, r = limit_read_cidr_file(optarg,
+							   c == OPT_ALLOW_FILE ? cfg->limit.allow
+									       : cfg->limit.deny,
+							   c == OPT_ALLOW_FILE ? &cfg->limit.nallow
+									       : &cfg->limit.ndeny,
+							   LIMIT_MAX_CIDRS, &line);
 
 			if (r) {
 				if (r == -EINVAL)
-					pr_warn("%s:%d: not a CIDR (or more than %d in all)\n", optarg,
-						line, LIMIT_MAX_CIDRS);
+					pr_warn("%s:%d: not a CIDR (or more than %d in all)\n",
+						optarg, line, LIMIT_MAX_CIDRS);
 				else
 					pr_warn("%s: %s\n", optarg, strerror(-r));
 				return -EINVAL;
@@ -534,8 +584,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cfg->topts.file = optarg;
 			break;
 		case OPT_TRACES_FILE_SIZE:
-			if (parse_bytes(optarg, &cfg->topts.file_max) || cfg->topts.file_max < 4096) {
-				pr_warn("--traces-file-size: a size of at least 4K, got '%s'\n", optarg);
+			if (parse_bytes(optarg, &cfg->topts.file_max) ||
+			    cfg->topts.file_max < 4096) {
+				pr_warn("--traces-file-size: a size of at least 4K, got '%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			break;
@@ -569,7 +621,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_TRACES_RINGBUF: {
 			unsigned long long b;
 
-			if (parse_bytes(optarg, &b) || b < 4096 || b > (1ULL << 30) || (b & (b - 1))) {
+			if (parse_bytes(optarg, &b) || b < 4096 || b > (1ULL << 30) ||
+			    (b & (b - 1))) {
 				pr_warn("--traces-ringbuf: a power of two from 4K to 1G, got '%s'\n",
 					optarg);
 				return -EINVAL;
@@ -602,9 +655,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		pr_warn("unexpected argument '%s' (try --help)\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (!cfg->limit.nifaces && (cfg->limit.conn_rate || cfg->limit.pkt_rate ||
-				    cfg->limit.nallow || cfg->limit.ndeny || cfg->limit.req_rate ||
-				    limit_shed_enabled(&cfg->limit))) {
+	if (!cfg->limit.nifaces &&
+	    (cfg->limit.conn_rate || cfg->limit.pkt_rate || cfg->limit.nallow || cfg->limit.ndeny ||
+	     cfg->limit.req_rate || limit_shed_enabled(&cfg->limit))) {
 		pr_warn("limits, bans, load shedding and allow/deny lists need --limit-iface "
 			"IFACE: the interface their traffic arrives on\n");
 		return -EINVAL;
@@ -686,7 +739,8 @@ static void seed_connections(struct app *a, const struct target *t)
 		a->seeded_conns += (unsigned long long)seeded;
 		pthread_mutex_unlock(&a->lock);
 		pr_info("pid %u: following %d connection(s) opened before attaching, from their "
-			"next request\n", t->pid, seeded);
+			"next request\n",
+			t->pid, seeded);
 	}
 out:
 	free(ec);
@@ -812,7 +866,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	} else if (type == BS_EV_COMPLETE && size >= sizeof(struct bs_ev_complete)) {
 		const struct bs_ev_complete *ev = data;
 		struct bs_agg_key k = {
-			.tgid = ev->tgid, .port = ev->port, .status = ev->status,
+			.tgid = ev->tgid,
+			.port = ev->port,
+			.status = ev->status,
 			.method = ev->method,
 		};
 
@@ -830,8 +886,9 @@ static int on_event(void *ctx, void *data, size_t size)
 
 		a->oom_events++;
 		pr_warn("pid %u was chosen by the OOM killer (anon %.1f MiB, file %.1f MiB, "
-			"shmem %.1f MiB resident)\n", ev->pid, (double)ev->anon_rss / (1 << 20),
-			(double)ev->file_rss / (1 << 20), (double)ev->shmem_rss / (1 << 20));
+			"shmem %.1f MiB resident)\n",
+			ev->pid, (double)ev->anon_rss / (1 << 20), (double)ev->file_rss / (1 << 20),
+			(double)ev->shmem_rss / (1 << 20));
 	}
 	return 0;
 }
@@ -888,7 +945,8 @@ static void app_fini(struct app *a)
 	a->tracer = NULL;
 	if (a->limiter)
 		pr_info("limiter stays attached (pinned in %s); 'bunscope limit detach' removes "
-			"it\n", BS_LIM_PIN_DIR);
+			"it\n",
+			BS_LIM_PIN_DIR);
 	limit_close(a->limiter);
 	a->limiter = NULL;
 	routes_free(a->routes);
@@ -905,7 +963,8 @@ static int check_pids(const struct config *cfg)
 		int err = targets_probe_pid(cfg->sel.pids[i], comm);
 
 		if (err) {
-			pr_warn("--pid %u: no such process (%s)\n", cfg->sel.pids[i], strerror(-err));
+			pr_warn("--pid %u: no such process (%s)\n", cfg->sel.pids[i],
+				strerror(-err));
 			return err;
 		}
 	}
@@ -981,12 +1040,14 @@ static int run_loop(struct app *a, int sfd)
 					__u64 vals[256] = { 0 }, lost = 0;
 
 					if (libbpf_num_possible_cpus() <= 256 &&
-					    !bpf_map_lookup_elem(loader_fd_counters(&a->ld), &idx, vals))
+					    !bpf_map_lookup_elem(loader_fd_counters(&a->ld), &idx,
+								 vals))
 						for (int c = 0; c < libbpf_num_possible_cpus(); c++)
 							lost += vals[c];
 					if (lost > last_lost)
 						pr_warn("%llu ring buffer records lost in the last 10 s "
-							"(raise --ringbuf-size)\n", lost - last_lost);
+							"(raise --ringbuf-size)\n",
+							lost - last_lost);
 					last_lost = lost;
 				}
 			} else if (fd == efd) {

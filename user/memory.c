@@ -18,12 +18,14 @@
 
 /* madvise advice names (include/uapi/asm-generic/mman-common.h); NULL: other */
 static const char *const advice_names[BS_MADV_KINDS] = {
-	[0] = "normal", [1] = "random", [2] = "sequential", [3] = "willneed",
-	[4] = "dontneed", [8] = "free", [9] = "remove", [10] = "dontfork",
-	[11] = "dofork", [12] = "mergeable", [13] = "unmergeable", [14] = "hugepage",
-	[15] = "nohugepage", [16] = "dontdump", [17] = "dodump", [18] = "wipeonfork",
-	[19] = "keeponfork", [20] = "cold", [21] = "pageout", [22] = "populate_read",
-	[23] = "populate_write", [24] = "dontneed_locked", [25] = "collapse",
+	[0] = "normal",		  [1] = "random",	  [2] = "sequential",
+	[3] = "willneed",	  [4] = "dontneed",	  [8] = "free",
+	[9] = "remove",		  [10] = "dontfork",	  [11] = "dofork",
+	[12] = "mergeable",	  [13] = "unmergeable",	  [14] = "hugepage",
+	[15] = "nohugepage",	  [16] = "dontdump",	  [17] = "dodump",
+	[18] = "wipeonfork",	  [19] = "keeponfork",	  [20] = "cold",
+	[21] = "pageout",	  [22] = "populate_read", [23] = "populate_write",
+	[24] = "dontneed_locked", [25] = "collapse",
 };
 
 /* The resident figures of /proc/PID/status, in bytes. */
@@ -36,7 +38,7 @@ static int read_status(__u32 pid, struct bs_mem *m)
 	memset(m, 0, sizeof(*m));
 	if (err)
 		return err;
-	for (int i = 0; i < BS_RSS_KINDS; i++)	/* keys[] is in BS_RSS_* order */
+	for (int i = 0; i < BS_RSS_KINDS; i++) /* keys[] is in BS_RSS_* order */
 		m->rss[i] = kb[i] * 1024;
 	m->hwm = kb[4] * 1024;
 	return 0;
@@ -94,18 +96,19 @@ static int read_calls(const struct app *a, int slot, struct bs_mem_calls *c)
 }
 
 /* One family: a sample per target, the value from get(). */
-#define PER_TARGET(name, type, help, expr)						\
-	do {										\
-		expo_header(sb, name, type, help);					\
-		for (int i = 0; i < a->targets.n; i++) {				\
-			const struct mem_view *v = &views[i];				\
-			const struct bs_mem_calls *c = &calls[i];			\
-			struct expo_label l[1] = { { "pid", pids[i] } };		\
-											\
-			(void)v; (void)c;						\
-			if (ok[i])							\
-				expo_sample_u64(sb, name, l, 1, (expr));		\
-		}									\
+#define PER_TARGET(name, type, help, expr)                               \
+	do {                                                             \
+		expo_header(sb, name, type, help);                       \
+		for (int i = 0; i < a->targets.n; i++) {                 \
+			const struct mem_view *v = &views[i];            \
+			const struct bs_mem_calls *c = &calls[i];        \
+			struct expo_label l[1] = { { "pid", pids[i] } }; \
+                                                                         \
+			(void)v;                                         \
+			(void)c;                                         \
+			if (ok[i])                                       \
+				expo_sample_u64(sb, name, l, 1, (expr)); \
+		}                                                        \
 	} while (0)
 
 void mem_write_metrics(const struct app *a, struct sbuf *sb)
@@ -127,7 +130,8 @@ void mem_write_metrics(const struct app *a, struct sbuf *sb)
 	/* cppcheck-suppress uninitvar */
 	PER_TARGET("bun_process_resident_memory_bytes", "gauge",
 		   "Resident memory (anon + file + shmem) from kmem:rss_stat: VmRSS of "
-		   "/proc/PID/status, kept exact by the kernel's events.", v->rss);
+		   "/proc/PID/status, kept exact by the kernel's events.",
+		   v->rss);
 	expo_header(sb, "bun_process_resident_memory_type_bytes", "gauge",
 		    "Resident memory by kind.");
 	for (int i = 0; i < a->targets.n; i++) {
@@ -136,7 +140,8 @@ void mem_write_metrics(const struct app *a, struct sbuf *sb)
 		for (int k = 0; ok[i] && k < 3; k++) {
 			struct expo_label l[2] = { { "pid", pids[i] }, { "type", types[k] } };
 
-			expo_sample_u64(sb, "bun_process_resident_memory_type_bytes", l, 2, vals[k]);
+			expo_sample_u64(sb, "bun_process_resident_memory_type_bytes", l, 2,
+					vals[k]);
 		}
 	}
 	PER_TARGET("bun_process_resident_memory_max_bytes", "gauge",
@@ -204,7 +209,8 @@ void mem_write_metrics(const struct app *a, struct sbuf *sb)
 					expo_sample_u64(sb, name, l, 2, val);
 			}
 			if (other) {
-				struct expo_label l[2] = { { "pid", pids[i] }, { "advice", "other" } };
+				struct expo_label l[2] = { { "pid", pids[i] },
+							   { "advice", "other" } };
 
 				expo_sample_u64(sb, name, l, 2, other);
 			}
@@ -228,13 +234,13 @@ void mem_check_ceiling(struct app *a)
 			a->mem_over[t->slot] = v.over;
 			if (v.over)
 				pr_warn("pid %u (%s): resident memory %.1f MiB is above the memory "
-					"ceiling of %.1f MiB\n", t->pid, t->comm,
-					(double)v.rss / (1 << 20),
+					"ceiling of %.1f MiB\n",
+					t->pid, t->comm, (double)v.rss / (1 << 20),
 					(double)a->cfg.memory_ceiling / (1 << 20));
 			else
 				pr_info("pid %u (%s): resident memory %.1f MiB is back under the "
-					"memory ceiling\n", t->pid, t->comm,
-					(double)v.rss / (1 << 20));
+					"memory ceiling\n",
+					t->pid, t->comm, (double)v.rss / (1 << 20));
 		}
 	}
 }

@@ -47,7 +47,7 @@ int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned lon
 	unsigned long v;
 
 	if (*s < '0' || *s > '9')
-		return -EINVAL;	/* no blanks or sign for strtoul() to take */
+		return -EINVAL; /* no blanks or sign for strtoul() to take */
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || *end || v < min || v > max)

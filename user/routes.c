@@ -63,18 +63,18 @@
 
 #include "routes.h"
 
-#define STR_(x)		#x
-#define STR(x)		STR_(x)
-#define CUT_MARK_LEN	(sizeof(ROUTES_CUT_MARK) - 1)
+#define STR_(x)	     #x
+#define STR(x)	     STR_(x)
+#define CUT_MARK_LEN (sizeof(ROUTES_CUT_MARK) - 1)
 
 struct label_slot {
-	__u32 id;		/* BS_ROUTE_UNRESOLVED: empty */
-	__u32 hash;		/* low half of the label hash: skips most strcmp()s */
+	__u32 id;   /* BS_ROUTE_UNRESOLVED: empty */
+	__u32 hash; /* low half of the label hash: skips most strcmp()s */
 };
 
 struct remember_slot {
 	__u64 hash;
-	__u32 id;		/* BS_ROUTE_UNRESOLVED: empty */
+	__u32 id; /* BS_ROUTE_UNRESOLVED: empty */
 	__u32 pad;
 };
 
@@ -82,13 +82,13 @@ struct route_table {
 	unsigned int max_routes;
 	unsigned int count;
 	unsigned long long overflowed;
-	char **labels;			/* [max_routes], by id - BS_ROUTE_FIRST */
-	struct label_slot *slots;	/* label -> id, linear probing */
+	char **labels;		  /* [max_routes], by id - BS_ROUTE_FIRST */
+	struct label_slot *slots; /* label -> id, linear probing */
 	size_t slot_mask;
 	char **patterns;
 	size_t npatterns;
 	size_t cap_patterns;
-	struct remember_slot *remember;	/* [ROUTES_REMEMBER_SLOTS] */
+	struct remember_slot *remember; /* [ROUTES_REMEMBER_SLOTS] */
 };
 
 /* ---- table lifetime ----------------------------------------------------- */
@@ -140,8 +140,7 @@ void routes_free(struct route_table *rt)
 
 static bool is_hex(char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F');
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 static bool is_digit(char c)
@@ -331,8 +330,7 @@ static __u32 label_intern(struct route_table *rt, const char *label, size_t len)
  * of new paths can never push an operator's explicit routes into _other;
  * they count toward max_routes.
  */
-int routes_add_pattern(struct route_table *rt, const char *pattern,
-		       char *err, size_t errlen)
+int routes_add_pattern(struct route_table *rt, const char *pattern, char *err, size_t errlen)
 {
 	const char *why = pattern_check(pattern);
 	char **grown, *copy;
@@ -371,8 +369,7 @@ int routes_add_pattern(struct route_table *rt, const char *pattern,
 }
 
 /* Does origin-form path p (p[0] == '/') match pattern pat? */
-static bool pattern_match(const char *pat, const char *p, size_t n,
-			  bool truncated)
+static bool pattern_match(const char *pat, const char *p, size_t n, bool truncated)
 {
 	size_t pn = strlen(pat), pi = 1, pend, si = 1, send;
 
@@ -387,8 +384,7 @@ static bool pattern_match(const char *pat, const char *p, size_t n,
 		if (pend > pi && pat[pi] == ':') {
 			if (send == si)
 				return false;
-		} else if (pend - pi != send - si ||
-			   memcmp(pat + pi, p + si, send - si)) {
+		} else if (pend - pi != send - si || memcmp(pat + pi, p + si, send - si)) {
 			return false;
 		}
 		if (pend == pn || send == n)
@@ -440,8 +436,8 @@ static size_t put_label(char *out, const char *label)
 	return len;
 }
 
-size_t routes_label_for(const struct route_table *rt, const char *path,
-			size_t len, int truncated, char *out)
+size_t routes_label_for(const struct route_table *rt, const char *path, size_t len, int truncated,
+			char *out)
 {
 	bool trunc = truncated != 0;
 	size_t i;
@@ -485,8 +481,7 @@ static __u32 label_intern(struct route_table *rt, const char *label, size_t len)
 		slot = &rt->slots[i];
 		if (slot->id == BS_ROUTE_UNRESOLVED)
 			break;
-		if (slot->hash == (__u32)h &&
-		    !strcmp(rt->labels[slot->id - BS_ROUTE_FIRST], label))
+		if (slot->hash == (__u32)h && !strcmp(rt->labels[slot->id - BS_ROUTE_FIRST], label))
 			return slot->id;
 	}
 	if (rt->count >= rt->max_routes)
@@ -503,8 +498,7 @@ other:
 	return BS_ROUTE_OTHER;
 }
 
-__u32 routes_resolve(struct route_table *rt, const char *path, size_t len,
-		     int truncated)
+__u32 routes_resolve(struct route_table *rt, const char *path, size_t len, int truncated)
 {
 	char label[ROUTES_LABEL_MAX + 1];
 	size_t n;

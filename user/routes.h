@@ -12,12 +12,12 @@
 #include <linux/types.h>
 #include "bunscope.h"
 
-#define ROUTES_LABEL_MAX	160	/* bytes of a label, without the NUL */
-#define ROUTES_REMEMBER_SLOTS	65536	/* hash -> id memory (power of two) */
+#define ROUTES_LABEL_MAX      160   /* bytes of a label, without the NUL */
+#define ROUTES_REMEMBER_SLOTS 65536 /* hash -> id memory (power of two) */
 
-#define ROUTES_LABEL_OTHER	"_other"	/* BS_ROUTE_OTHER */
-#define ROUTES_LABEL_CONNECT	"_connect"	/* target not starting with '/' */
-#define ROUTES_CUT_MARK		"/..."		/* appended to cut labels */
+#define ROUTES_LABEL_OTHER   "_other"	/* BS_ROUTE_OTHER */
+#define ROUTES_LABEL_CONNECT "_connect" /* target not starting with '/' */
+#define ROUTES_CUT_MARK	     "/..."	/* appended to cut labels */
 
 struct route_table;
 
@@ -32,22 +32,20 @@ void routes_free(struct route_table *rt);
  * -EINVAL (with a reason written to err/errlen when non-NULL), -ENOMEM.
  * Patterns are tried in the order added, before the heuristics.
  */
-int routes_add_pattern(struct route_table *rt, const char *pattern,
-		       char *err, size_t errlen);
+int routes_add_pattern(struct route_table *rt, const char *pattern, char *err, size_t errlen);
 
 /*
  * Map a raw path to a route id (>= BS_ROUTE_FIRST, or BS_ROUTE_OTHER when
  * the table already holds max_routes routes and this would be a new one).
  */
-__u32 routes_resolve(struct route_table *rt, const char *path, size_t len,
-		     int truncated);
+__u32 routes_resolve(struct route_table *rt, const char *path, size_t len, int truncated);
 
 /*
  * The label routes_resolve() would use for a path, without interning it.
  * out must hold ROUTES_LABEL_MAX + 1 bytes.  Returns the label length.
  */
-size_t routes_label_for(const struct route_table *rt, const char *path,
-			size_t len, int truncated, char *out);
+size_t routes_label_for(const struct route_table *rt, const char *path, size_t len, int truncated,
+			char *out);
 
 /* "_other" for BS_ROUTE_OTHER, NULL if unknown. */
 const char *routes_label(const struct route_table *rt, __u32 id);

@@ -47,7 +47,7 @@ static __u64 mono_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);	/* bpf_ktime_get_ns()'s clock */
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
@@ -107,7 +107,7 @@ static int sched_read(struct app *a, const struct target *t, struct sched_view *
 			if (oc[c].since && oc[c].slot == k && oc[c].role < BS_ROLES &&
 			    now > oc[c].since) {
 				v->cpu.ns[oc[c].role] += now - oc[c].since;
-				v->cpu.runs[oc[c].role]++;	/* the kernel counts arrivals */
+				v->cpu.runs[oc[c].role]++; /* the kernel counts arrivals */
 			}
 	}
 	free(oc);
@@ -175,14 +175,14 @@ int sched_read_target(struct app *a, __u32 pid, struct sched_view *v)
 struct family {
 	const char *name, *help;
 	size_t off;
-	bool seconds;		/* ns exported as seconds, once the loop was seen */
+	bool seconds; /* ns exported as seconds, once the loop was seen */
 };
 
 #define V(field) offsetof(struct sched_view, field)
 static const struct family families[] = {
 	{ "bun_event_loop_busy_seconds_total",
-	  "Time the JS thread spent outside epoll since the first epoll return seen.",
-	  V(busy_ns), true },
+	  "Time the JS thread spent outside epoll since the first epoll return seen.", V(busy_ns),
+	  true },
 	{ "bun_event_loop_idle_seconds_total", "Time the JS thread spent waiting in epoll.",
 	  V(idle_ns), true },
 	{ "bun_event_loop_iterations_total", "Returns of the JS thread from epoll.",
@@ -191,14 +191,16 @@ static const struct family families[] = {
 	  "GC activity signal: bursts of JSC's GC threads (HeapHelper, the collector thread), "
 	  "runs less than 20 ms apart, counted once they used 1 ms of CPU. Collections done "
 	  "on the JS thread alone do not show; GC CPU is "
-	  "bun_thread_cpu_seconds_total{thread=~\"gc_.*\"}.", V(loop.gc_bursts), false },
+	  "bun_thread_cpu_seconds_total{thread=~\"gc_.*\"}.",
+	  V(loop.gc_bursts), false },
 	{ "bun_allocator_scavenge_bursts_total",
 	  "madvise calls of the allocator's mi-scavenger thread after 20 ms without one: "
-	  "memory returned to the kernel in the background.", V(loop.scav_bursts), false },
+	  "memory returned to the kernel in the background.",
+	  V(loop.scav_bursts), false },
 	{ "bun_allocator_scavenge_calls_total",
 	  "Successful madvise calls of the mi-scavenger thread.", V(loop.scav_calls), false },
-	{ "bun_allocator_scavenge_bytes_total",
-	  "Bytes those calls covered (page-rounded).", V(loop.scav_bytes), false },
+	{ "bun_allocator_scavenge_bytes_total", "Bytes those calls covered (page-rounded).",
+	  V(loop.scav_bytes), false },
 };
 #undef V
 
@@ -215,8 +217,12 @@ void sched_write_metrics(struct app *a, struct sbuf *sb)
 		pl[i] = (struct expo_label){ "pid", pids[i] };
 		ok[i] = !sched_read(a, &a->targets.t[i], &views[i]);
 	}
-/* NOLINTNEXTLINE(bugprone-macro-parentheses): i names the variable it declares */
-#define EACH(i)	for (int i = 0; i < n; i++) if (ok[i])
+/* i names the variable it declares */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
+#define EACH(i)                     \
+	for (int i = 0; i < n; i++) \
+		if (ok[i])
+	/* NOLINTEND(bugprone-macro-parentheses) */
 
 	for (int pass = 0; pass < 2; pass++) {
 		const char *name = pass ? "bun_thread_runs_total" : "bun_thread_cpu_seconds_total";
@@ -228,27 +234,28 @@ void sched_write_metrics(struct app *a, struct sbuf *sb)
 				   "since attach: js is the thread whose tid is the pid; gc_helper "
 				   "and gc_collector are JSC's GC threads; allocator is "
 				   "mi-scavenger.");
-		EACH(i)
+		EACH (i)
 			for (int r = 0; r < BS_ROLES; r++) {
 				struct expo_label l[2] = { pl[i], { "thread", role_names[r] } };
 
 				if (pass)
 					expo_sample_u64(sb, name, l, 2, views[i].cpu.runs[r]);
 				else
-					expo_sample(sb, name, l, 2, (double)views[i].cpu.ns[r] / 1e9);
+					expo_sample(sb, name, l, 2,
+						    (double)views[i].cpu.ns[r] / 1e9);
 			}
 	}
 	expo_header(sb, "bun_event_loop_utilization", "gauge",
 		    "Fraction of the last second the JS thread spent outside epoll (what "
 		    "Node's eventLoopUtilization() reports).");
-	EACH(i)
+	EACH (i)
 		if (views[i].elu >= 0)
 			expo_sample(sb, "bun_event_loop_utilization", &pl[i], 1, views[i].elu);
 	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
 		const struct family *fam = &families[f];
 
 		expo_header(sb, fam->name, "counter", fam->help);
-		EACH(i) {
+		EACH (i) {
 			__u64 v = *(const __u64 *)((const char *)&views[i] + fam->off);
 
 			if (fam->seconds && views[i].have_loop)
@@ -260,13 +267,13 @@ void sched_write_metrics(struct app *a, struct sbuf *sb)
 	expo_header(sb, "bun_event_loop_block_duration_seconds", "histogram",
 		    "Time the JS thread ran between a return from epoll and the next epoll "
 		    "call: a 200 ms synchronous handler is one 200 ms sample.");
-	EACH(i)
+	EACH (i)
 		expo_histogram(sb, "bun_event_loop_block_duration_seconds", &pl[i], 1, block_bounds,
 			       BS_BLOCK_BOUNDS, views[i].loop.block,
 			       (double)views[i].loop.busy_ns / 1e9);
 	expo_header(sb, "bun_event_loop_run_queue_delay_seconds", "histogram",
 		    "Time the JS thread was runnable (woken or preempted) before it ran.");
-	EACH(i)
+	EACH (i)
 		expo_histogram(sb, "bun_event_loop_run_queue_delay_seconds", &pl[i], 1, rq_bounds,
 			       BS_RQ_BOUNDS, views[i].loop.rq, (double)views[i].loop.rq_ns / 1e9);
 #undef EACH

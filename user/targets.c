@@ -55,8 +55,7 @@ static bool other_threads(__u32 pid)
 	return n > 1;
 }
 
-int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals,
-		     int n)
+int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals, int n)
 {
 	char path[64], buf[1024], *p, *open_paren;
 	int len, field, i = 0;
@@ -181,8 +180,8 @@ static bool is_gone(const struct target_set *ts, __u32 pid)
 	return false;
 }
 
-static void add_target(struct target_set *ts, __u32 pid, const char *how, target_cb cb,
-		       void *ctx, int *changes)
+static void add_target(struct target_set *ts, __u32 pid, const char *how, target_cb cb, void *ctx,
+		       int *changes)
 {
 	struct target *t;
 
@@ -191,7 +190,8 @@ static void add_target(struct target_set *ts, __u32 pid, const char *how, target
 	if (ts->n >= BUNSCOPE_MAX_TARGETS) {
 		if (!ts->warned_full)
 			pr_warn("more than %d processes match; pid %u and later ones are not "
-				"observed\n", BUNSCOPE_MAX_TARGETS, pid);
+				"observed\n",
+				BUNSCOPE_MAX_TARGETS, pid);
 		ts->warned_full = true;
 		return;
 	}
@@ -223,7 +223,7 @@ static int listening_inodes(const struct selectors *sel, unsigned long *inodes, 
 
 		if (!fp)
 			continue;
-		if (!fgets(line, sizeof(line), fp)) {	/* header */
+		if (!fgets(line, sizeof(line), fp)) { /* header */
 			fclose(fp);
 			continue;
 		}
@@ -232,8 +232,10 @@ static int listening_inodes(const struct selectors *sel, unsigned long *inodes, 
 			unsigned long ino;
 			char la[64];
 
-			if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s "
-				   "%*u %*u %lu", la, &lport, &st, &ino) != 4)
+			if (sscanf(line,
+				   " %*d: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s "
+				   "%*u %*u %lu",
+				   la, &lport, &st, &ino) != 4)
 				continue;
 			if (st != 0x0A || !ino)
 				continue;
@@ -299,8 +301,7 @@ static void owners_of(const unsigned long *inodes, const __u16 *ports, int ninod
 	closedir(proc);
 }
 
-int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb,
-		    void *ctx)
+int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb, void *ctx)
 {
 	int changes = 0;
 
@@ -424,8 +425,10 @@ static int read_sock_rows(__u32 pid, struct sock_row *rows, int max)
 			unsigned int lp, rp, st;
 			unsigned long ino;
 
-			if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %63[0-9A-Fa-f]:%x %x %*s %*s %*s "
-				   "%*u %*u %lu", la, &lp, ra, &rp, &st, &ino) != 6)
+			if (sscanf(line,
+				   " %*d: %63[0-9A-Fa-f]:%x %63[0-9A-Fa-f]:%x %x %*s %*s %*s "
+				   "%*u %*u %lu",
+				   la, &lp, ra, &rp, &st, &ino) != 6)
 				continue;
 			memset(&rows[n], 0, sizeof(rows[n]));
 			rows[n].ino = ino;
@@ -489,7 +492,7 @@ int targets_listening_ports(__u32 pid, __u16 *out, int max)
 	for (int i = 0; i < nrows && n < max; i++) {
 		bool dup = false;
 
-		if (rows[i].st != 0x0A)		/* LISTEN */
+		if (rows[i].st != 0x0A) /* LISTEN */
 			continue;
 		for (int k = 0; k < n; k++)
 			dup |= out[k] == rows[i].lport;
@@ -523,7 +526,7 @@ int targets_established(__u32 pid, struct est_conn *out, int max)
 		bool ours = false, listened = false;
 		int fd = -1;
 
-		if (rows[i].st != 0x01)		/* ESTABLISHED */
+		if (rows[i].st != 0x01) /* ESTABLISHED */
 			continue;
 		for (int k = 0; k < nfds; k++) {
 			if (fd_ino[k] == rows[i].ino) {

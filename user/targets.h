@@ -20,16 +20,16 @@ struct selectors {
 
 struct target {
 	__u32 pid;
-	int slot;		/* index in the BPF targets[] array, stable for life */
-	__u64 start;		/* start time in clock ticks, tells pid reuse apart */
+	int slot;    /* index in the BPF targets[] array, stable for life */
+	__u64 start; /* start time in clock ticks, tells pid reuse apart */
 	char comm[16];
-	char how[40];		/* the selector that matched, e.g. "--name bun" */
+	char how[40]; /* the selector that matched, e.g. "--name bun" */
 };
 
 struct target_set {
 	struct target t[BUNSCOPE_MAX_TARGETS];
 	int n;
-	unsigned long long exits;	/* targets that went away */
+	unsigned long long exits; /* targets that went away */
 	/* --pid targets that exited are not taken again (their pid may be reused) */
 	__u32 gone[SEL_MAX];
 	int ngone;
@@ -46,16 +46,14 @@ typedef void (*target_cb)(void *ctx, const struct target *t, bool attached);
  * (the callback must stop observing t->slot before it returns: the slot is
  * handed out again), then arrivals.  Returns the number of changes.
  */
-int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb,
-		    void *ctx);
+int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb, void *ctx);
 
 /*
  * Fields of /proc/PID/stat by their number in proc(5) (1: pid, 2: comm, ...),
  * given in increasing order, and comm (NULL to skip).  0 or -errno; -ESRCH
  * for a zombie too, which holds nothing of its own any more.
  */
-int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals,
-		     int n);
+int proc_stat_fields(__u32 pid, char comm[16], const int *fields, unsigned long long *vals, int n);
 /* "Key:  N kB" values of /proc/PID/status (0 for a missing key).  0 or -errno. */
 int proc_status_kb(__u32 pid, const char *const *keys, unsigned long long *vals, int n);
 
@@ -67,8 +65,8 @@ struct est_conn {
 	int fd;
 	__u16 lport;
 	__u16 rport;
-	__u8 family;		/* AF_INET or AF_INET6 */
-	__u8 client;		/* the target connected it (its local port is not listened on) */
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 client; /* the target connected it (its local port is not listened on) */
 	__u8 addr[16];
 };
 

@@ -31,14 +31,14 @@
 #include "routes.h"
 #include "traces.h"
 
-#define PENDING_DEFAULT		16384
-#define MAX_AGE_DEFAULT		(15 * 60 * 1000000000ULL)
-#define TS_RING			64	/* tracestate records kept until their span starts */
-#define FORGET_MAX		BUNSCOPE_MAX_TARGETS
+#define PENDING_DEFAULT 16384
+#define MAX_AGE_DEFAULT (15 * 60 * 1000000000ULL)
+#define TS_RING		64 /* tracestate records kept until their span starts */
+#define FORGET_MAX	BUNSCOPE_MAX_TARGETS
 
 struct pend {
 	struct bs_ev_span_start ev;
-	char *tracestate;	/* malloc()ed, or NULL */
+	char *tracestate; /* malloc()ed, or NULL */
 	__u32 next_free;
 	/* after a 101: the WebSocket's span waits for the connection's end,
 	 * as a child of the upgrade's span */
@@ -65,21 +65,21 @@ struct traces {
 	__u32 *slots;
 	__u32 mask;
 	struct pend *pool;
-	__u32 free_head;	/* index + 1, 0: none */
-	__u32 pool_used;	/* entries ever handed out (the rest are untouched) */
+	__u32 free_head; /* index + 1, 0: none */
+	__u32 pool_used; /* entries ever handed out (the rest are untouched) */
 	__u32 npending;
 
 	struct ts_rec ts[TS_RING];
 	__u32 ts_next;
 
-	__s64 mono_to_real;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
-	__u64 rng[4];		/* xoshiro256** */
+	__s64 mono_to_real; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+	__u64 rng[4];	    /* xoshiro256** */
 
 	pthread_mutex_t forget_lock;
 	__u32 forget[FORGET_MAX];
 	int nforget;
 
-	struct traces_stats st;	/* written by the thread, read with atomics */
+	struct traces_stats st; /* written by the thread, read with atomics */
 	struct span scratch;	/* the span being built */
 };
 
@@ -361,7 +361,7 @@ static void on_end(struct traces *t, const struct bs_ev_span_end *e)
 			continue;
 		p = &t->pool[t->slots[slot] - 1];
 		if (p->ws)
-			continue;	/* not for an open WebSocket */
+			continue; /* not for an open WebSocket */
 		/* BS_SPAN_UNSTART: Bun refused the head, there was no request */
 		if (e->how != BS_SPAN_UNSTART) {
 			build(t, p, e, &t->scratch);

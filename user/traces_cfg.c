@@ -110,7 +110,8 @@ int traces_resolve(const struct traces_opts *o, const char *(*env)(const char *)
 		while (n && base[n - 1] == '/')
 			n--;
 		if (base && memchr(base, '?', n)) {
-			snprintf(err, errlen, "OTLP endpoint '%s': a base URL without a query", base);
+			snprintf(err, errlen, "OTLP endpoint '%s': a base URL without a query",
+				 base);
 			return -EINVAL;
 		}
 		if (n + 11 > sizeof(ts->otlp_url)) {
@@ -128,21 +129,27 @@ int traces_resolve(const struct traces_opts *o, const char *(*env)(const char *)
 		v = pick(NULL, env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 			 "OTEL_EXPORTER_OTLP_PROTOCOL");
 		if (v && strcmp(v, "http/json") && strcmp(v, "http/protobuf")) {
-			snprintf(err, errlen, "OTLP protocol '%s': bunscope sends OTLP/HTTP JSON "
-				 "(http/json); use the collector's HTTP port (4318), not gRPC", v);
+			snprintf(err, errlen,
+				 "OTLP protocol '%s': bunscope sends OTLP/HTTP JSON "
+				 "(http/json); use the collector's HTTP port (4318), not gRPC",
+				 v);
 			return -EINVAL;
 		}
 		if (!is_http_url(ts->otlp_url)) {
-			snprintf(err, errlen, "OTLP endpoint '%s': an http:// or https:// URL is "
-				 "needed (OTLP/HTTP; gRPC is not supported)", ts->otlp_url);
+			snprintf(err, errlen,
+				 "OTLP endpoint '%s': an http:// or https:// URL is "
+				 "needed (OTLP/HTTP; gRPC is not supported)",
+				 ts->otlp_url);
 			return -EINVAL;
 		}
 		ts->tracer.otlp_url = ts->otlp_url;
 	}
 	ts->tracer.zipkin_url = o->zipkin_url;
 	if (o->zipkin_url && !is_http_url(o->zipkin_url)) {
-		snprintf(err, errlen, "--zipkin-endpoint '%s': an http:// or https:// URL, e.g. "
-			 "http://localhost:9411/api/v2/spans", o->zipkin_url);
+		snprintf(err, errlen,
+			 "--zipkin-endpoint '%s': an http:// or https:// URL, e.g. "
+			 "http://localhost:9411/api/v2/spans",
+			 o->zipkin_url);
 		return -EINVAL;
 	}
 	ts->tracer.file_path = o->file;
@@ -172,9 +179,11 @@ int traces_resolve(const struct traces_opts *o, const char *(*env)(const char *)
 		if (!strcmp(sampler, samplers[i].name))
 			si = (int)i;
 	if (si < 0) {
-		snprintf(err, errlen, "sampler '%s': one of always_on, always_off, traceidratio, "
+		snprintf(err, errlen,
+			 "sampler '%s': one of always_on, always_off, traceidratio, "
 			 "parentbased_always_on, parentbased_always_off, "
-			 "parentbased_traceidratio", sampler);
+			 "parentbased_traceidratio",
+			 sampler);
 		return -EINVAL;
 	}
 	arg = pick(o->ratio, env, "OTEL_TRACES_SAMPLER_ARG", NULL);

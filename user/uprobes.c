@@ -49,8 +49,8 @@ static struct bpf_link *attach_one(struct app *a, const struct uprobe_spec *u, i
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, o, .bpf_cookie = cookie, .retprobe = ret,
 		    .func_name = u->symbol);
-	struct bpf_program *prog = ret ? a->ld.skel->progs.bs_uprobe_return
-				       : a->ld.skel->progs.bs_uprobe_enter;
+	struct bpf_program *prog =
+		ret ? a->ld.skel->progs.bs_uprobe_return : a->ld.skel->progs.bs_uprobe_enter;
 
 	return bpf_program__attach_uprobe_opts(prog, pid, u->binary, 0, &o);
 }
@@ -149,10 +149,12 @@ void uprobes_write_metrics(const struct app *a, struct sbuf *sb)
 
 		snprintf(pid, sizeof(pid), "%u", a->targets.t[t].pid);
 		for (int i = 0; i < a->cfg.nuprobes; i++) {
-			struct expo_label l[2] = { { "pid", pid }, { "probe", a->cfg.uprobes[i].label } };
+			struct expo_label l[2] = { { "pid", pid },
+						   { "probe", a->cfg.uprobes[i].label } };
 
 			if (ok[t][i])
-				expo_sample_u64(sb, "bunscope_uprobe_calls_total", l, 2, v[t][i].calls);
+				expo_sample_u64(sb, "bunscope_uprobe_calls_total", l, 2,
+						v[t][i].calls);
 		}
 	}
 	expo_header(sb, "bunscope_uprobe_duration_seconds", "histogram",
@@ -162,7 +164,8 @@ void uprobes_write_metrics(const struct app *a, struct sbuf *sb)
 
 		snprintf(pid, sizeof(pid), "%u", a->targets.t[t].pid);
 		for (int i = 0; i < a->cfg.nuprobes; i++) {
-			struct expo_label l[2] = { { "pid", pid }, { "probe", a->cfg.uprobes[i].label } };
+			struct expo_label l[2] = { { "pid", pid },
+						   { "probe", a->cfg.uprobes[i].label } };
 
 			if (!ok[t][i])
 				continue;

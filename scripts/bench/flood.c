@@ -44,16 +44,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG		"flood"
-#define MAX_SECONDS	600.0
-#define MAX_THREADS	64
-#define MAX_BATCH	1024		/* UIO_MAXIOV, sendmmsg's limit */
-#define TCP_LEN		24		/* 20-byte header + MSS option */
-#define SLOT_SIZE	128		/* bytes per frame buffer */
-#define SLOT_PAD	2		/* so that the IP header is 4-byte aligned */
-#define NSEC		1000000000ULL
-#define BACKOFF_NS	20000		/* after ENOBUFS/EAGAIN */
-#define SLEEP_MAX_NS	50000000	/* longest sleep between stop checks */
+#define PROG	     "flood"
+#define MAX_SECONDS  600.0
+#define MAX_THREADS  64
+#define MAX_BATCH    1024 /* UIO_MAXIOV, sendmmsg's limit */
+#define TCP_LEN	     24	  /* 20-byte header + MSS option */
+#define SLOT_SIZE    128  /* bytes per frame buffer */
+#define SLOT_PAD     2	  /* so that the IP header is 4-byte aligned */
+#define NSEC	     1000000000ULL
+#define BACKOFF_NS   20000    /* after ENOBUFS/EAGAIN */
+#define SLEEP_MAX_NS 50000000 /* longest sleep between stop checks */
 
 /* What every packet of the run shares, set up by main() before the threads. */
 struct flood {
@@ -62,19 +62,19 @@ struct flood {
 	const char *ifname;
 	const char *dst_arg;
 	unsigned char dmac[ETH_ALEN], smac[ETH_ALEN];
-	unsigned char dst[16], src[16];	/* network order */
+	unsigned char dst[16], src[16]; /* network order */
 	unsigned char hostmask[16];	/* random bits of the source (-r) */
 	bool random_src;
 	uint16_t dport;
-	uint64_t rate;			/* packets/s over all threads, 0: no cap */
-	uint64_t count;			/* UINT64_MAX: no count bound */
+	uint64_t rate;	/* packets/s over all threads, 0: no cap */
+	uint64_t count; /* UINT64_MAX: no count bound */
 	double seconds;
 	int threads;
 	unsigned int batch;
 	/* the frame at SLOT_PAD, with source, IP ID, port, sequence and checksums zero */
 	unsigned char tmpl[SLOT_SIZE] __attribute__((aligned(16)));
 	unsigned int frame_len;
-	uint32_t ip_sum, tcp_sum;	/* partial sums of the constant parts */
+	uint32_t ip_sum, tcp_sum; /* partial sums of the constant parts */
 	uint64_t start_ns;
 };
 
@@ -82,13 +82,13 @@ struct sender {
 	pthread_t tid;
 	int idx;
 	int fd;
-	int cpu;			/* -1: not pinned */
-	uint64_t quota;			/* packets this thread sends at most */
-	double rate;			/* its share of -R, 0: no cap */
-	unsigned int pace_batch;	/* batch size while paced */
+	int cpu;		 /* -1: not pinned */
+	uint64_t quota;		 /* packets this thread sends at most */
+	double rate;		 /* its share of -R, 0: no cap */
+	unsigned int pace_batch; /* batch size while paced */
 	uint64_t rng;
 	uint64_t sent, errors;
-	int err;			/* errno of a fatal send error */
+	int err; /* errno of a fatal send error */
 	unsigned char *slots;
 	struct iovec *iov;
 	struct mmsghdr *msgs;
@@ -102,39 +102,40 @@ static pthread_barrier_t start_barrier;
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: " PROG " -i IFACE -d DST_IP -p DPORT [-6] [-s SRC_IP | -r SRC_CIDR]\n"
-"             [-R PPS] [-t SECONDS] [-c COUNT] [-m DST_MAC] [-S SRC_MAC]\n"
-"             [-T THREADS] [-b BATCH]\n"
-"\n"
-"Send TCP SYNs (valid checksums, MSS option) to DST_IP:DPORT out of IFACE\n"
-"through AF_PACKET sockets (qdisc bypassed, sendmmsg batches).  Source ports\n"
-"and sequence numbers are random per packet.  For bunscope's tests and bench.\n"
-"\n"
-"  -i IFACE      Ethernet interface to send on\n"
-"  -d DST_IP     destination address (IPv4, or IPv6 with -6)\n"
-"  -p DPORT      destination TCP port\n"
-"  -6            IPv6: -d, -s and -r take IPv6 addresses\n"
-"  -s SRC_IP     one fixed source address (default: IFACE's own address)\n"
-"  -r SRC_CIDR   a random source per packet, uniform in SRC_CIDR\n"
-"                (e.g. 10.0.0.0/8, or fd00::/16 with -6)\n"
-"  -R PPS        cap the total rate at PPS packets/s (default 0: no cap)\n"
-"  -t SECONDS    stop after SECONDS (default 5, at most 600)\n"
-"  -c COUNT      stop after COUNT packets sent\n"
-"  -m DST_MAC    destination MAC (default: DST_IP's entry in the kernel's\n"
-"                neighbour table for IFACE, resolved first if missing, for\n"
-"                IPv4 and IPv6 alike; DST_IP must be on-link, else pass -m)\n"
-"  -S SRC_MAC    source MAC (default: IFACE's own)\n"
-"  -T THREADS    sender threads, each with its own socket, pinned to a CPU\n"
-"                (default 1, at most %d)\n"
-"  -b BATCH      packets per sendmmsg call (default 64, at most %d)\n"
-"  -h, --help    print this text\n"
-"\n"
-"Stops at the first of -t, -c, SIGINT and SIGTERM, then prints one line\n"
-"  sent=PACKETS seconds=ELAPSED pps=RATE errors=SEND_ERRORS\n"
-"where sent counts the packets the kernel took and errors the sends it\n"
-"refused (ENOBUFS or EAGAIN: the driver's queue was full; backed off and\n"
-"retried).  Exit status 0 on success, 1 on runtime errors, 2 on usage\n"
-"errors.  Needs CAP_NET_RAW.\n", MAX_THREADS, MAX_BATCH);
+		"usage: " PROG " -i IFACE -d DST_IP -p DPORT [-6] [-s SRC_IP | -r SRC_CIDR]\n"
+		"             [-R PPS] [-t SECONDS] [-c COUNT] [-m DST_MAC] [-S SRC_MAC]\n"
+		"             [-T THREADS] [-b BATCH]\n"
+		"\n"
+		"Send TCP SYNs (valid checksums, MSS option) to DST_IP:DPORT out of IFACE\n"
+		"through AF_PACKET sockets (qdisc bypassed, sendmmsg batches).  Source ports\n"
+		"and sequence numbers are random per packet.  For bunscope's tests and bench.\n"
+		"\n"
+		"  -i IFACE      Ethernet interface to send on\n"
+		"  -d DST_IP     destination address (IPv4, or IPv6 with -6)\n"
+		"  -p DPORT      destination TCP port\n"
+		"  -6            IPv6: -d, -s and -r take IPv6 addresses\n"
+		"  -s SRC_IP     one fixed source address (default: IFACE's own address)\n"
+		"  -r SRC_CIDR   a random source per packet, uniform in SRC_CIDR\n"
+		"                (e.g. 10.0.0.0/8, or fd00::/16 with -6)\n"
+		"  -R PPS        cap the total rate at PPS packets/s (default 0: no cap)\n"
+		"  -t SECONDS    stop after SECONDS (default 5, at most 600)\n"
+		"  -c COUNT      stop after COUNT packets sent\n"
+		"  -m DST_MAC    destination MAC (default: DST_IP's entry in the kernel's\n"
+		"                neighbour table for IFACE, resolved first if missing, for\n"
+		"                IPv4 and IPv6 alike; DST_IP must be on-link, else pass -m)\n"
+		"  -S SRC_MAC    source MAC (default: IFACE's own)\n"
+		"  -T THREADS    sender threads, each with its own socket, pinned to a CPU\n"
+		"                (default 1, at most %d)\n"
+		"  -b BATCH      packets per sendmmsg call (default 64, at most %d)\n"
+		"  -h, --help    print this text\n"
+		"\n"
+		"Stops at the first of -t, -c, SIGINT and SIGTERM, then prints one line\n"
+		"  sent=PACKETS seconds=ELAPSED pps=RATE errors=SEND_ERRORS\n"
+		"where sent counts the packets the kernel took and errors the sends it\n"
+		"refused (ENOBUFS or EAGAIN: the driver's queue was full; backed off and\n"
+		"retried).  Exit status 0 on success, 1 on runtime errors, 2 on usage\n"
+		"errors.  Needs CAP_NET_RAW.\n",
+		MAX_THREADS, MAX_BATCH);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
@@ -204,8 +205,9 @@ static void parse_mac(const char *s, unsigned char *mac)
 {
 	int n = 0;
 
-	if (sscanf(s, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%n", &mac[0], &mac[1],
-		   &mac[2], &mac[3], &mac[4], &mac[5], &n) != 6 || s[n])
+	if (sscanf(s, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%n", &mac[0], &mac[1], &mac[2], &mac[3],
+		   &mac[4], &mac[5], &n) != 6 ||
+	    s[n])
 		usage_error("bad MAC address '%s' (want xx:xx:xx:xx:xx:xx)", s);
 }
 
@@ -288,7 +290,8 @@ static void parse_args(int argc, char **argv, const char **src_arg, const char *
 			*smac_arg = optarg;
 			break;
 		case 'R':
-			fl.rate = parse_u64(optarg, 0, 1000000000, "rate", "0..1000000000 packets/s");
+			fl.rate =
+				parse_u64(optarg, 0, 1000000000, "rate", "0..1000000000 packets/s");
 			break;
 		case 'c':
 			fl.count = parse_u64(optarg, 1, UINT64_MAX - 1, "count", ">= 1");
@@ -407,8 +410,8 @@ static bool neigh_match(const struct nlmsghdr *nh, unsigned char *mac)
 	bool dst_ok = false;
 
 	if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*ndm)) || ndm->ndm_ifindex != fl.ifindex ||
-	    ndm->ndm_family != fl.family ||
-	    (ndm->ndm_state & (NUD_INCOMPLETE | NUD_FAILED)) || ndm->ndm_state == NUD_NONE)
+	    ndm->ndm_family != fl.family || (ndm->ndm_state & (NUD_INCOMPLETE | NUD_FAILED)) ||
+	    ndm->ndm_state == NUD_NONE)
 		return false;
 	len = nh->nlmsg_len - NLMSG_HDRLEN;
 	while (off + sizeof(struct rtattr) <= len) {
@@ -516,7 +519,7 @@ static void resolve_dmac(void)
 {
 	int i, r;
 
-	for (i = 0; i < 100; i++) {		/* up to 1 s */
+	for (i = 0; i < 100; i++) { /* up to 1 s */
 		r = neigh_lookup(fl.dmac);
 		if (r < 0)
 			die_errno("cannot read the neighbour table for", fl.ifname);
@@ -526,8 +529,10 @@ static void resolve_dmac(void)
 			neigh_probe();
 		usleep(10000);
 	}
-	fprintf(stderr, PROG ": no neighbour entry for %s on %s (not on-link, or not "
-		"answering ARP/ND); pass -m DST_MAC\n", fl.dst_arg, fl.ifname);
+	fprintf(stderr,
+		PROG ": no neighbour entry for %s on %s (not on-link, or not "
+		     "answering ARP/ND); pass -m DST_MAC\n",
+		fl.dst_arg, fl.ifname);
 	exit(1);
 }
 
@@ -701,8 +706,9 @@ static void sender_init(struct sender *s, int idx, const int *cpus, int ncpus)
 	s->idx = idx;
 	s->fd = open_socket();
 	s->cpu = ncpus ? cpus[idx % ncpus] : -1;
-	s->quota = fl.count == UINT64_MAX ? UINT64_MAX :
-		   fl.count / fl.threads + ((uint64_t)idx < fl.count % fl.threads);
+	s->quota = fl.count == UINT64_MAX
+			   ? UINT64_MAX
+			   : fl.count / fl.threads + ((uint64_t)idx < fl.count % fl.threads);
 	s->rate = (double)fl.rate / fl.threads;
 	s->pace_batch = fl.batch;
 	if (fl.rate) {
@@ -750,7 +756,7 @@ static void pin(struct sender *s)
 		return;
 	CPU_ZERO(&set);
 	CPU_SET(s->cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);	/* best effort */
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set); /* best effort */
 }
 
 /*
@@ -790,7 +796,7 @@ static void *sender_run(void *arg)
 	unsigned int len = 0, off = 0, i;
 
 	pin(s);
-	prctl(PR_SET_TIMERSLACK, 1000UL);	/* 1 us: pacing and backoff */
+	prctl(PR_SET_TIMERSLACK, 1000UL); /* 1 us: pacing and backoff */
 	pthread_barrier_wait(&start_barrier);
 	deadline = fl.start_ns + (uint64_t)(fl.seconds * 1e9);
 	while (!stopping()) {
@@ -851,7 +857,7 @@ static int usable_cpus(int *cpus, int max)
 
 static void setup_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART */
+	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART */
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -909,7 +915,7 @@ int main(int argc, char **argv)
 			strerror(err), (unsigned long long)sent);
 		return 1;
 	}
-	printf("sent=%llu seconds=%.6f pps=%.0f errors=%llu\n", (unsigned long long)sent,
-	       elapsed, elapsed > 0 ? sent / elapsed : 0.0, (unsigned long long)errors);
+	printf("sent=%llu seconds=%.6f pps=%.0f errors=%llu\n", (unsigned long long)sent, elapsed,
+	       elapsed > 0 ? sent / elapsed : 0.0, (unsigned long long)errors);
 	return 0;
 }

@@ -28,7 +28,7 @@
 
 struct conn {
 	int fd;
-	size_t have;		/* bytes of an incomplete frame kept in buf */
+	size_t have; /* bytes of an incomplete frame kept in buf */
 	unsigned char buf[4096];
 };
 
@@ -66,7 +66,8 @@ static int handshake(const char *host, int port, const char *path)
 	snprintf(req, sizeof(req),
 		 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
 		 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-		 "Sec-WebSocket-Version: 13\r\n\r\n", path, host, port);
+		 "Sec-WebSocket-Version: 13\r\n\r\n",
+		 path, host, port);
 	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
 		die("write handshake");
 	/* read exactly the response head: the server sends nothing after it

@@ -33,8 +33,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#define TIMEOUT_NS	2000000000ULL
-#define SOURCES		64
+#define TIMEOUT_NS 2000000000ULL
+#define SOURCES	   64
 
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
@@ -55,8 +55,7 @@ static unsigned long long now_ns(void)
 	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
 }
 
-static unsigned long long attempted, ok, failed, e_timeout, e_refused, e_reset, e_other,
-	e_status;
+static unsigned long long attempted, ok, failed, e_timeout, e_refused, e_reset, e_other, e_status;
 
 static void finish(int ep, struct conn *c, int err, struct conn **free_list, int *inflight)
 {
@@ -206,8 +205,9 @@ int main(int argc, char **argv)
 	stop = t0 + (unsigned long long)(seconds * 1e9);
 	for (;;) {
 		unsigned long long now = now_ns();
-		unsigned long long due = now >= stop ? total :
-			(unsigned long long)((double)(now - t0) * rate / 1e9) + 1;
+		unsigned long long due =
+			now >= stop ? total
+				    : (unsigned long long)((double)(now - t0) * rate / 1e9) + 1;
 		int n;
 
 		if (due > total)
@@ -254,12 +254,12 @@ int main(int argc, char **argv)
 		double el = (double)(now_ns() - t0) / 1e9;
 
 		if (el > seconds)
-			el = seconds;	/* the rate over the attempt phase */
+			el = seconds; /* the rate over the attempt phase */
 		printf("{\"attempted\": %llu, \"ok\": %llu, \"failed\": %llu, \"seconds\": %.3f, "
 		       "\"rate\": %.1f, \"errors\": {\"timeout\": %llu, \"refused\": %llu, "
 		       "\"reset\": %llu, \"other\": %llu, \"bad_status\": %llu}}\n",
-		       attempted, ok, failed, el, (double)ok / el, e_timeout, e_refused,
-		       e_reset, e_other, e_status);
+		       attempted, ok, failed, el, (double)ok / el, e_timeout, e_refused, e_reset,
+		       e_other, e_status);
 	}
 	return 0;
 }

@@ -25,8 +25,8 @@ int main(int argc, char **argv)
 	if (!fgets(line, sizeof(line), stdin))
 		return 1;
 	for (int i = 0; i < rounds; i++) {
-		char *p = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *p = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
 
 		if (p == MAP_FAILED)
 			return 1;
@@ -42,8 +42,8 @@ int main(int argc, char **argv)
 	syscall(SYS_brk, cur);
 	printf("done mmap=%d bytes=%ld madvise_dontneed=%d bytes=%ld madvise_free=%d bytes=%ld "
 	       "munmap=%d bytes=%ld brk=3 grow=65536 shrink=65536\n",
-	       rounds, rounds * 3 * page, rounds, rounds * 2 * page, rounds, rounds * page,
-	       rounds, rounds * 3 * page);
+	       rounds, rounds * 3 * page, rounds, rounds * 2 * page, rounds, rounds * page, rounds,
+	       rounds * 3 * page);
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin))
 		return 0;

@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FZ_CHECK(cond)								\
-	do {									\
-		if (!(cond)) {							\
-			fprintf(stderr, "%s:%d: invariant broken: %s\n",	\
-				__FILE__, __LINE__, #cond);			\
-			abort();						\
-		}								\
+#define FZ_CHECK(cond)                                                                       \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
+			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, \
+				#cond);                                                      \
+			abort();                                                             \
+		}                                                                            \
 	} while (0)
 
 struct fz {

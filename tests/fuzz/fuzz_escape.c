@@ -23,8 +23,11 @@
 static size_t decode(const unsigned char *p, size_t n)
 {
 	static const unsigned int min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-	size_t len = p[0] < 0x80 ? 1 : (p[0] >> 5) == 6 ? 2 : (p[0] >> 4) == 14 ? 3 :
-		     (p[0] >> 3) == 30 ? 4 : 0;
+	size_t len = p[0] < 0x80	 ? 1
+		     : (p[0] >> 5) == 6	 ? 2
+		     : (p[0] >> 4) == 14 ? 3
+		     : (p[0] >> 3) == 30 ? 4
+					 : 0;
 	unsigned int cp;
 
 	if (!len || len > n)
@@ -77,7 +80,7 @@ static void unescape(struct sbuf *out, const char *s, size_t n, int json)
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 
-		FZ_CHECK(c != '"');		/* quotes come escaped */
+		FZ_CHECK(c != '"'); /* quotes come escaped */
 		if (json)
 			FZ_CHECK((unsigned char)c >= 0x20);
 		else
@@ -119,8 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(!label.oom);
 	check_utf8(&label);
 	unescape(&back, label.buf ? label.buf : "", label.len, 0);
-	FZ_CHECK(back.len == want.len && !memcmp(back.buf ? back.buf : "", want.buf ? want.buf : "",
-						  want.len));
+	FZ_CHECK(back.len == want.len &&
+		 !memcmp(back.buf ? back.buf : "", want.buf ? want.buf : "", want.len));
 
 	json_string(&json, in, size);
 	FZ_CHECK(!json.oom && json.len >= 2);
@@ -128,8 +131,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_utf8(&json);
 	sbuf_reset(&back);
 	unescape(&back, json.buf + 1, json.len - 2, 1);
-	FZ_CHECK(back.len == want.len && !memcmp(back.buf ? back.buf : "", want.buf ? want.buf : "",
-						  want.len));
+	FZ_CHECK(back.len == want.len &&
+		 !memcmp(back.buf ? back.buf : "", want.buf ? want.buf : "", want.len));
 
 	sbuf_free(&want);
 	sbuf_free(&label);

@@ -50,28 +50,28 @@
 #include "fuzz.h"
 
 #define HH_CHECK(cond) FZ_CHECK(cond)
-#define MAX_DONE 256
+#define MAX_DONE       256
 #include "../unit/hp_harness.h"
 
 #ifndef FUZZ_WS
 #define FUZZ_WS 0
 #endif
 
-#define MIN_REQUEST	18	/* "GET / HTTP/1.0\r\n\r\n" */
-#define MAX_CONNS	8	/* connections an input may open */
-#define SPAN_ROOM	60	/* the harness keeps 64 span records */
+#define MIN_REQUEST 18 /* "GET / HTTP/1.0\r\n\r\n" */
+#define MAX_CONNS   8  /* connections an input may open */
+#define SPAN_ROOM   60 /* the harness keeps 64 span records */
 
 struct side {
 	struct tconn *t;
-	__u8 fill;		/* stale scratch byte */
+	__u8 fill; /* stale scratch byte */
 };
 
 struct run {
 	struct side s[2];
 	__u8 cfg;
-	int conns;		/* opened so far */
-	__u64 readable[2];	/* readable bytes fed per direction */
-	__u64 total[2];		/* all bytes fed per direction */
+	int conns;	   /* opened so far */
+	__u64 readable[2]; /* readable bytes fed per direction */
+	__u64 total[2];	   /* all bytes fed per direction */
 };
 
 static struct tconn *conn_new(__u8 cfg, __u8 fill)
@@ -215,9 +215,12 @@ static void event(struct run *u, int what)
 		if (!(u->cfg & 1)) {
 			for (int i = 0; i < 2; i++) {
 				struct hp_pos pos = {};
-				struct hp_run r = { .c = &u->s[i].t->c, .scr = u->s[i].t->scr,
-						    .v = &pos, .rec = &u->s[i].t->rec,
-						    .ws = &u->s[i].t->ws, .now = u->s[i].t->now };
+				struct hp_run r = { .c = &u->s[i].t->c,
+						    .scr = u->s[i].t->scr,
+						    .v = &pos,
+						    .rec = &u->s[i].t->rec,
+						    .ws = &u->s[i].t->ws,
+						    .now = u->s[i].t->now };
 
 				hp_shutdown_wr(&r);
 			}
@@ -242,7 +245,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	u.conns = 0;
 	if (FUZZ_WS)
-		u.cfg &= ~3;	/* a server's connection from its start */
+		u.cfg &= ~3; /* a server's connection from its start */
 	run_open(&u);
 	while (!fz_u8(&f, &ctl)) {
 		int dir = ctl & 1, kind = (ctl >> 1) & 3, L = ctl >> 3;

@@ -23,7 +23,7 @@
 #include "fuzz.h"
 #include "routes.h"
 
-#define NHASH 64	/* weak_hash() values */
+#define NHASH 64 /* weak_hash() values */
 
 static int is_hex(char c)
 {
@@ -55,7 +55,7 @@ static __u64 weak_hash(const char *s, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz f = { data, size };
-	__u32 last[NHASH];	/* the latest id remembered for each hash */
+	__u32 last[NHASH]; /* the latest id remembered for each hash */
 	unsigned int max_routes;
 	char label[ROUTES_LABEL_MAX + 1], again[ROUTES_LABEL_MAX + 1], err[128];
 	struct route_table *rt;

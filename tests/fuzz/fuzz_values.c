@@ -172,15 +172,22 @@ static void do_gzip(const char *s)
 /* ---- traces_resolve: flags and a stand-in environment ---- */
 
 static const char *const env_names[] = {
-	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT",
-	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS",
-	"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION",
-	"OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
-	"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER",
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+	"OTEL_EXPORTER_OTLP_HEADERS",
+	"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_COMPRESSION",
+	"OTEL_SERVICE_NAME",
+	"OTEL_TRACES_SAMPLER",
+	"OTEL_TRACES_SAMPLER_ARG",
+	"OTEL_SDK_DISABLED",
+	"OTEL_TRACES_EXPORTER",
 };
-#define NENV	(sizeof(env_names) / sizeof(env_names[0]))
-#define NFLAGS	8	/* the string members of struct traces_opts, in order */
+#define NENV   (sizeof(env_names) / sizeof(env_names[0]))
+#define NFLAGS 8 /* the string members of struct traces_opts, in order */
 
 static char *env_vals[NENV];
 
@@ -286,15 +293,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, f.p, f.n);
 	s[f.n] = 0;
 	switch (which) {
-	case 0: do_bytes(s); break;
-	case 1: do_uint(s); break;
-	case 2: do_rate(s); break;
-	case 3: do_shed(s); break;
-	case 4: do_cidr(s); break;
-	case 6: do_listen(s); break;
-	case 7: do_headers(s); break;
-	case 8: do_gzip(s); break;
-	default: do_preset(s); break;
+	case 0:
+		do_bytes(s);
+		break;
+	case 1:
+		do_uint(s);
+		break;
+	case 2:
+		do_rate(s);
+		break;
+	case 3:
+		do_shed(s);
+		break;
+	case 4:
+		do_cidr(s);
+		break;
+	case 6:
+		do_listen(s);
+		break;
+	case 7:
+		do_headers(s);
+		break;
+	case 8:
+		do_gzip(s);
+		break;
+	default:
+		do_preset(s);
+		break;
 	}
 	free(s);
 	return 0;

@@ -23,7 +23,9 @@
 #endif
 
 struct rec;
-#define HP_RUN_EXTRA struct rec *rec; struct ws_conn *ws;
+#define HP_RUN_EXTRA     \
+	struct rec *rec; \
+	struct ws_conn *ws;
 #include "http_parse.h"
 #include "ws_parse.h"
 #include "traceparent.h"
@@ -53,7 +55,7 @@ struct rec {
 	__u64 path_hash[64];
 	char path[64][BS_PATH_MAX + 1];
 	int path_trunc[64];
-	unsigned long max_steps_over;	/* steps beyond n + 2 for a segment */
+	unsigned long max_steps_over; /* steps beyond n + 2 for a segment */
 	/* WebSocket side */
 	int upgrades;
 	__u64 ws_msgs[2][BS_WS_KINDS], ws_bytes[2][BS_WS_KINDS];
@@ -61,17 +63,17 @@ struct rec {
 	int ws_errors[2][WS_E_MAX];
 	int nclose;
 	__u16 close_codes[16];
-	int resolve;			/* hp_on_path resolves routes (as live) */
-	__u32 fail_from;		/* reads reaching segment offset fail_from - 1
+	int resolve;	 /* hp_on_path resolves routes (as live) */
+	__u32 fail_from; /* reads reaching segment offset fail_from - 1
 					 * fail (a page the kernel cannot read); 0: none */
 	/* traces: the hooks keep what the BPF side keeps in bs_conn.tr */
 	int trace_on;
-	int sample;			/* 1: every request; 2: parent-based (else all) */
-	int cap_left;			/* span starts allowed (-1: no cap) */
+	int sample;   /* 1: every request; 2: parent-based (else all) */
+	int cap_left; /* span starts allowed (-1: no cap) */
 	struct {
 		char target[BS_TRACE_TARGET_MAX + 1];
 		__u32 plen, tlen;
-		int ttrunc, tp;		/* BS_TP_* */
+		int ttrunc, tp; /* BS_TP_* */
 		struct bs_tp tpv;
 	} cur;
 	int nspans;
@@ -81,7 +83,7 @@ struct rec {
 		__u32 plen;
 		int ttrunc, tp;
 		struct bs_tp tpv;
-		int ended, how;		/* how: BS_SPAN_* */
+		int ended, how; /* how: BS_SPAN_* */
 		__u16 status;
 	} spans[64];
 	int nstates;
@@ -108,8 +110,7 @@ HP_INLINE __u64 hp_seed(void)
 	return 0x5eed5eed5eed5eedULL;
 }
 
-HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len,
-			   int truncated)
+HP_INLINE __u32 hp_on_path(struct hp_run *r, __u64 hash, __u32 start, __u32 len, int truncated)
 {
 	struct rec *rec = r->rec;
 	int i = rec->npaths++ % 64;
@@ -127,8 +128,8 @@ HP_INLINE void hp_on_start(struct hp_run *r)
 	r->rec->started++;
 }
 
-HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status,
-			      __u64 req_body, __u64 resp_body)
+HP_INLINE void hp_on_complete(struct hp_run *r, struct hp_slot *s, __u16 status, __u64 req_body,
+			      __u64 resp_body)
 {
 	struct rec *rec = r->rec;
 
@@ -160,7 +161,7 @@ static inline void span_ended(struct rec *rec, __u32 seq, int how, __u16 status)
 {
 	struct span_rec *sp = span_of(rec, seq);
 
-	HH_CHECK(sp != NULL);		/* only traced slots end spans */
+	HH_CHECK(sp != NULL); /* only traced slots end spans */
 	HH_CHECK(sp->ended == 0);
 	sp->ended = 1;
 	sp->how = how;
@@ -404,14 +405,16 @@ static inline const char *last_path(const struct tconn *t)
 	return t->rec.path[(t->rec.npaths - 1) % 64];
 }
 
-#define REQ 0
+#define REQ  0
 #define RESP 1
 
-#define WS_UPGRADE_REQ "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" \
-		       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" \
-		       "Sec-WebSocket-Version: 13\r\n\r\n"
-#define WS_101 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" \
-	       "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+#define WS_UPGRADE_REQ                                                           \
+	"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"                \
+	"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" \
+	"Sec-WebSocket-Version: 13\r\n\r\n"
+#define WS_101                                                       \
+	"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" \
+	"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
 
 static inline struct tconn *ws_open(void)
 {

@@ -22,8 +22,8 @@
 
 #include "../../user/expo.h"
 
-#define PROMTOOL	"/usr/bin/promtool"
-#define FFFD		"\xef\xbf\xbd"
+#define PROMTOOL "/usr/bin/promtool"
+#define FFFD	 "\xef\xbf\xbd"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -90,7 +90,7 @@ static void test_sbuf_grow(void **state)
 	sbuf_free(&sb);
 	assert_null(sb.buf);
 	assert_int_equal(sb.len, 0);
-	sbuf_free(&sb);	/* twice is fine */
+	sbuf_free(&sb); /* twice is fine */
 }
 
 static void test_sbuf_oom_sticks(void **state)
@@ -100,7 +100,7 @@ static void test_sbuf_oom_sticks(void **state)
 	(void)state;
 	sbuf_init(&sb);
 	sbuf_puts(&sb, "kept");
-	sb.oom = 1;	/* as after a failed realloc */
+	sb.oom = 1; /* as after a failed realloc */
 	sbuf_puts(&sb, "dropped");
 	sbuf_printf(&sb, "%d", 42);
 	assert_string_equal(sb.buf, "kept");
@@ -140,10 +140,11 @@ static void test_label_utf8(void **state)
 	/* valid 2-, 3- and 4-byte sequences are kept */
 	expect_label("caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e", 14,
 		     "caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e");
-	expect_label("\xef\xbf\xbf\xf4\x8f\xbf\xbf", 7,
-		     "\xef\xbf\xbf\xf4\x8f\xbf\xbf");
+	expect_label("\xef\xbf\xbf\xf4\x8f\xbf\xbf", 7, "\xef\xbf\xbf\xf4\x8f\xbf\xbf");
 	/* every byte that does not start a valid sequence becomes U+FFFD */
-	expect_label("a\xff\xfe" "b", 4, "a" FFFD FFFD "b");
+	expect_label("a\xff\xfe"
+		     "b",
+		     4, "a" FFFD FFFD "b");
 	expect_label("\x80", 1, FFFD);
 	/* overlong encodings of '/' */
 	expect_label("\xc0\xaf", 2, FFFD FFFD);
@@ -164,11 +165,9 @@ static void test_help_escape(void **state)
 
 	(void)state;
 	sbuf_init(&sb);
-	expo_header(&sb, "x_total", "counter",
-		    "back\\slash\nnew \"quoted\"\ttab \xff");
-	assert_string_equal(sb.buf,
-		"# HELP x_total back\\\\slash\\nnew \"quoted\"\ttab " FFFD "\n"
-		"# TYPE x_total counter\n");
+	expo_header(&sb, "x_total", "counter", "back\\slash\nnew \"quoted\"\ttab \xff");
+	assert_string_equal(sb.buf, "# HELP x_total back\\\\slash\\nnew \"quoted\"\ttab " FFFD "\n"
+				    "# TYPE x_total counter\n");
 	sbuf_free(&sb);
 }
 
@@ -182,9 +181,10 @@ static void test_json_escape(void **state)
 		    "\"\\u000a\\u000d\\u0009\\u0008\\u000c\\u0001\\u001f\"");
 	expect_json("nul\0x", 5, "\"nul\\u0000x\"");
 	expect_json("\x7f", 1, "\"\x7f\"");
-	expect_json("caf\xc3\xa9 \xf0\x9d\x84\x9e", 10,
-		    "\"caf\xc3\xa9 \xf0\x9d\x84\x9e\"");
-	expect_json("a\xff\xc3" "b", 4, "\"a" FFFD FFFD "b\"");
+	expect_json("caf\xc3\xa9 \xf0\x9d\x84\x9e", 10, "\"caf\xc3\xa9 \xf0\x9d\x84\x9e\"");
+	expect_json("a\xff\xc3"
+		    "b",
+		    4, "\"a" FFFD FFFD "b\"");
 }
 
 /* ---- samples ---------------------------------------------------------- */
@@ -228,12 +228,11 @@ static void test_sample(void **state)
 	expo_sample(&sb, "temp", NULL, 0, -1.5e-9);
 	expo_sample(&sb, "seconds", l, 2, 1234.5678);
 	assert_false(sb.oom);
-	assert_string_equal(sb.buf,
-		"up 1\n"
-		"big_total{method=\"GET\"} 18446744073709551615\n"
-		"ratio{method=\"GET\",route=\"/a\\\"b\",empty=\"\"} 0.25\n"
-		"temp -1.5e-09\n"
-		"seconds{method=\"GET\",route=\"/a\\\"b\"} 1234.5678\n");
+	assert_string_equal(sb.buf, "up 1\n"
+				    "big_total{method=\"GET\"} 18446744073709551615\n"
+				    "ratio{method=\"GET\",route=\"/a\\\"b\",empty=\"\"} 0.25\n"
+				    "temp -1.5e-09\n"
+				    "seconds{method=\"GET\",route=\"/a\\\"b\"} 1234.5678\n");
 	sbuf_free(&sb);
 }
 
@@ -248,28 +247,26 @@ static void test_histogram(void **state)
 	sbuf_init(&sb);
 	expo_histogram(&sb, "d_seconds", l, 2, b, 4, c, 12.75);
 	assert_string_equal(sb.buf,
-		"d_seconds_bucket{method=\"GET\",code=\"200\",le=\"0.005\"} 1\n"
-		"d_seconds_bucket{method=\"GET\",code=\"200\",le=\"1\"} 3\n"
-		"d_seconds_bucket{method=\"GET\",code=\"200\",le=\"2.5\"} 3\n"
-		"d_seconds_bucket{method=\"GET\",code=\"200\",le=\"16777216\"} 6\n"
-		"d_seconds_bucket{method=\"GET\",code=\"200\",le=\"+Inf\"} 10\n"
-		"d_seconds_sum{method=\"GET\",code=\"200\"} 12.75\n"
-		"d_seconds_count{method=\"GET\",code=\"200\"} 10\n");
+			    "d_seconds_bucket{method=\"GET\",code=\"200\",le=\"0.005\"} 1\n"
+			    "d_seconds_bucket{method=\"GET\",code=\"200\",le=\"1\"} 3\n"
+			    "d_seconds_bucket{method=\"GET\",code=\"200\",le=\"2.5\"} 3\n"
+			    "d_seconds_bucket{method=\"GET\",code=\"200\",le=\"16777216\"} 6\n"
+			    "d_seconds_bucket{method=\"GET\",code=\"200\",le=\"+Inf\"} 10\n"
+			    "d_seconds_sum{method=\"GET\",code=\"200\"} 12.75\n"
+			    "d_seconds_count{method=\"GET\",code=\"200\"} 10\n");
 
 	/* without labels le is the only one; with no bounds just +Inf */
 	sbuf_reset(&sb);
 	expo_histogram(&sb, "h", NULL, 0, b, 1, c, 0);
-	assert_string_equal(sb.buf,
-		"h_bucket{le=\"0.005\"} 1\n"
-		"h_bucket{le=\"+Inf\"} 3\n"
-		"h_sum 0\n"
-		"h_count 3\n");
+	assert_string_equal(sb.buf, "h_bucket{le=\"0.005\"} 1\n"
+				    "h_bucket{le=\"+Inf\"} 3\n"
+				    "h_sum 0\n"
+				    "h_count 3\n");
 	sbuf_reset(&sb);
 	expo_histogram(&sb, "h", NULL, 0, NULL, 0, c + 4, 1.5);
-	assert_string_equal(sb.buf,
-		"h_bucket{le=\"+Inf\"} 4\n"
-		"h_sum 1.5\n"
-		"h_count 4\n");
+	assert_string_equal(sb.buf, "h_bucket{le=\"+Inf\"} 4\n"
+				    "h_sum 1.5\n"
+				    "h_count 4\n");
 	sbuf_free(&sb);
 }
 
@@ -283,7 +280,7 @@ static void gunzip_check(const char *in, size_t n)
 
 	assert_int_equal(expo_gzip(in, n, &gz, &gzlen), 0);
 	assert_non_null(gz);
-	assert_true(gzlen >= 18);	/* header + trailer */
+	assert_true(gzlen >= 18); /* header + trailer */
 	assert_int_equal((unsigned char)gz[0], 0x1f);
 	assert_int_equal((unsigned char)gz[1], 0x8b);
 
@@ -294,7 +291,7 @@ static void gunzip_check(const char *in, size_t n)
 	zs.next_in = (Bytef *)gz;
 	zs.avail_in = gzlen;
 	zs.next_out = (Bytef *)back;
-	zs.avail_out = n + 1;	/* one spare byte: no trailing garbage */
+	zs.avail_out = n + 1; /* one spare byte: no trailing garbage */
 	assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
 	assert_int_equal(zs.total_out, n);
 	assert_int_equal(zs.avail_in, 0);
@@ -398,11 +395,9 @@ static void expect_listen_bad(const char *spec, const char *why)
 	char err[256] = "";
 	socklen_t len = 0;
 
-	assert_int_equal(expo_parse_listen(spec, &ss, &len, err, sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(expo_parse_listen(spec, &ss, &len, err, sizeof(err)), -EINVAL);
 	if (!strstr(err, why))
-		fail_msg("\"%s\": message \"%s\" lacks \"%s\"",
-			 spec ? spec : "(null)", err, why);
+		fail_msg("\"%s\": message \"%s\" lacks \"%s\"", spec ? spec : "(null)", err, why);
 	if (spec && !strstr(err, spec))
 		fail_msg("\"%s\": message \"%s\" does not name it", spec, err);
 }
@@ -461,8 +456,7 @@ static void test_listen_bad(void **state)
 	{
 		char tiny[4] = "zzz";
 
-		assert_int_equal(expo_parse_listen("x", &ss, &len, tiny,
-						   sizeof(tiny)), -EINVAL);
+		assert_int_equal(expo_parse_listen("x", &ss, &len, tiny, sizeof(tiny)), -EINVAL);
 		assert_int_equal(strlen(tiny), 3);
 	}
 }
@@ -476,8 +470,7 @@ static void build_exposition(struct sbuf *sb)
 	static const unsigned long long c2[] = { 0, 0, 0, 0, 0, 1 };
 	static const char hostile[] = "a\"b\\c\nd\xff\xfe\te\0f";
 	const struct expo_label l1[] = {
-		{ "method", "GET" },
-		{ "route", hostile },	/* stops at the NUL: strlen() */
+		{ "method", "GET" }, { "route", hostile }, /* stops at the NUL: strlen() */
 	};
 	const struct expo_label l2[] = {
 		{ "method", "\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e" },
@@ -486,21 +479,16 @@ static void build_exposition(struct sbuf *sb)
 
 	expo_header(sb, "bunscope_requests_total", "counter",
 		    "Requests \"served\" \\ seen\nby bunscope \xff.");
-	expo_sample_u64(sb, "bunscope_requests_total", l1, 2,
-			18446744073709551615ULL);
+	expo_sample_u64(sb, "bunscope_requests_total", l1, 2, 18446744073709551615ULL);
 	expo_sample_u64(sb, "bunscope_requests_total", l2, 2, 0);
 
-	expo_header(sb, "bunscope_pending_requests", "gauge",
-		    "Requests in flight.");
+	expo_header(sb, "bunscope_pending_requests", "gauge", "Requests in flight.");
 	expo_sample(sb, "bunscope_pending_requests", NULL, 0, 3);
 	expo_sample(sb, "bunscope_pending_requests", l1, 1, 0.5);
 
-	expo_header(sb, "bunscope_request_duration_seconds", "histogram",
-		    "Request duration.");
-	expo_histogram(sb, "bunscope_request_duration_seconds", l1, 2, b, 5,
-		       c1, 0.1 + 0.2);
-	expo_histogram(sb, "bunscope_request_duration_seconds", l2, 2, b, 5,
-		       c2, 1e300);
+	expo_header(sb, "bunscope_request_duration_seconds", "histogram", "Request duration.");
+	expo_histogram(sb, "bunscope_request_duration_seconds", l1, 2, b, 5, c1, 0.1 + 0.2);
+	expo_histogram(sb, "bunscope_request_duration_seconds", l2, 2, b, 5, c2, 1e300);
 }
 
 static void test_promtool(void **state)
@@ -513,7 +501,8 @@ static void test_promtool(void **state)
 	(void)state;
 	if (access(PROMTOOL, X_OK)) {
 		print_message("%s not found (Debian package prometheus): "
-			      "skipping the reference parser check\n", PROMTOOL);
+			      "skipping the reference parser check\n",
+			      PROMTOOL);
 		skip();
 	}
 	sbuf_init(&sb);
@@ -540,20 +529,13 @@ static void test_promtool(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sbuf_grow),
-		cmocka_unit_test(test_sbuf_oom_sticks),
-		cmocka_unit_test(test_label_escape),
-		cmocka_unit_test(test_label_utf8),
-		cmocka_unit_test(test_help_escape),
-		cmocka_unit_test(test_json_escape),
-		cmocka_unit_test(test_double_format),
-		cmocka_unit_test(test_sample),
-		cmocka_unit_test(test_histogram),
-		cmocka_unit_test(test_gzip_roundtrip),
-		cmocka_unit_test(test_accepts_gzip),
-		cmocka_unit_test(test_listen_good),
-		cmocka_unit_test(test_listen_bad),
-		cmocka_unit_test(test_promtool),
+		cmocka_unit_test(test_sbuf_grow),     cmocka_unit_test(test_sbuf_oom_sticks),
+		cmocka_unit_test(test_label_escape),  cmocka_unit_test(test_label_utf8),
+		cmocka_unit_test(test_help_escape),   cmocka_unit_test(test_json_escape),
+		cmocka_unit_test(test_double_format), cmocka_unit_test(test_sample),
+		cmocka_unit_test(test_histogram),     cmocka_unit_test(test_gzip_roundtrip),
+		cmocka_unit_test(test_accepts_gzip),  cmocka_unit_test(test_listen_good),
+		cmocka_unit_test(test_listen_bad),    cmocka_unit_test(test_promtool),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,19 +93,18 @@ static void hex_to(const char *hex, __u8 *out, size_t n)
 		sscanf(hex + 2 * i, "%2hhx", &out[i]);
 }
 
-#define T1	"4bf92f3577b34da6a3ce929d0e0e4736"
-#define S1	"00f067aa0ba902b7"
-#define T2	"0af7651916cd43dd8448eb211c80319c"
-#define S2	"b7ad6b7169203331"
-#define P2	"b9c7c989f97918e1"
-#define T3	"11111111111111111111111111111111"
-#define S3	"2222222222222222"
+#define T1 "4bf92f3577b34da6a3ce929d0e0e4736"
+#define S1 "00f067aa0ba902b7"
+#define T2 "0af7651916cd43dd8448eb211c80319c"
+#define S2 "b7ad6b7169203331"
+#define P2 "b9c7c989f97918e1"
+#define T3 "11111111111111111111111111111111"
+#define S3 "2222222222222222"
 
-#define START	1700000000123456789ULL
+#define START 1700000000123456789ULL
 
 /* an ordinary server span of service svc / process pid */
-static void mk_span(struct span *s, const char *tid, const char *sid,
-		    const char *svc, __u32 pid)
+static void mk_span(struct span *s, const char *tid, const char *sid, const char *svc, __u32 pid)
 {
 	memset(s, 0, sizeof(*s));
 	hex_to(tid, s->trace_id, 16);
@@ -173,16 +172,15 @@ static void mk_batch(struct span sp[3], const struct span *ptrs[3])
  * every assertion of the script held.  The prelude decodes the bytes as
  * strict UTF-8 and the JSON strictly (no NaN, no raw control characters).
  */
-static const char py_prelude[] =
-	"import json, re, sys\n"
-	"def bad(x): raise ValueError('non-JSON constant ' + x)\n"
-	"raw = open(sys.argv[1], 'rb').read()\n"
-	"txt = raw.decode('utf-8')\n"
-	"def load(t): return json.loads(t, parse_constant=bad)\n"
-	"HEX32 = re.compile('^[0-9a-f]{32}$')\n"
-	"HEX16 = re.compile('^[0-9a-f]{16}$')\n"
-	"FFFD = chr(0xfffd)\n"
-	"BS = chr(92)\n";
+static const char py_prelude[] = "import json, re, sys\n"
+				 "def bad(x): raise ValueError('non-JSON constant ' + x)\n"
+				 "raw = open(sys.argv[1], 'rb').read()\n"
+				 "txt = raw.decode('utf-8')\n"
+				 "def load(t): return json.loads(t, parse_constant=bad)\n"
+				 "HEX32 = re.compile('^[0-9a-f]{32}$')\n"
+				 "HEX16 = re.compile('^[0-9a-f]{16}$')\n"
+				 "FFFD = chr(0xfffd)\n"
+				 "BS = chr(92)\n";
 
 static int run_python(const char *script, const char *data, size_t len)
 {
@@ -218,8 +216,7 @@ static int run_python(const char *script, const char *data, size_t len)
 	return WEXITSTATUS(status);
 }
 
-#define assert_python(script, data, len) \
-	assert_int_equal(run_python((script), (data), (len)), 0)
+#define assert_python(script, data, len) assert_int_equal(run_python((script), (data), (len)), 0)
 
 /* ---- OTLP JSON ---------------------------------------------------------- */
 
@@ -407,7 +404,8 @@ static void test_zipkin_json(void **state)
 	sbuf_reset(&sb);
 	zipkin_json_batch(&sb, ptrs, 1);
 	assert_python("d = load(txt)\n"
-		      "assert d[0]['remoteEndpoint'] == {'port': 51234}, d\n", sb.buf, sb.len);
+		      "assert d[0]['remoteEndpoint'] == {'port': 51234}, d\n",
+		      sb.buf, sb.len);
 	sbuf_free(&sb);
 }
 
@@ -463,9 +461,9 @@ static void test_console(void **state)
 			    "client 127.0.0.1:51234 parent " P2 "\n");
 	sbuf_reset(&sb);
 	span_console(&sb, &sp[1]);
-	assert_string_equal(sb.buf,
-			    "span " S2 " trace " T2 " POST - /v1/jobs 503 1.234ms "
-			    "server [2001:db8::1]:8080 parent " P2 " error upstream\\x20unavailable\n");
+	assert_string_equal(sb.buf, "span " S2 " trace " T2 " POST - /v1/jobs 503 1.234ms "
+				    "server [2001:db8::1]:8080 parent " P2
+				    " error upstream\\x20unavailable\n");
 	/* hostile bytes: one line, no control or non-ASCII byte reaches a terminal */
 	sbuf_reset(&sb);
 	span_console(&sb, &sp[2]);
@@ -495,7 +493,9 @@ static void test_parse_headers(void **state)
 	assert_string_equal(out[2], "c: x=y==");
 
 	/* values are percent-decoded (after the split: %2C is a comma) */
-	assert_int_equal(otlp_parse_headers("Authorization=Basic%20dXNlcjpwYXNz,x=a%2Cb%3d%25", out, 8), 2);
+	assert_int_equal(otlp_parse_headers("Authorization=Basic%20dXNlcjpwYXNz,x=a%2Cb%3d%25", out,
+					    8),
+			 2);
 	assert_string_equal(out[0], "Authorization: Basic dXNlcjpwYXNz");
 	assert_string_equal(out[1], "x: a,b=%");
 
@@ -520,36 +520,36 @@ static void test_parse_headers(void **state)
 	assert_int_equal(otlp_parse_headers("a=%4", out, 8), -1);
 	assert_int_equal(otlp_parse_headers("a=%zz", out, 8), -1);
 	assert_int_equal(otlp_parse_headers("a\n=1", out, 8), -1);
-	assert_int_equal(otlp_parse_headers("a=1,b=2,c=3", out, 2), -1);	/* too many */
+	assert_int_equal(otlp_parse_headers("a=1,b=2,c=3", out, 2), -1); /* too many */
 	memset(big, 'v', sizeof(big) - 1);
 	big[0] = 'k';
 	big[1] = '=';
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(otlp_parse_headers(big, out, 8), -1);		/* too long */
-	big[508] = '\0';	/* "k: " + 506 v's + NUL = 510 bytes: fits */
+	assert_int_equal(otlp_parse_headers(big, out, 8), -1); /* too long */
+	big[508] = '\0'; /* "k: " + 506 v's + NUL = 510 bytes: fits */
 	assert_int_equal(otlp_parse_headers(big, out, 8), 1);
 }
 
 /* ---- an in-test HTTP server ---------------------------------------------------- */
 
-#define SRV_REQS	16
+#define SRV_REQS 16
 
 struct req {
-	char *head;		/* request line and header fields */
+	char *head; /* request line and header fields */
 	char *body;
 	size_t blen;
-	double at;		/* when it was complete (now_s()) */
+	double at; /* when it was complete (now_s()) */
 };
 
 struct srv {
 	int lfd;
 	unsigned short port;
-	bool answer;		/* false: listen only, never accept or answer */
+	bool answer; /* false: listen only, never accept or answer */
 	pthread_t th;
 	atomic_bool stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	const char *const *replies;	/* one per request; the last one repeats */
+	const char *const *replies; /* one per request; the last one repeats */
 	int nreplies;
 	int nreq;
 	struct req reqs[SRV_REQS];
@@ -557,7 +557,8 @@ struct srv {
 
 static int listen_any(unsigned short *port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -771,8 +772,7 @@ static const char R200[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 static const char R503[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
 static const char R429[] =
 	"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n";
-static const char R400[] =
-	"HTTP/1.1 400 Bad Request\r\nContent-Length: 8\r\n\r\nbad\x01json";
+static const char R400[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 8\r\n\r\nbad\x01json";
 
 /* ---- exporters ---------------------------------------------------------------- */
 
@@ -812,14 +812,15 @@ static void test_otlp_post_gzip(void **state)
 	assert_non_null(strcasestr(sv.reqs[0].head, "\r\nx-api-key: s cret\r\n"));
 	assert_non_null(strcasestr(sv.reqs[0].head, "\r\nx-tenant: t1\r\n"));
 	assert_int_equal(gunzip(sv.reqs[0].body, sv.reqs[0].blen, &json, &jlen), 0);
-	assert_python("d = load(txt)\n"
-		      "rs = d['resourceSpans']\n"
-		      "assert len(rs) == 2\n"
-		      "n = sum(len(ss['spans']) for r in rs for ss in r['scopeSpans'])\n"
-		      "assert n == 7, n\n"
-		      "ids = [s['spanId'] for r in rs for ss in r['scopeSpans'] for s in ss['spans']]\n"
-		      "assert sorted(ids) == ['%016x' % i for i in range(1, 8)], ids\n",
-		      json, jlen);
+	assert_python(
+		"d = load(txt)\n"
+		"rs = d['resourceSpans']\n"
+		"assert len(rs) == 2\n"
+		"n = sum(len(ss['spans']) for r in rs for ss in r['scopeSpans'])\n"
+		"assert n == 7, n\n"
+		"ids = [s['spanId'] for r in rs for ss in r['scopeSpans'] for s in ss['spans']]\n"
+		"assert sorted(ids) == ['%016x' % i for i in range(1, 8)], ids\n",
+		json, jlen);
 	free(json);
 	srv_stop(&sv);
 }
@@ -885,11 +886,11 @@ static void test_otlp_rejected(void **state)
 	assert_int_equal(st.dropped_rejected[TRACER_OTLP], 6);
 	assert_int_equal(st.errors[TRACER_OTLP], 0);
 	assert_int_equal(st.exported[TRACER_OTLP], 0);
-	assert_int_equal(srv_nreq(&sv), 2);		/* no retries */
-	assert_int_equal(warnings() - w0, 1);		/* the second 400 is not logged */
+	assert_int_equal(srv_nreq(&sv), 2);   /* no retries */
+	assert_int_equal(warnings() - w0, 1); /* the second 400 is not logged */
 	pthread_mutex_lock(&log_mu);
 	assert_non_null(strstr(last_warn, "400"));
-	assert_null(strchr(last_warn, '\x01'));	/* the receiver's text is sanitised */
+	assert_null(strchr(last_warn, '\x01')); /* the receiver's text is sanitised */
 	pthread_mutex_unlock(&log_mu);
 	tracer_stop(t, 1000);
 	srv_stop(&sv);
@@ -961,7 +962,8 @@ static void test_queue_collector_down(void **state)
 	assert_int_equal(st.dropped_rejected[TRACER_OTLP], 0);
 	assert_true(st.queued[TRACER_OTLP] <= 8);
 	assert_int_equal(st.dropped_queue[TRACER_OTLP] + st.queued[TRACER_OTLP] +
-			 st.exported[TRACER_OTLP], 100);
+				 st.exported[TRACER_OTLP],
+			 100);
 
 	t0 = now_s();
 	tracer_stop(t, 500);
@@ -979,7 +981,7 @@ static void test_stop_hung_collector(void **state)
 	double t0;
 
 	(void)state;
-	srv_start(&sv, replies, 1, false);	/* the kernel completes the handshake */
+	srv_start(&sv, replies, 1, false); /* the kernel completes the handshake */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v2/spans", sv.port);
 	cfg.zipkin_url = url;
 	t = tracer_start(&cfg, err, sizeof(err));
@@ -988,7 +990,7 @@ static void test_stop_hung_collector(void **state)
 	/* the POST has started when curl's connection waits to be accepted */
 	assert_int_equal(poll(&(struct pollfd){ .fd = sv.lfd, .events = POLLIN }, 1, 2000), 1);
 	t0 = now_s();
-	tracer_stop(t, 200);	/* the request's own timeout is 10 s */
+	tracer_stop(t, 200); /* the request's own timeout is 10 s */
 	assert_true(now_s() - t0 < 2.0);
 	srv_stop(&sv);
 }
@@ -1074,8 +1076,11 @@ static void test_file_rotation(void **state)
 {
 	char dir[] = "/tmp/test_export.d.XXXXXX", path[128], p[160], *all = NULL;
 	struct tracer_cfg cfg = {
-		.queue_max = 64, .batch_max = 2, .batch_ms = 1,
-		.file_max_bytes = 4096, .file_keep = 2,
+		.queue_max = 64,
+		.batch_max = 2,
+		.batch_ms = 1,
+		.file_max_bytes = 4096,
+		.file_keep = 2,
 	};
 	unsigned long long want = 40;
 	struct tracer_stats st;

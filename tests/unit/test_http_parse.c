@@ -17,8 +17,9 @@
 #define HH_CHECK(cond) assert_true(cond)
 #include "hp_harness.h"
 
-#define RESP_HI "HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=utf-8\r\n" \
-		"Date: Sun, 22 Nov 2026 09:54:49 GMT\r\nContent-Length: 2\r\n\r\nhi"
+#define RESP_HI                                                         \
+	"HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=utf-8\r\n" \
+	"Date: Sun, 22 Nov 2026 09:54:49 GMT\r\nContent-Length: 2\r\n\r\nhi"
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: localhost:3000\r\nUser-Agent: t\r\n\r\n"
 
 /* ---- tests -------------------------------------------------------------------- */
@@ -106,7 +107,8 @@ static void test_pipeline_overflow(void **state)
 	assert_int_equal(pending(t), 0);
 	/* the slotted ones keep their routes (here: unresolved), the rest are _other */
 	for (int i = 0; i < 12; i++)
-		assert_int_equal(t->rec.done[i].route, i < HP_FIFO ? BS_ROUTE_UNRESOLVED : BS_ROUTE_OTHER);
+		assert_int_equal(t->rec.done[i].route,
+				 i < HP_FIFO ? BS_ROUTE_UNRESOLVED : BS_ROUTE_OTHER);
 	assert_int_equal(t->rec.done[10].resp_body, 0);
 	/* back to normal afterwards */
 	feed(t, REQ, GET("/after"));
@@ -142,10 +144,11 @@ static void test_pipeline_overflow(void **state)
 /* The same exchange split at every byte must give the same result. */
 static void test_split_everywhere(void **state)
 {
-	const char *req = "POST /api/items/42?q=z HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
-			  "X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
-			  "\r\nhello world"
-			  "GET /two HTTP/1.1\r\nHost: x\r\n\r\n";
+	const char *req =
+		"POST /api/items/42?q=z HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+		"X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+		"\r\nhello world"
+		"GET /two HTTP/1.1\r\nHost: x\r\n\r\n";
 	const char *resp = "HTTP/1.1 201 Created\r\nContent-Length: 5\r\nDate: x\r\n\r\nabcde"
 			   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n"
 			   "0123456789abcdef\r\n0\r\n\r\n";
@@ -184,8 +187,9 @@ static void test_split_everywhere(void **state)
 /* Byte-by-byte delivery of everything. */
 static void test_bytewise(void **state)
 {
-	const char *req = GET("/users/7") "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-			  "5\r\nhello\r\n0\r\n\r\n";
+	const char *req =
+		GET("/users/7") "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+				"5\r\nhello\r\n0\r\n\r\n";
 	const char *resp = RESP_HI "HTTP/1.1 204 No Content\r\nDate: x\r\n\r\n";
 	struct tconn *t = tc_new();
 
@@ -210,7 +214,8 @@ static void test_large_bodies(void **state)
 
 	(void)state;
 	memset(body, 'z', blen);
-	snprintf(head, sizeof(head), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", blen);
+	snprintf(head, sizeof(head),
+		 "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", blen);
 	feed(t, REQ, head);
 	/* the body arrives in 64 KiB reads; only the count matters */
 	feed_split(t, REQ, body, blen, 65536);
@@ -287,10 +292,12 @@ static void test_head_204_304_100_101(void **state)
 	assert_int_equal(t->rec.done[0].resp_body, 0);
 
 	feed(t, REQ, GET("/a") GET("/b"));
-	feed(t, RESP, "HTTP/1.1 304 Not Modified\r\nDate: x\r\n\r\nHTTP/1.1 204 No Content\r\nDate: x\r\n\r\n");
+	feed(t, RESP,
+	     "HTTP/1.1 304 Not Modified\r\nDate: x\r\n\r\nHTTP/1.1 204 No Content\r\nDate: x\r\n\r\n");
 	assert_int_equal(t->rec.completed, 3);
 
-	feed(t, REQ, "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+	feed(t, REQ,
+	     "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
 	feed(t, RESP, "HTTP/1.1 100 Continue\r\n\r\n");
 	assert_int_equal(t->rec.completed, 3);
 	assert_int_equal(pending(t), 1);
@@ -299,7 +306,8 @@ static void test_head_204_304_100_101(void **state)
 	assert_int_equal(t->rec.completed, 4);
 	assert_int_equal(t->rec.done[3].req_body, 3);
 
-	feed(t, REQ, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+	feed(t, REQ,
+	     "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
 	feed(t, RESP, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
 	assert_int_equal(t->rec.completed, 5);
 	assert_int_equal(t->rec.done[4].status, 101);
@@ -380,7 +388,7 @@ static void test_request_line_cache(void **state)
 	assert_int_equal(t->rec.started, 7);
 	assert_true(t->c.req.mflags & HP_RF_ANCIENT);
 	feed(t, RESP, RESP_HI);
-	feed(t, REQ, "GET / HTTP/1.1\r\n\r\n");	/* 1.1 again, without Host */
+	feed(t, REQ, "GET / HTTP/1.1\r\n\r\n"); /* 1.1 again, without Host */
 	assert_int_equal(t->rec.rejects[BS_REJ_HOST], 1);
 	free(t);
 
@@ -401,7 +409,7 @@ static void test_request_line_cache(void **state)
 struct reject_case {
 	const char *name;
 	const char *req;
-	int reason;		/* -1: accepted */
+	int reason; /* -1: accepted */
 };
 
 /* Expectations measured against Bun 1.4.5 (see tests/integration). */
@@ -428,25 +436,48 @@ static const struct reject_case reject_cases[] = {
 	{ "space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", BS_REJ_HEADER },
 	{ "empty name", "GET / HTTP/1.1\r\nHost: x\r\n: y\r\n\r\n", BS_REJ_HEADER },
 	{ "no colon", "GET / HTTP/1.1\r\nHost: x\r\nfoo\r\n\r\n", BS_REJ_HEADER },
-	{ "ctl in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n", BS_REJ_HEADER },
+	{ "ctl in value",
+	  "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01"
+	  "b\r\n\r\n",
+	  BS_REJ_HEADER },
 	{ "tab in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n", -1 },
-	{ "del in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7f" "b\r\n\r\n", -1 },
+	{ "del in value",
+	  "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7f"
+	  "b\r\n\r\n",
+	  -1 },
 	{ "cr alone", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", BS_REJ_HEADER },
 	{ "bad host value ok", "GET / HTTP/1.1\r\nHost: x y\r\n\r\n", -1 },
-	{ "cl dup same", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", -1 },
-	{ "cl dup diff", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n", BS_REJ_CONTENT_LENGTH },
-	{ "cl empty", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n", BS_REJ_CONTENT_LENGTH },
-	{ "cl neg", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", BS_REJ_CONTENT_LENGTH },
-	{ "cl huge", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n", BS_REJ_CONTENT_LENGTH },
-	{ "cl+te", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
-	{ "te chunked case", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ChUnKeD\r\n\r\n0\r\n\r\n", -1 },
-	{ "te trailing comma", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", -1 },
-	{ "te gzip,chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
-	{ "te identity", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
-	{ "te twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", BS_REJ_TRANSFER_ENCODING },
+	{ "cl dup same",
+	  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", -1 },
+	{ "cl dup diff",
+	  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n",
+	  BS_REJ_CONTENT_LENGTH },
+	{ "cl empty", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
+	  BS_REJ_CONTENT_LENGTH },
+	{ "cl neg", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+	  BS_REJ_CONTENT_LENGTH },
+	{ "cl huge", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	  BS_REJ_CONTENT_LENGTH },
+	{ "cl+te",
+	  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	  BS_REJ_TRANSFER_ENCODING },
+	{ "te chunked case",
+	  "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ChUnKeD\r\n\r\n0\r\n\r\n", -1 },
+	{ "te trailing comma",
+	  "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", -1 },
+	{ "te gzip,chunked",
+	  "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+	  BS_REJ_TRANSFER_ENCODING },
+	{ "te identity", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+	  BS_REJ_TRANSFER_ENCODING },
+	{ "te twice",
+	  "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	  BS_REJ_TRANSFER_ENCODING },
 	{ "tls", "\x16\x03\x01\x00\xc4\x01\x00\x00\xc0\x03\x03", BS_REJ_TLS },
 	{ "binary", "\x01\x02\x03garbage", BS_REJ_GARBAGE },
-	{ "bad chunk", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", BS_REJ_CHUNKED },
+	{ "bad chunk",
+	  "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+	  BS_REJ_CHUNKED },
 };
 
 static void test_rejections(void **state)
@@ -462,12 +493,12 @@ static void test_rejections(void **state)
 			total += t->rec.rejects[k];
 		if (rc->reason < 0) {
 			if (total || t->rec.started != 1)
-				fail_msg("%s: expected accepted, rejects=%d started=%d", rc->name, total,
-					 t->rec.started);
+				fail_msg("%s: expected accepted, rejects=%d started=%d", rc->name,
+					 total, t->rec.started);
 		} else {
 			if (t->rec.rejects[rc->reason] != 1 || total != 1)
-				fail_msg("%s: expected reason %d once, got total %d", rc->name, rc->reason,
-					 total);
+				fail_msg("%s: expected reason %d once, got total %d", rc->name,
+					 rc->reason, total);
 			/* a bad chunk is found after dispatch: that request was pending */
 			if (rc->reason != BS_REJ_CHUNKED && t->rec.started)
 				fail_msg("%s: rejected request was started", rc->name);
@@ -574,8 +605,8 @@ static void check_chunk_case(const struct chunk_case *cc, const char *req, size_
 	feed_split(t, REQ, req, strlen(req), piece);
 	if (cc->ok) {
 		if (t->rec.started != 2 || t->rec.rejects[BS_REJ_CHUNKED])
-			fail_msg("%s (pieces of %zu): started %d, chunk rejects %d", cc->name, piece,
-				 t->rec.started, t->rec.rejects[BS_REJ_CHUNKED]);
+			fail_msg("%s (pieces of %zu): started %d, chunk rejects %d", cc->name,
+				 piece, t->rec.started, t->rec.rejects[BS_REJ_CHUNKED]);
 		feed(t, RESP, RESP_HI RESP_HI);
 		assert_int_equal(t->rec.completed, 2);
 		if (t->rec.done[0].req_body != (strstr(cc->body, "hellooo") ? 12 : 5))
@@ -583,8 +614,8 @@ static void check_chunk_case(const struct chunk_case *cc, const char *req, size_
 				 (unsigned long long)t->rec.done[0].req_body);
 	} else {
 		if (t->rec.started != 1 || t->rec.rejects[BS_REJ_CHUNKED] != 1)
-			fail_msg("%s (pieces of %zu): started %d, chunk rejects %d", cc->name, piece,
-				 t->rec.started, t->rec.rejects[BS_REJ_CHUNKED]);
+			fail_msg("%s (pieces of %zu): started %d, chunk rejects %d", cc->name,
+				 piece, t->rec.started, t->rec.rejects[BS_REJ_CHUNKED]);
 		/* dispatched, then Bun's canned 400: aborted */
 		feed(t, RESP, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
 		assert_int_equal(t->rec.aborted, 1);
@@ -596,7 +627,8 @@ static void check_chunk_case(const struct chunk_case *cc, const char *req, size_
 
 static void test_chunk_lines(void **state)
 {
-	static const char head[] = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char head[] =
+		"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 	char req[512];
 
 	(void)state;
@@ -613,7 +645,8 @@ static void test_chunk_lines(void **state)
 /* Chunk extensions up to 16 KiB pass (across windows); longer: Bun's 413. */
 static void test_chunk_extension_limit(void **state)
 {
-	static const char head[] = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char head[] =
+		"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 	char *req = malloc(40000);
 
 	(void)state;
@@ -632,7 +665,8 @@ static void test_chunk_extension_limit(void **state)
 		} else {
 			assert_int_equal(t->rec.started, 1);
 			assert_int_equal(t->rec.rejects[BS_REJ_CHUNKED], 1);
-			feed(t, RESP, "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n");
+			feed(t, RESP,
+			     "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n");
 			assert_int_equal(t->rec.aborted, 1);
 			assert_int_equal(t->rec.completed, 0);
 		}
@@ -693,8 +727,9 @@ static void test_canned_responses(void **state)
 	/* an app's own 400 is a request like any other */
 	t = tc_new();
 	feed(t, REQ, GET("/"));
-	feed(t, RESP, "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nDate: x\r\n"
-		      "Content-Length: 3\r\n\r\nbad");
+	feed(t, RESP,
+	     "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nDate: x\r\n"
+	     "Content-Length: 3\r\n\r\nbad");
 	assert_int_equal(t->rec.completed, 1);
 	assert_int_equal(t->rec.done[0].status, 400);
 	free(t);
@@ -759,7 +794,8 @@ static void test_client_connection(void **state)
 
 	t = tc_new();
 	t->c.cflags = HP_CF_CLIENT;
-	feed(t, REQ, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+	feed(t, REQ,
+	     "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
 	feed(t, RESP, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
 	assert_int_equal(t->rec.completed, 1);
 	assert_int_equal(t->rec.done[0].status, 101);
@@ -876,7 +912,7 @@ static void test_ws_exchange(void **state)
 	static __u8 in[4096], out[4096];
 	struct tconn *t = tc_new();
 	size_t ni = 0, no = 0;
-	__u8 code[2] = { 0x0f, 0xa1 };	/* 4001 */
+	__u8 code[2] = { 0x0f, 0xa1 }; /* 4001 */
 
 	(void)state;
 	feed(t, REQ, WS_UPGRADE_REQ);
@@ -891,8 +927,8 @@ static void test_ws_exchange(void **state)
 	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_TEXT], 1);
 	assert_int_equal(t->rec.ws_bytes[RESP][BS_WS_TEXT], 7);
 
-	ni = ws_frame(in, 1, 0, WS_OP_TEXT, 1, NULL, 300, 0);		/* 16-bit length */
-	ni += ws_frame(in + ni, 1, 0, WS_OP_BINARY, 1, NULL, 3, 127);	/* 64-bit form */
+	ni = ws_frame(in, 1, 0, WS_OP_TEXT, 1, NULL, 300, 0);	      /* 16-bit length */
+	ni += ws_frame(in + ni, 1, 0, WS_OP_BINARY, 1, NULL, 3, 127); /* 64-bit form */
 	ni += ws_frame(in + ni, 1, 0, WS_OP_PING, 1, NULL, 4, 0);
 	ni += ws_frame(in + ni, 1, 0, WS_OP_CLOSE, 1, code, 2, 0);
 	feed_ex(t, REQ, in, ni, 1);
@@ -912,7 +948,7 @@ static void test_ws_exchange(void **state)
 	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_PONG], 1);
 	assert_int_equal(t->rec.ws_msgs[RESP][BS_WS_CLOSE], 1);
 	assert_int_equal(t->rec.nclose, 2);
-	assert_int_equal(t->rec.close_codes[0], 4001);	/* unmasked from the client's */
+	assert_int_equal(t->rec.close_codes[0], 4001); /* unmasked from the client's */
 	assert_int_equal(t->rec.close_codes[1], 4001);
 	assert_ws_clean(t);
 	assert_int_equal(pending(t), 0);
@@ -935,7 +971,7 @@ static void test_ws_fragments(void **state)
 	/* a compressed (RSV1) binary message in two fragments */
 	n += ws_frame(in + n, 0, 4, WS_OP_BINARY, 1, NULL, 7, 0);
 	n += ws_frame(in + n, 1, 0, WS_OP_CONT, 1, NULL, 8, 0);
-	n += ws_frame(in + n, 1, 0, WS_OP_CLOSE, 1, NULL, 0, 0);	/* no code */
+	n += ws_frame(in + n, 1, 0, WS_OP_CLOSE, 1, NULL, 0, 0); /* no code */
 	feed_ex(t, REQ, in, n, 1);
 	assert_ws_clean(t);
 	assert_int_equal(t->rec.ws_msgs[REQ][BS_WS_TEXT], 1);
@@ -966,15 +1002,15 @@ static void test_ws_errors(void **state)
 		size_t len;
 		int dir, err;
 	} cases[] = {
-		{ 1, 0, WS_OP_TEXT, 0, 0, 3, REQ, WS_E_MASK },		/* client unmasked */
-		{ 1, 0, WS_OP_TEXT, 1, 0, 3, RESP, WS_E_MASK },		/* server masked */
+		{ 1, 0, WS_OP_TEXT, 0, 0, 3, REQ, WS_E_MASK },	/* client unmasked */
+		{ 1, 0, WS_OP_TEXT, 1, 0, 3, RESP, WS_E_MASK }, /* server masked */
 		{ 1, 0, 3, 1, 0, 3, REQ, WS_E_OPCODE },
 		{ 1, 0, 0xB, 1, 0, 3, REQ, WS_E_OPCODE },
-		{ 0, 0, WS_OP_PING, 1, 0, 3, REQ, WS_E_CONTROL },	/* fragmented control */
-		{ 1, 0, WS_OP_PING, 1, 126, 3, REQ, WS_E_CONTROL },	/* long control */
+		{ 0, 0, WS_OP_PING, 1, 0, 3, REQ, WS_E_CONTROL },   /* fragmented control */
+		{ 1, 0, WS_OP_PING, 1, 126, 3, REQ, WS_E_CONTROL }, /* long control */
 		{ 1, 2, WS_OP_TEXT, 1, 0, 3, REQ, WS_E_RSV },
 		{ 1, 4, WS_OP_PONG, 1, 0, 3, REQ, WS_E_RSV },
-		{ 1, 0, WS_OP_CONT, 1, 0, 3, REQ, WS_E_SEQUENCE },	/* orphan continuation */
+		{ 1, 0, WS_OP_CONT, 1, 0, 3, REQ, WS_E_SEQUENCE }, /* orphan continuation */
 	};
 	__u8 buf[512];
 
@@ -982,8 +1018,8 @@ static void test_ws_errors(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tconn *t = ws_open();
 		int other = !cases[i].dir;
-		size_t n = ws_frame(buf, cases[i].fin, cases[i].rsv, cases[i].op,
-				    cases[i].masked, NULL, cases[i].len, cases[i].force_len);
+		size_t n = ws_frame(buf, cases[i].fin, cases[i].rsv, cases[i].op, cases[i].masked,
+				    NULL, cases[i].len, cases[i].force_len);
 
 		feed_ex(t, cases[i].dir, buf, n, 1);
 		assert_int_equal(t->rec.ws_errors[cases[i].dir][cases[i].err], 1);
@@ -1074,14 +1110,17 @@ static void test_ws_random_streams(void **state)
 
 						len[dir] += ws_frame(buf[dir] + len[dir], 1, 0, cop,
 								     dir == REQ, NULL, cl, 0);
-						want_msgs[dir][cop == WS_OP_PING ? BS_WS_PING : BS_WS_PONG]++;
-						want_bytes[dir][cop == WS_OP_PING ? BS_WS_PING : BS_WS_PONG] += cl;
+						want_msgs[dir][cop == WS_OP_PING ? BS_WS_PING
+										 : BS_WS_PONG]++;
+						want_bytes[dir][cop == WS_OP_PING ? BS_WS_PING
+										  : BS_WS_PONG] +=
+							cl;
 					}
 				}
 				want_msgs[dir][kind]++;
 			}
 			if (rnd() % 2) {
-				__u8 code[2] = { 0x03, 0xe8 };	/* 1000 */
+				__u8 code[2] = { 0x03, 0xe8 }; /* 1000 */
 
 				len[dir] += ws_frame(buf[dir] + len[dir], 1, 0, WS_OP_CLOSE,
 						     dir == REQ, code, 2, 0);
@@ -1170,8 +1209,8 @@ static void test_random_valid_streams(void **state)
 		struct tconn *t = tc_new();
 		size_t rl = 0, pl = 0;
 
-		t->rec.resolve = iter & 1;	/* with and without the line cache */
-		int n = 1 + (int)(rnd() % HP_FIFO);	/* beyond HP_FIFO: test_pipeline_overflow */
+		t->rec.resolve = iter & 1;	    /* with and without the line cache */
+		int n = 1 + (int)(rnd() % HP_FIFO); /* beyond HP_FIFO: test_pipeline_overflow */
 		__u64 want_req = 0, want_resp = 0;
 
 		for (int i = 0; i < n; i++) {
@@ -1179,18 +1218,23 @@ static void test_random_valid_streams(void **state)
 			int blen = (int)(rnd() % 3000);
 
 			if (kind == 0) {
-				rl += (size_t)sprintf(req + rl, "GET /r/%d?x=%d HTTP/1.1\r\nHost: h\r\n"
-						      "Accept: */*\r\n\r\n", i, iter);
+				rl += (size_t)sprintf(req + rl,
+						      "GET /r/%d?x=%d HTTP/1.1\r\nHost: h\r\n"
+						      "Accept: */*\r\n\r\n",
+						      i, iter);
 			} else if (kind == 1) {
-				rl += (size_t)sprintf(req + rl, "POST /p HTTP/1.1\r\nHost: h\r\n"
-						      "Content-Length: %d\r\n\r\n", blen);
+				rl += (size_t)sprintf(req + rl,
+						      "POST /p HTTP/1.1\r\nHost: h\r\n"
+						      "Content-Length: %d\r\n\r\n",
+						      blen);
 				memset(req + rl, 'b', blen);
 				rl += blen;
 				want_req += blen;
 			} else {
 				int left = blen;
 
-				rl += (size_t)sprintf(req + rl, "PUT /c HTTP/1.1\r\nHost: h\r\n"
+				rl += (size_t)sprintf(req + rl,
+						      "PUT /c HTTP/1.1\r\nHost: h\r\n"
 						      "Transfer-Encoding: chunked\r\n\r\n");
 				while (left > 0) {
 					int c = 1 + (int)(rnd() % 700);
@@ -1208,14 +1252,17 @@ static void test_random_valid_streams(void **state)
 				want_req += blen;
 			}
 			if (rnd() % 2) {
-				pl += (size_t)sprintf(resp + pl, "HTTP/1.1 200 OK\r\nDate: x\r\n"
-						      "Content-Length: %d\r\n\r\n", blen);
+				pl += (size_t)sprintf(resp + pl,
+						      "HTTP/1.1 200 OK\r\nDate: x\r\n"
+						      "Content-Length: %d\r\n\r\n",
+						      blen);
 				memset(resp + pl, 'r', blen);
 				pl += blen;
 			} else {
 				int left = blen;
 
-				pl += (size_t)sprintf(resp + pl, "HTTP/1.1 200 OK\r\n"
+				pl += (size_t)sprintf(resp + pl,
+						      "HTTP/1.1 200 OK\r\n"
 						      "Transfer-Encoding: chunked\r\n\r\n");
 				while (left > 0) {
 					int c = 1 + (int)(rnd() % 900);
@@ -1289,9 +1336,12 @@ static void test_random_garbage(void **state)
 			__u64 v = rnd();
 
 			if (v % 7 == 0 && i + 40 < len) {
-				static const char *frags[] = { GET("/"), "\r\n", "Content-Length: 5\r\n",
+				static const char *frags[] = { GET("/"),
+							       "\r\n",
+							       "Content-Length: 5\r\n",
 							       "Transfer-Encoding: chunked\r\n\r\n",
-							       "HTTP/1.1 200 OK\r\n", "0\r\n\r\n" };
+							       "HTTP/1.1 200 OK\r\n",
+							       "0\r\n\r\n" };
 				const char *f = frags[v % 6];
 				size_t fl = strlen(f);
 
@@ -1340,14 +1390,14 @@ static void test_tp_parse(void **state)
 	} cases[] = {
 		{ TP_S, 1 },
 		{ TP_U, 1 },
-		{ "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", 0 },	/* uppercase */
-		{ "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },	/* version ff */
-		{ "00-00000000000000000000000000000000-00f067aa0ba902b7-01", 0 },	/* zero trace */
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", 0 },	/* zero parent */
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", 0 },	/* 00: 55 only */
-		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what", 1 },	/* future */
+		{ "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", 0 },  /* uppercase */
+		{ "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },  /* version ff */
+		{ "00-00000000000000000000000000000000-00f067aa0ba902b7-01", 0 },  /* zero trace */
+		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", 0 },  /* zero parent */
+		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", 0 }, /* 00: 55 only */
+		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what", 1 }, /* future */
 		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0", 0 },	/* short */
+		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0", 0 }, /* short */
 		{ "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
 		{ "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", 0 },
 		{ "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
@@ -1413,8 +1463,9 @@ static void test_trace_bad_parent(void **state)
 
 	(void)state;
 	/* two traceparent fields: neither counts */
-	feed(t, REQ, "GET / HTTP/1.1\r\nHost: h\r\ntraceparent: " TP_S "\r\n"
-		     "traceparent: " TP_S "\r\n\r\n");
+	feed(t, REQ,
+	     "GET / HTTP/1.1\r\nHost: h\r\ntraceparent: " TP_S "\r\n"
+	     "traceparent: " TP_S "\r\n\r\n");
 	assert_int_equal(t->rec.nspans, 1);
 	assert_int_equal(t->rec.spans[0].tp, BS_TP_BAD);
 	feed(t, RESP, RESP_HI);
@@ -1511,8 +1562,8 @@ static void test_trace_pipeline_overflow(void **state)
 		assert_int_equal(t->rec.spans[i].seq, i);
 		assert_string_equal(t->rec.spans[i].target, want);
 	}
-	feed(t, RESP, RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI
-		      RESP_HI);
+	feed(t, RESP,
+	     RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI RESP_HI);
 	for (int i = 0; i < 12; i++)
 		assert_int_equal(t->rec.spans[i].ended, i < 10);
 	tc_close(t);
@@ -1543,8 +1594,9 @@ static void test_trace_tracestate(void **state)
 	(void)state;
 	feed(t, REQ, GET("/"));
 	feed(t, RESP, RESP_HI);
-	feed(t, REQ, "GET / HTTP/1.1\r\nHost: h\r\ntracestate: rojo=00f067aa0ba902b7, congo=t61rcWkgMzE\r\n"
-		     "traceparent: " TP_S "\r\n\r\n");
+	feed(t, REQ,
+	     "GET / HTTP/1.1\r\nHost: h\r\ntracestate: rojo=00f067aa0ba902b7, congo=t61rcWkgMzE\r\n"
+	     "traceparent: " TP_S "\r\n\r\n");
 	assert_int_equal(t->rec.nstates, 1);
 	assert_string_equal(t->rec.tracestate[0], "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE");
 	assert_int_equal(t->rec.tracestate_seq[0], 1);

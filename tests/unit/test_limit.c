@@ -72,7 +72,8 @@ static void test_gcra(void **state)
 
 	/* 1000 offers a second for 10 s against 100/s: the burst plus 100 a second */
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(offer(BS_LIM_TOKEN_BUCKET, 100, 20, t0, MS, 10000 * MS, &s), 20 + 1000 - 1);
+	assert_int_equal(offer(BS_LIM_TOKEN_BUCKET, 100, 20, t0, MS, 10000 * MS, &s),
+			 20 + 1000 - 1);
 	/* below the rate everything passes */
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(offer(BS_LIM_TOKEN_BUCKET, 100, 1, t0, 20 * MS, 10000 * MS, &s), 500);
@@ -88,7 +89,7 @@ static void test_window(void **state)
 	__u64 t0 = 7000 * MS, passed;
 
 	(void)state;
-	lim_rate_init(&r, 100, 50);	/* 50 in any 0.5 s */
+	lim_rate_init(&r, 100, 50); /* 50 in any 0.5 s */
 	for (int i = 0; i < 50; i++)
 		assert_true(lim_window(&s.a, &s.w, &r, t0 + (__u64)i));
 	assert_false(lim_window(&s.a, &s.w, &r, t0 + 100));
@@ -187,10 +188,10 @@ static void test_peer_keys(void **state)
 	assert_int_equal(limit_parse_cidr("10.230.0.0/15", &c), 0);
 	assert_true(limit_key_in_cidr(&a, &c));
 	assert_int_equal(limit_parse_cidr("fd00:231:1::2", &c), 0);
-	assert_false(limit_key_in_cidr(&a, &c));	/* another family */
+	assert_false(limit_key_in_cidr(&a, &c)); /* another family */
 	limit_cidr_key(&c, 64, &a);
 	assert_int_equal(a.hi, 0xfd00023100010000ULL);
-	assert_true(limit_key_in_cidr(&a, &c) == false);	/* the host bits are gone */
+	assert_true(limit_key_in_cidr(&a, &c) == false); /* the host bits are gone */
 	assert_int_equal(limit_parse_cidr("fd00:231::/32", &c), 0);
 	assert_true(limit_key_in_cidr(&a, &c));
 	assert_int_equal(limit_parse_cidr("::/0", &c), 0);
@@ -253,7 +254,7 @@ static void test_shed_window(void **state)
 	for (; t < 15; t++)
 		snap_add(&w, &cum, t, 100, 1, 0);
 	shed_window_eval(&w, &o, bounds, &ev);
-	assert_int_equal(ev.requests, 1000);	/* a 10 s window */
+	assert_int_equal(ev.requests, 1000); /* a 10 s window */
 	assert_true(ev.p99 > 0.005 && ev.p99 <= 0.01);
 	assert_false(ev.trip);
 	/* slow ones: 50 a second in (0.25, 0.5]: p99 there after a while */
@@ -295,7 +296,7 @@ static void test_shed_window(void **state)
 	assert_false(ev.trip);
 }
 
-#define TICK	(1ULL << BS_LIM_TICK_SHIFT)
+#define TICK (1ULL << BS_LIM_TICK_SHIFT)
 
 static void test_slots(void **state)
 {
@@ -392,7 +393,7 @@ static int cmp_u64(const void *a, const void *b)
  * a million sources apart. */
 static void test_fingerprint(void **state)
 {
-	enum { N = 1 << 20, MASK = 32767 };	/* the default table's buckets */
+	enum { N = 1 << 20, MASK = 32767 }; /* the default table's buckets */
 	__u64 *id = malloc(N * sizeof(*id));
 	int same = 0;
 
@@ -477,9 +478,9 @@ static void test_parse_rate(void **state)
 
 static void test_parse_rate_bad(void **state)
 {
-	static const char *const bad[] = { "", ":", "0:5", "5:0", "x", "1:", ":1", "-1:2",
-					   "4294967296:1", "1:2:3", "1.5:2", " 1:2",
-					   "2000000000:1" };
+	static const char *const bad[] = { "",	    ":",    "0:5",	   "5:0",	   "x",
+					   "1:",    ":1",   "-1:2",	   "4294967296:1", "1:2:3",
+					   "1.5:2", " 1:2", "2000000000:1" };
 	__u32 r, b;
 
 	(void)state;
@@ -513,8 +514,10 @@ static void cidr_is(const char *in, const char *want)
 
 static void test_cidr(void **state)
 {
-	static const char *const bad[] = { "", "/8", "10.0.0.0/", "10.0.0.0/33", "::/129", "x",
-					   "10.0.0/8", "10.0.0.0/8/8", "10.0.0.0/-1", "1.2.3.4 " };
+	static const char *const bad[] = {
+		"",  "/8",	 "10.0.0.0/",	 "10.0.0.0/33", "::/129",
+		"x", "10.0.0/8", "10.0.0.0/8/8", "10.0.0.0/-1", "1.2.3.4 "
+	};
 	struct limit_cidr c;
 
 	(void)state;
@@ -559,22 +562,14 @@ static void test_cidr_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rate_init),
-		cmocka_unit_test(test_gcra),
-		cmocka_unit_test(test_window),
-		cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_peer_keys),
-		cmocka_unit_test(test_shed_pending),
-		cmocka_unit_test(test_shed_window),
-		cmocka_unit_test(test_slots),
-		cmocka_unit_test(test_slots_wrap),
-		cmocka_unit_test(test_fingerprint),
-		cmocka_unit_test(test_bucket_spread),
-		cmocka_unit_test(test_parse_rate),
-		cmocka_unit_test(test_parse_rate_bad),
-		cmocka_unit_test(test_presets),
-		cmocka_unit_test(test_cidr),
-		cmocka_unit_test(test_cidr_file),
+		cmocka_unit_test(test_rate_init),      cmocka_unit_test(test_gcra),
+		cmocka_unit_test(test_window),	       cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_peer_keys),      cmocka_unit_test(test_shed_pending),
+		cmocka_unit_test(test_shed_window),    cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_slots_wrap),     cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_bucket_spread),  cmocka_unit_test(test_parse_rate),
+		cmocka_unit_test(test_parse_rate_bad), cmocka_unit_test(test_presets),
+		cmocka_unit_test(test_cidr),	       cmocka_unit_test(test_cidr_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,15 +14,24 @@
 
 static void test_bytes(void **state)
 {
-	static const struct { const char *s; unsigned long long v; } ok[] = {
-		{ "4096", 4096 }, { "4K", 4096 }, { "512KiB", 512ULL << 10 }, { "64m", 64ULL << 20 },
-		{ "4G", 4ULL << 30 }, { "1TB", 1ULL << 40 }, { "3Ki", 3072 },
+	static const struct {
+		const char *s;
+		unsigned long long v;
+	} ok[] = {
+		{ "4096", 4096 },
+		{ "4K", 4096 },
+		{ "512KiB", 512ULL << 10 },
+		{ "64m", 64ULL << 20 },
+		{ "4G", 4ULL << 30 },
+		{ "1TB", 1ULL << 40 },
+		{ "3Ki", 3072 },
 		{ "18446744073709551615", ~0ULL },
 	};
 	/* " -1" and " 5": strtoull() skips blanks and negates, the first was 2^64 - 1 */
 	static const char *const bad[] = {
-		"", "0", "0K", "-1", " -1", "\t-1", " 5", "+5", "4X", "4KB2", "4 K",
-		"18446744073709551616", "16777216T",
+		"",	     "0",  "0K", "-1",	 " -1", "\t-1",
+		" 5",	     "+5", "4X", "4KB2", "4 K", "18446744073709551616",
+		"16777216T",
 	};
 	unsigned long long v;
 

@@ -30,8 +30,7 @@ static __u64 prng_next(__u64 *state)
 
 static bool is_hex_byte(char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') ||
-	       (c >= 'a' && c <= 'f');
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
 }
 
 /* Rule 7 and 8: what any label handed to Prometheus must look like. */
@@ -56,8 +55,7 @@ static void assert_clean(const char *label)
 	}
 }
 
-static const char *resolve_n(struct route_table *rt, const char *path,
-			     size_t len, int truncated)
+static const char *resolve_n(struct route_table *rt, const char *path, size_t len, int truncated)
 {
 	__u32 id = routes_resolve(rt, path, len, truncated);
 	const char *label;
@@ -73,8 +71,7 @@ static const char *resolve(struct route_table *rt, const char *path)
 	return resolve_n(rt, path, strlen(path), 0);
 }
 
-#define assert_route(rt, path, want) \
-	assert_string_equal(resolve((rt), (path)), (want))
+#define assert_route(rt, path, want) assert_string_equal(resolve((rt), (path)), (want))
 #define assert_route_n(rt, path, len, trunc, want) \
 	assert_string_equal(resolve_n((rt), (path), (len), (trunc)), (want))
 
@@ -111,8 +108,7 @@ static void test_uuid(void **state)
 
 	assert_route(rt, "/o/550e8400-e29b-41d4-a716-446655440000", "/o/:id");
 	assert_route(rt, "/o/550E8400-E29B-41D4-A716-446655440000", "/o/:id");
-	assert_route(rt, "/o/550e8400-E29B-41d4-A716-446655440000/x",
-		     "/o/:id/x");
+	assert_route(rt, "/o/550e8400-E29B-41d4-A716-446655440000/x", "/o/:id/x");
 	/* all letters, but a UUID: still an id */
 	assert_route(rt, "/o/abcdefab-cdef-abcd-efab-cdefabcdefab", "/o/:id");
 	/* wrong shapes are kept */
@@ -130,8 +126,7 @@ static void test_long_hex(void **state)
 
 	assert_route(rt, "/obj/5f1d7a3b9c2e4d6f", "/obj/:id");
 	assert_route(rt, "/obj/5F1D7A3B9C2E4D6F", "/obj/:id");
-	assert_route(rt, "/c/da39a3ee5e6b4b0d3255bfef95601890afd80709",
-		     "/c/:id");
+	assert_route(rt, "/c/da39a3ee5e6b4b0d3255bfef95601890afd80709", "/c/:id");
 	assert_route(rt, "/obj/0000000000000000", "/obj/:id");
 	/* 16 hex letters, no digit: a word, kept */
 	assert_route(rt, "/obj/deadbeefdeadbeef", "/obj/deadbeefdeadbeef");
@@ -226,8 +221,7 @@ static void add_bad(struct route_table *rt, const char *pattern)
 {
 	char err[128] = "";
 
-	assert_int_equal(routes_add_pattern(rt, pattern, err, sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(routes_add_pattern(rt, pattern, err, sizeof(err)), -EINVAL);
 	assert_true(strlen(err) > 0);
 	/* err is optional */
 	assert_int_equal(routes_add_pattern(rt, pattern, NULL, 0), -EINVAL);
@@ -332,8 +326,14 @@ static void test_escaping(void **state)
 {
 	struct route_table *rt = *state;
 
-	assert_route(rt, "/a\x01" "b", "/a%01b");
-	assert_route(rt, "/a\x1f" "b", "/a%1Fb");
+	assert_route(rt,
+		     "/a\x01"
+		     "b",
+		     "/a%01b");
+	assert_route(rt,
+		     "/a\x1f"
+		     "b",
+		     "/a%1Fb");
 	assert_route(rt, "/a b", "/a%20b");
 	assert_route(rt, "/a\tb", "/a%09b");
 	assert_route(rt, "/a\"b", "/a%22b");
@@ -356,8 +356,7 @@ static void test_escaping(void **state)
 	/* printable punctuation is kept */
 	assert_route(rt, "/a'b{c}=d,e", "/a'b{c}=d,e");
 	/* raw and pre-escaped spellings share a label */
-	assert_int_equal(routes_resolve(rt, "/x y", 4, 0),
-			 routes_resolve(rt, "/x%20y", 6, 0));
+	assert_int_equal(routes_resolve(rt, "/x y", 4, 0), routes_resolve(rt, "/x%20y", 6, 0));
 }
 
 /* ---- length -------------------------------------------------------------- */
@@ -411,7 +410,7 @@ static void test_label_length(void **state)
 	}
 	path[12 * 11] = '\0';
 	want[0] = '\0';
-	for (i = 0; i < 5; i++)		/* 5 * 31 = 155 <= 160 - 4 */
+	for (i = 0; i < 5; i++) /* 5 * 31 = 155 <= 160 - 4 */
 		strcat(want, "/%20%20%20%20%20%20%20%20%20%20");
 	strcat(want, "/...");
 	assert_int_equal(strlen(want), 159);
@@ -422,7 +421,7 @@ static void test_label_length(void **state)
 		memcpy(path + 2 * i, "/1", 2);
 	path[128] = '\0';
 	want[0] = '\0';
-	for (i = 0; i < 39; i++)	/* 39 * 4 = 156 */
+	for (i = 0; i < 39; i++) /* 39 * 4 = 156 */
 		strcat(want, "/:id");
 	strcat(want, "/...");
 	assert_route(rt, path, want);
@@ -516,8 +515,7 @@ static void test_shared_id(void **state)
 	size_t i;
 
 	for (i = 1; i < sizeof(paths) / sizeof(paths[0]); i++)
-		assert_int_equal(routes_resolve(rt, paths[i],
-						strlen(paths[i]), 0), id);
+		assert_int_equal(routes_resolve(rt, paths[i], strlen(paths[i]), 0), id);
 	assert_int_equal(routes_count(rt), 1);
 	assert_string_equal(routes_label(rt, id), "/users/:id");
 
@@ -632,8 +630,7 @@ static void test_remember_eviction(void **state)
 	assert_true(found > ROUTES_REMEMBER_SLOTS / 2);
 	/* hashes never remembered are never found */
 	for (i = 0; i < n; i++)
-		assert_int_equal(routes_lookup_hash(rt, prng_next(&seed), &id),
-				 -ENOENT);
+		assert_int_equal(routes_lookup_hash(rt, prng_next(&seed), &id), -ENOENT);
 	free(hashes);
 }
 
@@ -650,30 +647,27 @@ static size_t random_segment(__u64 *seed, char *out, size_t room)
 	size_t n, i;
 
 	switch (r % 6) {
-	case 0:		/* digits */
-		n = snprintf(seg, sizeof(seg), "%llu",
-			     (unsigned long long)(r >> 20));
+	case 0: /* digits */
+		n = snprintf(seg, sizeof(seg), "%llu", (unsigned long long)(r >> 20));
 		break;
-	case 1:		/* long hex */
+	case 1: /* long hex */
 		n = 16 + (r >> 8) % 24;
 		for (i = 0; i < n; i++)
 			seg[i] = hex[prng_next(seed) & 15];
 		break;
-	case 2:		/* uuid-ish */
-		n = snprintf(seg, sizeof(seg),
-			     "%08llx-%04llx-%04llx-%04llx-%012llx",
+	case 2: /* uuid-ish */
+		n = snprintf(seg, sizeof(seg), "%08llx-%04llx-%04llx-%04llx-%012llx",
 			     (unsigned long long)(r & 0xffffffff),
 			     (unsigned long long)((r >> 32) & 0xffff),
 			     (unsigned long long)((r >> 48) & 0xffff),
 			     (unsigned long long)((r >> 16) & 0xffff),
-			     (unsigned long long)(prng_next(seed) &
-						  0xffffffffffffULL));
+			     (unsigned long long)(prng_next(seed) & 0xffffffffffffULL));
 		break;
-	case 3:		/* word */
+	case 3: /* word */
 		n = snprintf(seg, sizeof(seg), "%s",
 			     words[(r >> 8) % (sizeof(words) / sizeof(words[0]))]);
 		break;
-	default:	/* random bytes, any value */
+	default: /* random bytes, any value */
 		n = (r >> 8) % 24;
 		for (i = 0; i < n; i++)
 			seg[i] = (char)prng_next(seed);

@@ -16,10 +16,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../user/traces.h"	/* with bunscope.h: enum bs_sampler */
+#include "../../user/traces.h" /* with bunscope.h: enum bs_sampler */
 
-#define ALL		(1ULL << 32)	/* ratio: every trace */
-#define NO_ENV		((const struct env_var[]){ { NULL, NULL } })
+#define ALL    (1ULL << 32) /* ratio: every trace */
+#define NO_ENV ((const struct env_var[]){ { NULL, NULL } })
 
 /* ---- the fake environment ----------------------------------------------- */
 
@@ -41,8 +41,7 @@ static const char *fake_env(const char *name)
 static char err[256];
 
 /* traces_resolve() with env as the environment; err is cleared first. */
-static int resolve(const struct traces_opts *o, const struct env_var *env,
-		   struct traces_setup *ts)
+static int resolve(const struct traces_opts *o, const struct env_var *env, struct traces_setup *ts)
 {
 	memset(err, 0, sizeof(err));
 	cur_env = env;
@@ -65,8 +64,7 @@ static struct traces_opts opts_on(void)
 }
 
 /* Resolve with just an --otlp-endpoint flag and env; the resulting URL. */
-static const char *otlp_url(const char *flag, const struct env_var *env,
-			    struct traces_setup *ts)
+static const char *otlp_url(const char *flag, const struct env_var *env, struct traces_setup *ts)
 {
 	struct traces_opts o = opts();
 
@@ -130,12 +128,19 @@ static void test_each_exporter_turns_on(void **state)
 
 	/* the OTLP environment alone turns it on too */
 	o = opts();
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_true(ts.on);
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces" },
-		{ NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){ { "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+							     "http://c:4318/v1/traces" },
+							   { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_true(ts.on);
 }
 
@@ -156,7 +161,7 @@ static void test_passthrough(void **state)
 	o.console = true;
 	assert_int_equal(resolve(&o, NO_ENV, &ts), 0);
 	assert_false(ts.query);
-	assert_int_equal(ts.tracer.queue_max, 0);	/* export.c's default */
+	assert_int_equal(ts.tracer.queue_max, 0); /* export.c's default */
 }
 
 static void test_zipkin_bad_url(void **state)
@@ -185,10 +190,8 @@ static void test_otlp_flag_base(void **state)
 	(void)state;
 	assert_string_equal(otlp_url("http://c:4318", NO_ENV, &ts), "http://c:4318/v1/traces");
 	assert_string_equal(otlp_url("http://c:4318/", NO_ENV, &ts), "http://c:4318/v1/traces");
-	assert_string_equal(otlp_url("http://c:4318///", NO_ENV, &ts),
-			    "http://c:4318/v1/traces");
-	assert_string_equal(otlp_url("https://c/otlp", NO_ENV, &ts),
-			    "https://c/otlp/v1/traces");
+	assert_string_equal(otlp_url("http://c:4318///", NO_ENV, &ts), "http://c:4318/v1/traces");
+	assert_string_equal(otlp_url("https://c/otlp", NO_ENV, &ts), "https://c/otlp/v1/traces");
 	/* already the traces URL: kept (less its trailing slashes) */
 	assert_string_equal(otlp_url("http://c:4318/v1/traces", NO_ENV, &ts),
 			    "http://c:4318/v1/traces");
@@ -243,20 +246,30 @@ static void test_otlp_not_http(void **state)
 	}
 	/* from either variable too */
 	o = opts();
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317" }, { NULL, NULL } }, &ts),
-		-EINVAL);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317" },
+					 { NULL, NULL } },
+				 &ts),
+			 -EINVAL);
 	assert_non_null(strstr(err, "http"));
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://x" }, { NULL, NULL } }, &ts),
-		-EINVAL);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://x" },
+					 { NULL, NULL } },
+				 &ts),
+			 -EINVAL);
 	assert_non_null(strstr(err, "http"));
 	assert_non_null(strstr(err, "grpc://x"));
 	/* a bad variable does not matter when the flag is given */
 	o.otlp_endpoint = "http://c:4318";
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://x" },
-		{ "OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://y" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://x" },
+					 { "OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://y" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_string_equal(ts.otlp_url, "http://c:4318/v1/traces");
 }
 
@@ -322,19 +335,35 @@ static void test_compression(void **state)
 
 	/* the environment, the signal's own variable first; the flag wins */
 	o.compression = NULL;
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_COMPRESSION", "none" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_COMPRESSION", "none" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_false(ts.tracer.otlp_gzip);
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_false(ts.tracer.otlp_gzip);
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_COMPRESSION", "none" },
-		{ "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_COMPRESSION", "none" },
+					 { "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_true(ts.tracer.otlp_gzip);
 	o.compression = "gzip";
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_COMPRESSION", "none" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_COMPRESSION", "none" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_true(ts.tracer.otlp_gzip);
 
 	/* bad values */
@@ -344,8 +373,12 @@ static void test_compression(void **state)
 	o.compression = "";
 	assert_int_equal(resolve(&o, NO_ENV, &ts), -EINVAL);
 	o.compression = NULL;
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_EXPORTER_OTLP_COMPRESSION", "zstd" }, { NULL, NULL } }, &ts), -EINVAL);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_EXPORTER_OTLP_COMPRESSION", "zstd" },
+					 { NULL, NULL } },
+				 &ts),
+			 -EINVAL);
 	assert_non_null(strstr(err, "zstd"));
 }
 
@@ -364,8 +397,11 @@ static void test_sampler_default(void **state)
 	assert_string_equal(ts.sampler_desc, "parentbased_always_on");
 
 	/* OTEL_TRACES_SAMPLER_ARG alone means nothing to a non-ratio sampler */
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_TRACES_SAMPLER_ARG", "garbage" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){ { "OTEL_TRACES_SAMPLER_ARG", "garbage" },
+							   { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_int_equal(ts.sampler, BS_SAMPLER_PB_ALWAYS_ON);
 	assert_int_equal(ts.ratio, ALL);
 }
@@ -420,29 +456,44 @@ static void test_sampler_ratio_env(void **state)
 	struct traces_setup ts;
 
 	(void)state;
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_TRACES_SAMPLER", "traceidratio" },
-		{ "OTEL_TRACES_SAMPLER_ARG", "0.25" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_TRACES_SAMPLER", "traceidratio" },
+					 { "OTEL_TRACES_SAMPLER_ARG", "0.25" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_int_equal(ts.sampler, BS_SAMPLER_RATIO);
 	assert_int_equal(ts.ratio, 1ULL << 30);
 	assert_string_equal(ts.sampler_desc, "traceidratio 0.25");
 
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_TRACES_SAMPLER", "parentbased_traceidratio" },
-		{ "OTEL_TRACES_SAMPLER_ARG", "0" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_TRACES_SAMPLER", "parentbased_traceidratio" },
+					 { "OTEL_TRACES_SAMPLER_ARG", "0" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_int_equal(ts.sampler, BS_SAMPLER_PB_RATIO);
 	assert_int_equal(ts.ratio, 0);
 	assert_string_equal(ts.sampler_desc, "parentbased_traceidratio 0");
 
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_TRACES_SAMPLER", "traceidratio" },
-		{ "OTEL_TRACES_SAMPLER_ARG", "1" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){
+					 { "OTEL_TRACES_SAMPLER", "traceidratio" },
+					 { "OTEL_TRACES_SAMPLER_ARG", "1" },
+					 { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_int_equal(ts.ratio, ALL);
 
 	/* the flag's sampler with the environment's ratio */
 	o.sampler = "traceidratio";
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_TRACES_SAMPLER_ARG", "0.5" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){ { "OTEL_TRACES_SAMPLER_ARG", "0.5" },
+							   { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_int_equal(ts.sampler, BS_SAMPLER_RATIO);
 	assert_int_equal(ts.ratio, 1ULL << 31);
 }
@@ -450,7 +501,10 @@ static void test_sampler_ratio_env(void **state)
 static void test_sample_flag(void **state)
 {
 	static const char *const no_ratio[] = {
-		"always_on", "always_off", "parentbased_always_on", "parentbased_always_off",
+		"always_on",
+		"always_off",
+		"parentbased_always_on",
+		"parentbased_always_off",
 	};
 	struct traces_opts o = opts_on();
 	struct traces_setup ts;
@@ -465,9 +519,12 @@ static void test_sample_flag(void **state)
 	assert_string_equal(ts.sampler_desc, "parentbased_traceidratio 0.1");
 
 	/* it wins over OTEL_TRACES_SAMPLER_ARG, and OTEL_TRACES_SAMPLER is not read */
-	assert_int_equal(resolve(&o, (const struct env_var[]){
-		{ "OTEL_TRACES_SAMPLER", "always_on" },
-		{ "OTEL_TRACES_SAMPLER_ARG", "0.9" }, { NULL, NULL } }, &ts), 0);
+	assert_int_equal(resolve(&o,
+				 (const struct env_var[]){ { "OTEL_TRACES_SAMPLER", "always_on" },
+							   { "OTEL_TRACES_SAMPLER_ARG", "0.9" },
+							   { NULL, NULL } },
+				 &ts),
+			 0);
 	assert_int_equal(ts.sampler, BS_SAMPLER_PB_RATIO);
 	assert_int_equal(ts.ratio, 429496730);
 
@@ -562,7 +619,7 @@ static void test_service(void **state)
 	(void)state;
 	o.console = true;
 	assert_int_equal(resolve(&o, NO_ENV, &ts), 0);
-	assert_null(ts.collector.service);	/* traces.c falls back to the comm */
+	assert_null(ts.collector.service); /* traces.c falls back to the comm */
 	assert_int_equal(resolve(&o, env, &ts), 0);
 	assert_string_equal(ts.collector.service, "from-env");
 	o.service = "from-flag";
@@ -581,7 +638,7 @@ static void test_max_rate(void **state)
 	assert_int_equal(ts.max_rate, TRACES_DEFAULT_MAX_RATE);
 	o.max_rate = 0;
 	assert_int_equal(resolve(&o, NO_ENV, &ts), 0);
-	assert_int_equal(ts.max_rate, 0);	/* no cap */
+	assert_int_equal(ts.max_rate, 0); /* no cap */
 	o.max_rate = 250;
 	assert_int_equal(resolve(&o, NO_ENV, &ts), 0);
 	assert_int_equal(ts.max_rate, 250);
@@ -645,7 +702,7 @@ static void test_empty_env_is_unset(void **state)
 
 	(void)state;
 	assert_int_equal(resolve(&o, empty, &ts), 0);
-	assert_true(ts.on);	/* the console only */
+	assert_true(ts.on); /* the console only */
 	assert_null(ts.tracer.otlp_url);
 	assert_null(ts.tracer.otlp_headers);
 	assert_true(ts.tracer.otlp_gzip);
@@ -653,7 +710,7 @@ static void test_empty_env_is_unset(void **state)
 	assert_int_equal(ts.ratio, ALL);
 	assert_null(ts.collector.service);
 
-	o.sampler = "traceidratio";	/* an empty ARG: the default ratio, 1 */
+	o.sampler = "traceidratio"; /* an empty ARG: the default ratio, 1 */
 	assert_int_equal(resolve(&o, empty, &ts), 0);
 	assert_int_equal(ts.ratio, ALL);
 
@@ -672,13 +729,17 @@ static void test_env_not_ours(void **state)
 {
 	struct env_var bad[] = { { "OTEL_TRACES_SAMPLER", "xray" },
 				 { "OTEL_TRACES_SAMPLER_ARG", "lots" },
-				 { "OTEL_EXPORTER_OTLP_COMPRESSION", "zstd" }, { NULL, NULL } };
+				 { "OTEL_EXPORTER_OTLP_COMPRESSION", "zstd" },
+				 { NULL, NULL } };
 	struct env_var off[] = { { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318" },
-				 { "OTEL_SDK_DISABLED", "true" }, { NULL, NULL } };
+				 { "OTEL_SDK_DISABLED", "true" },
+				 { NULL, NULL } };
 	struct env_var other[] = { { "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/x" },
-				   { "OTEL_TRACES_EXPORTER", "zipkin" }, { NULL, NULL } };
+				   { "OTEL_TRACES_EXPORTER", "zipkin" },
+				   { NULL, NULL } };
 	struct env_var grpc[] = { { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317" },
-				  { "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc" }, { NULL, NULL } };
+				  { "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc" },
+				  { NULL, NULL } };
 	struct traces_opts o = opts();
 	struct traces_setup ts;
 
