@@ -396,7 +396,7 @@ static int cmp_stat(const void *pa, const void *pb)
 	return a->port < b->port ? -1 : a->port > b->port;
 }
 
-static __s64 pending_of(const struct bs_server_stats *s)
+__s64 collect_pending(const struct bs_server_stats *s)
 {
 	__s64 p = (__s64)(s->started - s->completed - s->aborted - s->unstarted);
 
@@ -504,7 +504,7 @@ GETTER(ws_errors)
 
 static __u64 get_pending(const struct bs_server_stats *s)
 {
-	return (__u64)pending_of(s);
+	return (__u64)collect_pending(s);
 }
 
 static __u64 get_conns_active(const struct bs_server_stats *s)
@@ -919,7 +919,7 @@ int collect_server_metrics(void *ctx, const char *pid_param, struct sbuf *sb)
 	for (int i = 0; i < ns; i++) {
 		if (srows[i].k.tgid != pid)
 			continue;
-		pending += (unsigned long long)pending_of(&srows[i].s);
+		pending += (unsigned long long)collect_pending(&srows[i].s);
 		total += srows[i].s.started - srows[i].s.unstarted;
 	}
 	free(srows);

@@ -108,9 +108,7 @@ static void write_stat(struct sbuf *sb, const char *name, const char *type, cons
 
 static __u64 get_active(const struct bs_server_stats *s)
 {
-	__s64 p = (__s64)(s->started - s->completed - s->aborted - s->unstarted);
-
-	return p < 0 ? 0 : (__u64)p;
+	return (__u64)collect_pending(s);
 }
 
 static __u64 get_aborted(const struct bs_server_stats *s)
