@@ -1483,10 +1483,8 @@ static __always_inline void sys_exit(const int dir, __u32 tgid, __u32 kind,
 		st->bytes_out += ret;
 	else
 		st->bytes_in += ret;
-	if (conn->client)
-		process(conn, st, a, tgid, kind, !dir, ret);
-	else
-		process(conn, st, a, tgid, kind, dir, ret);
+	/* one copy of process(), its direction known at run time */
+	process(conn, st, a, tgid, kind, dir ^ (conn->client & 1), ret);
 }
 
 /* A walk context for connection events that carry no data. */

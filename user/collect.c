@@ -396,7 +396,7 @@ static int cmp_stat(const void *pa, const void *pb)
 	return a->port < b->port ? -1 : a->port > b->port;
 }
 
-__s64 collect_pending(const struct bs_server_stats *s)
+static __s64 collect_pending(const struct bs_server_stats *s)
 {
 	__s64 p = (__s64)(s->started - s->completed - s->aborted - s->unstarted);
 
@@ -473,8 +473,9 @@ static void write_histograms(struct sbuf *sb, const struct app *a, const struct 
 
 typedef __u64 (*stat_get)(const struct bs_server_stats *s);
 
-static void write_stat_family(struct sbuf *sb, const struct stat_row *rows, int n, const char *name,
-			      const char *type, const char *help, stat_get get)
+/* One family of a stats field: labels pid and, with_port, server_port. */
+static void stat_family(struct sbuf *sb, const struct stat_row *rows, int n, bool with_port,
+			const char *name, const char *type, const char *help, stat_get get)
 {
 	expo_header(sb, name, type, help);
 	for (int i = 0; i < n; i++) {
@@ -483,8 +484,14 @@ static void write_stat_family(struct sbuf *sb, const struct stat_row *rows, int 
 
 		snprintf(pid, sizeof(pid), "%u", rows[i].k.tgid);
 		snprintf(port, sizeof(port), "%u", rows[i].k.port);
-		expo_sample_u64(sb, name, l, 2, get(&rows[i].s));
+		expo_sample_u64(sb, name, l, with_port ? 2 : 1, get(&rows[i].s));
 	}
+}
+
+static void write_stat_family(struct sbuf *sb, const struct stat_row *rows, int n, const char *name,
+			      const char *type, const char *help, stat_get get)
+{
+	stat_family(sb, rows, n, true, name, type, help, get);
 }
 
 #define GETTER(field)                                             \
@@ -501,6 +508,7 @@ GETTER(bytes_out)
 GETTER(desync)
 GETTER(fifo_overflow)
 GETTER(ws_errors)
+GETTER(agg_full)
 
 static __u64 get_pending(const struct bs_server_stats *s)
 {
@@ -510,6 +518,50 @@ static __u64 get_pending(const struct bs_server_stats *s)
 static __u64 get_conns_active(const struct bs_server_stats *s)
 {
 	return s->conns_opened >= s->conns_closed ? s->conns_opened - s->conns_closed : 0;
+}
+
+/* streams given up on: not HTTP/1 (TLS, databases, ...) or lost track of */
+static __u64 get_unparsed(const struct bs_server_stats *s)
+{
+	__u64 n = s->desync;
+
+	for (int r = 0; r < BS_REJ_MAX; r++)
+		n += s->rejected[r];
+	return n;
+}
+
+/* The live targets' own requests' counters: their BS_CLIENT_STATS slots. */
+static void write_client_stats(struct sbuf *sb, const struct app *a)
+{
+	struct stat_row rows[BUNSCOPE_MAX_TARGETS];
+	int n = 0;
+
+	for (int i = 0; i < a->targets.n && n < BUNSCOPE_MAX_TARGETS; i++) {
+		const struct target *t = &a->targets.t[i];
+
+		memset(&rows[n].k, 0, sizeof(rows[n].k));
+		rows[n].k.tgid = t->pid;
+		if (!collect_read_percpu(loader_fd_stats(&a->ld), BS_CLIENT_STATS(t->slot),
+					 &rows[n].s, sizeof(rows[n].s)))
+			n++;
+	}
+	stat_family(sb, rows, n, false, "http_client_active_requests", "gauge",
+		    "The targets' own HTTP/1 requests written whose response was not read "
+		    "completely yet.",
+		    get_pending);
+	stat_family(sb, rows, n, false, "bunscope_http_client_requests_aborted_total", "counter",
+		    "The targets' own requests whose connection closed before the response ended.",
+		    get_aborted);
+	stat_family(sb, rows, n, false, "bunscope_http_client_connections_total", "counter",
+		    "TCP connections the targets opened (connect), whatever they carry.",
+		    get_conns_opened);
+	stat_family(sb, rows, n, false, "bunscope_http_client_unparsed_total", "counter",
+		    "Outgoing byte streams given up on because they are not HTTP/1 (TLS, database "
+		    "protocols) or could not be followed.",
+		    get_unparsed);
+	stat_family(sb, rows, n, false, "bunscope_http_client_series_dropped_total", "counter",
+		    "Completed client requests not in the histogram because its map was full.",
+		    get_agg_full);
 }
 
 static void write_server_stats(struct sbuf *sb, const struct stat_row *rows, int n)
@@ -857,6 +909,7 @@ int collect_metrics(void *ctx, struct sbuf *sb)
 	write_server_stats(sb, srows, ns);
 	if (collect_ws_metrics(a, sb) || collect_client_metrics(a, sb))
 		sb->oom = true;
+	write_client_stats(sb, a);
 	mem_write_metrics(a, sb);
 	sched_write_metrics(a, sb);
 	if (a->limiter)

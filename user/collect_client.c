@@ -2,12 +2,10 @@
 /*
  * The targets' own HTTP/1 requests (their fetch to an upstream): the cagg
  * map (a per-CPU hash keyed by target, upstream address and port, method and
- * status; see struct bs_cagg_key) and each target's client slot of the stats
- * map (BS_CLIENT_STATS), read when scraped.
- *
- *   http_client_request_duration_seconds  histogram, OTel's HTTP client metric
- *   http_client_active_requests           requests written, answer not read yet
- *   bunscope_http_client_*                aborted requests, unparsed streams, ...
+ * status; see struct bs_cagg_key), read when scraped, as
+ * http_client_request_duration_seconds, OTel's HTTP client metric.  Their
+ * counters (each target's BS_CLIENT_STATS slot) are written with the
+ * server's, in collect.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -92,66 +90,12 @@ static int read_rows(const struct app *a, struct client_row **out)
 	return n;
 }
 
-static void write_stat(struct sbuf *sb, const char *name, const char *type, const char *help,
-		       const __u32 *pids, const struct bs_server_stats *st, int n,
-		       __u64 (*get)(const struct bs_server_stats *))
-{
-	expo_header(sb, name, type, help);
-	for (int i = 0; i < n; i++) {
-		char pid[16];
-		struct expo_label l[1] = { { "pid", pid } };
-
-		snprintf(pid, sizeof(pid), "%u", pids[i]);
-		expo_sample_u64(sb, name, l, 1, get(&st[i]));
-	}
-}
-
-static __u64 get_active(const struct bs_server_stats *s)
-{
-	return (__u64)collect_pending(s);
-}
-
-static __u64 get_aborted(const struct bs_server_stats *s)
-{
-	return s->aborted;
-}
-
-static __u64 get_opened(const struct bs_server_stats *s)
-{
-	return s->conns_opened;
-}
-
-/* streams given up on: not HTTP/1 (TLS, databases, ...) or lost track of */
-static __u64 get_unparsed(const struct bs_server_stats *s)
-{
-	__u64 n = s->desync;
-
-	for (int r = 0; r < BS_REJ_MAX; r++)
-		n += s->rejected[r];
-	return n;
-}
-
-static __u64 get_dropped(const struct bs_server_stats *s)
-{
-	return s->agg_full;
-}
-
 int collect_client_metrics(const struct app *a, struct sbuf *sb)
 {
-	struct bs_server_stats st[BUNSCOPE_MAX_TARGETS];
-	__u32 pids[BUNSCOPE_MAX_TARGETS];
 	struct client_row *rows = NULL;
 	__u64 counts[BS_DUR_SLOTS];
-	int n, ns = 0;
+	int n;
 
-	for (int i = 0; i < a->targets.n && ns < BUNSCOPE_MAX_TARGETS; i++) {
-		const struct target *t = &a->targets.t[i];
-
-		if (collect_read_percpu(loader_fd_stats(&a->ld), BS_CLIENT_STATS(t->slot), &st[ns],
-					sizeof(st[ns])))
-			continue;
-		pids[ns++] = t->pid;
-	}
 	n = read_rows(a, &rows);
 	if (n < 0)
 		return n;
@@ -181,24 +125,5 @@ int collect_client_metrics(const struct app *a, struct sbuf *sb)
 			       (double)rows[i].v.dur_sum_ns / 1e9);
 	}
 	free(rows);
-
-	write_stat(sb, "http_client_active_requests", "gauge",
-		   "The targets' own HTTP/1 requests written whose response was not read "
-		   "completely yet.",
-		   pids, st, ns, get_active);
-	write_stat(sb, "bunscope_http_client_requests_aborted_total", "counter",
-		   "The targets' own requests whose connection closed before the response "
-		   "ended.",
-		   pids, st, ns, get_aborted);
-	write_stat(sb, "bunscope_http_client_connections_total", "counter",
-		   "TCP connections the targets opened (connect), whatever they carry.", pids, st,
-		   ns, get_opened);
-	write_stat(sb, "bunscope_http_client_unparsed_total", "counter",
-		   "Outgoing byte streams given up on because they are not HTTP/1 (TLS, "
-		   "database protocols) or could not be followed.",
-		   pids, st, ns, get_unparsed);
-	write_stat(sb, "bunscope_http_client_series_dropped_total", "counter",
-		   "Completed client requests not in the histogram because its map was full.", pids,
-		   st, ns, get_dropped);
 	return sb->oom ? -ENOMEM : 0;
 }

@@ -129,8 +129,6 @@ bool collect_live_tgid(const struct app *a, __u32 tgid);
 int collect_read_percpu(int fd, __u32 idx, void *out, size_t vsz);
 void collect_zero_percpu(int fd, __u32 idx, size_t vsz);
 
-/* requests started and not yet completed, aborted or taken back (>= 0) */
-__s64 collect_pending(const struct bs_server_stats *s);
 /* "GET", ... for an enum bs_method below BS_M_MAX */
 const char *collect_method_name(unsigned int method);
 
