@@ -137,10 +137,10 @@ struct {
 } lim_ifaces SEC(".maps");
 
 /*
- * Load the line at p now, for a use further on: bpf_ktime_get_ns() waits
- * for the loads before it (rdtsc ordering), so the source table's cache
- * miss, issued before it, overlaps the clock's own misses instead of
- * following them.
+ * Load the line at p now, for a use further on: the source table's cache
+ * miss, issued before the deny/allow lookups and the clock, overlaps them
+ * (with the precise clock, whose rdtsc waits for the loads before it, at
+ * least the clock's own misses) instead of following them.
  */
 static __always_inline void prefetch(const void *p)
 {
@@ -384,7 +384,7 @@ static __always_inline int decide(void *data, void *data_end)
 		}
 	}
 
-	now = bpf_ktime_get_ns();
+	now = cfg->coarse ? bpf_ktime_get_coarse_ns() : bpf_ktime_get_ns();
 	until = cfg->lists & BS_LIM_LIST_BANS ? bpf_map_lookup_elem(&lim_bans, &p.key) : NULL;
 	if (until && *until > now) {
 		count(st, BS_LIM_DROP_BAN);

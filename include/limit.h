@@ -64,9 +64,9 @@ struct bs_lim_cfg {
 	__u32 shed_pending;   /* open above this many pending requests (0: not used) */
 	__u32 shed_low;	      /* ... and close at or below this many (hysteresis) */
 	__u32 shed_probe_pct; /* half-open: per cent of new connections let through */
-	__u32 pad;
-	__u64 shed_open_ns;  /* open this long before half-open */
-	__u64 shed_probe_ns; /* half-open this long, healthy, before closing */
+	__u32 coarse;	      /* 1: time from the coarse clock (lim_coarse_ok()) */
+	__u64 shed_open_ns;   /* open this long before half-open */
+	__u64 shed_probe_ns;  /* half-open this long, healthy, before closing */
 };
 
 #define BS_LIM_LIST_ALLOW4 0x1
@@ -220,6 +220,37 @@ LIM_INLINE int lim_rate_init(struct bs_lim_rate *r, __u32 rate, __u32 burst)
 	r->tolerance = r->interval * (burst - 1);
 	r->window = r->interval * burst;
 	return 0;
+}
+
+/*
+ * May the program read the coarse clock (CLOCK_MONOTONIC_COARSE, whose
+ * resolution is res_ns, a timer tick) instead of the precise one?  The
+ * coarse clock is a load, where the precise one reads the TSC after an
+ * LFENCE that waits for the packet's cache misses.  Time then moves in
+ * steps of a tick, and a limit decides within one as at the tick's start.
+ * GCRA then catches up at the next tick: its rate stays exact while the
+ * window (BURST / RATE) spans BS_LIM_COARSE_TICKS ticks, and a burst can
+ * grow by 1/16 of itself for one tick.  The sliding window weighs the
+ * previous window as if a tick earlier and passes about tick / window less
+ * than its rate (tests/unit/test_limit.c): it takes the coarse clock from
+ * BS_LIM_COARSE_TICKS_SW ticks, 1% at most.  Bans and the breaker are late
+ * by a tick at most.
+ */
+#define BS_LIM_COARSE_TICKS    16
+#define BS_LIM_COARSE_TICKS_SW 128
+
+LIM_INLINE int lim_coarse_ok(const struct bs_lim_cfg *c, __u64 res_ns)
+{
+	__u64 min = res_ns * (c->algo == BS_LIM_SLIDING_WINDOW ? BS_LIM_COARSE_TICKS_SW
+							       : BS_LIM_COARSE_TICKS);
+
+	if (!res_ns || res_ns > BS_LIM_NSEC / 100)
+		return 0;
+	if (c->conn.interval && c->conn.window < min)
+		return 0;
+	if (c->pkt.interval && c->pkt.window < min)
+		return 0;
+	return 1;
 }
 
 /* GCRA: may an event at now pass?  Moves the arrival time *a when it does. */

@@ -50,6 +50,7 @@ struct limiter {
 	__u64 ports[BS_LIM_PORT_WORDS]; /* lim_ports as last written */
 	__u32 nbuckets;
 	__u64 idle_ns;
+	__u32 coarse; /* the program reads the coarse clock */
 	int ncpus;
 	/* the bans as last read: rescanned when the observer made one, when
 	 * one ends, and every 10 s (the CLI may have changed them) */
@@ -89,6 +90,16 @@ static __u64 mono_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* The coarse clock's resolution (a timer tick), 0 if unknown. */
+static __u64 coarse_res_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts))
+		return 0;
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
@@ -320,6 +331,8 @@ static int write_config(struct limiter *l)
 	longest = c.conn.window > c.pkt.window ? c.conn.window : c.pkt.window;
 	c.idle_ns = 2 * longest > 10 * BS_LIM_NSEC ? 2 * longest : 10 * BS_LIM_NSEC;
 	l->idle_ns = c.idle_ns;
+	c.coarse = lim_coarse_ok(&c, coarse_res_ns());
+	l->coarse = c.coarse;
 	/* the same seed as the pinned state's, so its sources stay where they are */
 	c.seed = old.seed;
 	if (!c.seed && getrandom(&c.seed, sizeof(c.seed), 0) != sizeof(c.seed))
@@ -544,12 +557,12 @@ struct limiter *limit_start(const struct limit_opts *o)
 		if (n >= sizeof(line))
 			n = sizeof(line) - 1;
 	}
-	pr_info("limiter: %s; new connections %s, packets %s per source (%s); "
+	pr_info("limiter: %s; new connections %s, packets %s per source (%s, %s clock); "
 		"%d allow and %d deny CIDRs; state in %s\n",
 		line, o->conn_rate ? "limited" : "not limited",
 		o->pkt_rate ? "limited" : "not limited",
-		o->algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket", o->nallow,
-		o->ndeny, BS_LIM_PIN_DIR);
+		o->algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket",
+		l->coarse ? "coarse" : "precise", o->nallow, o->ndeny, BS_LIM_PIN_DIR);
 	if (o->req_rate)
 		pr_info("limiter: clients above %u HTTP requests/s (bursts of %u) are banned for "
 			"%u s\n",
@@ -931,9 +944,9 @@ static int limit_status(void)
 		       c.conn.burst);
 	if (c.pkt.interval)
 		printf("  packets: %u/s per source, bursts of %u\n", c.pkt.rate, c.pkt.burst);
-	printf("  algorithm: %s; source table: %u slots\n",
+	printf("  algorithm: %s; source table: %u slots; clock: %s\n",
 	       c.algo == BS_LIM_SLIDING_WINDOW ? "sliding window" : "token bucket",
-	       (c.slots_mask + 1) * 2);
+	       (c.slots_mask + 1) * 2, c.coarse ? "coarse" : "precise");
 	read_counters(sfd, cnt);
 	printf("  packets passed: %llu within limits, %llu allow-listed; untouched: %llu\n",
 	       (unsigned long long)cnt[BS_LIM_PASS], (unsigned long long)cnt[BS_LIM_PASS_ALLOW],

@@ -62,6 +62,9 @@ def check_conn_rate(mode):
                               check=lambda v: len(v) == 2)
         for _, labels, _ in attached:
             assert (labels["mode"] == "tc") == (mode == "tc"), attached
+        # a 200 ms window is many timer ticks: the coarse clock, whose
+        # rate this test then checks
+        assert "token bucket, coarse clock" in scope.log_text(), scope.log_text()
         a, b = topo.clients
         pa = a.start_conn_rate(app.port, 200, seconds, timeout=0.5, http=True)
         pb = b.start_conn_rate(app.port, 30, seconds, timeout=0.5, http=True)

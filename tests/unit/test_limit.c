@@ -54,6 +54,66 @@ static void test_rate_init(void **state)
 	assert_int_equal(lim_rate_init(&r, 1, BS_LIM_MAX_BURST + 1), -1);
 }
 
+/*
+ * What passes of a flood (one event every `every` ns for `dur` ns) when the
+ * limit reads a clock that moves in steps of `tick` ns, as the coarse one.
+ */
+static __u64 offer_coarse(__u32 algo, __u32 rate, __u32 burst, __u64 start, __u64 every, __u64 dur,
+			  __u64 tick)
+{
+	struct bs_lim_state s = {};
+	struct bs_lim_rate r;
+	__u64 passed = 0;
+
+	assert_int_equal(lim_rate_init(&r, rate, burst), 0);
+	for (__u64 t = start; t < start + dur; t += every)
+		passed += (__u64)lim_allow(&s.a, &s.w, &r, algo, t - t % tick);
+	return passed;
+}
+
+/* The coarse clock where every window spans 16 ticks (128 for the sliding
+ * window), and nowhere else; the rates it then gives are the configured ones
+ * (the sliding window's within 1%). */
+static void test_coarse_clock(void **state)
+{
+	const __u64 tick = 4 * MS, t0 = 1000000 * MS + 1;
+	struct bs_lim_cfg c = {};
+	__u64 n;
+
+	(void)state;
+	assert_int_equal(lim_coarse_ok(&c, tick), 1); /* no limits */
+	assert_int_equal(lim_coarse_ok(&c, 0), 0);
+	assert_int_equal(lim_coarse_ok(&c, 20 * MS), 0);
+	lim_rate_init(&c.conn, 50, 100); /* a 2 s window */
+	assert_int_equal(lim_coarse_ok(&c, tick), 1);
+	lim_rate_init(&c.pkt, 10000, 640); /* 64 ms: exactly 16 ticks */
+	assert_int_equal(lim_coarse_ok(&c, tick), 1);
+	c.algo = BS_LIM_SLIDING_WINDOW;
+	assert_int_equal(lim_coarse_ok(&c, tick), 0);
+	lim_rate_init(&c.pkt, 10000, 5120); /* 512 ms: 128 ticks */
+	assert_int_equal(lim_coarse_ok(&c, tick), 1);
+	c.algo = BS_LIM_TOKEN_BUCKET;
+	lim_rate_init(&c.pkt, 10000, 639);
+	assert_int_equal(lim_coarse_ok(&c, tick), 0);
+	lim_rate_init(&c.pkt, 100000, 10); /* 100 us: the coarse clock would pass 10 a tick */
+	assert_int_equal(lim_coarse_ok(&c, tick), 0);
+
+	/* 10 s of a flood at 1 per 10 us: the burst, then the rate, to
+	 * within the burst's 1/16 and a tick's worth */
+	n = offer_coarse(BS_LIM_TOKEN_BUCKET, 50, 100, t0, 10000, 10000 * MS, tick);
+	assert_in_range(n, 100 + 500 - 1, 100 + 500 + 100 / 16 + 1);
+	n = offer_coarse(BS_LIM_TOKEN_BUCKET, 10000, 640, t0, 10000, 10000 * MS, tick);
+	assert_in_range(n, 640 + 100000 - 40, 640 + 100000 + 640 / 16 + 40);
+	/* the sliding window: at most BURST in any window, within 1% under */
+	n = offer_coarse(BS_LIM_SLIDING_WINDOW, 50, 100, t0, 10000, 10000 * MS, tick);
+	assert_in_range(n, 500 * 99 / 100, 500 + 1);
+	n = offer_coarse(BS_LIM_SLIDING_WINDOW, 10000, 5120, t0, 10000, 10000 * MS, tick);
+	assert_in_range(n, 100000 * 99 / 100, 100000 + 1);
+	/* the case lim_coarse_ok() refuses: 10 a tick instead of 100,000/s */
+	n = offer_coarse(BS_LIM_TOKEN_BUCKET, 100000, 10, t0, 1000, 1000 * MS, tick);
+	assert_true(n < 10 * 251 + 10);
+}
+
 /* A burst at once, then exactly RATE per second. */
 static void test_gcra(void **state)
 {
@@ -562,14 +622,15 @@ static void test_cidr_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rate_init),      cmocka_unit_test(test_gcra),
-		cmocka_unit_test(test_window),	       cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_peer_keys),      cmocka_unit_test(test_shed_pending),
-		cmocka_unit_test(test_shed_window),    cmocka_unit_test(test_slots),
-		cmocka_unit_test(test_slots_wrap),     cmocka_unit_test(test_fingerprint),
-		cmocka_unit_test(test_bucket_spread),  cmocka_unit_test(test_parse_rate),
-		cmocka_unit_test(test_parse_rate_bad), cmocka_unit_test(test_presets),
-		cmocka_unit_test(test_cidr),	       cmocka_unit_test(test_cidr_file),
+		cmocka_unit_test(test_rate_init),    cmocka_unit_test(test_gcra),
+		cmocka_unit_test(test_window),	     cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_peer_keys),    cmocka_unit_test(test_shed_pending),
+		cmocka_unit_test(test_shed_window),  cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_coarse_clock), cmocka_unit_test(test_slots_wrap),
+		cmocka_unit_test(test_fingerprint),  cmocka_unit_test(test_bucket_spread),
+		cmocka_unit_test(test_parse_rate),   cmocka_unit_test(test_parse_rate_bad),
+		cmocka_unit_test(test_presets),	     cmocka_unit_test(test_cidr),
+		cmocka_unit_test(test_cidr_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
