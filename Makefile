@@ -145,10 +145,20 @@ $(BUILD)/wsload: scripts/bench/wsload.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE $< -o $@
 
-# the TCP SYN flood generator of the limiter's tests and make bench
-$(BUILD)/flood: scripts/bench/flood.c | $(BUILD)
+# the TCP SYN flood generator of the limiter's tests and make bench, with
+# its live-frame XDP program (-X)
+$(BUILD)/xdpflood.bpf.o: scripts/bench/xdpflood.bpf.c | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(BUILD)/xdpflood.skel.h: $(BUILD)/xdpflood.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name xdpflood_bpf > $@
+
+$(BUILD)/flood: scripts/bench/flood.c $(BUILD)/xdpflood.skel.h | $(BUILD)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -pthread $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -pthread $< -o $@ -lbpf -lelf -lz
 
 asan: $(SAN_DIR)/bunscope
 

@@ -12,7 +12,8 @@ BUN_VERSION=${BUN_VERSION:-1.4.5}
 # span exporters POST through libcurl: keep-alive, https, proxies and
 # timeouts are its job, not ours).  Tests: cmocka, curl, wrk, prometheus
 # (promtool and a real scraper), python3 (integration tests), iproute2.
-# Bench: nftables and iptables (the limiter's comparison).  Static checks
+# Bench: nftables and iptables (the limiter's comparison), ethtool (GRO on
+# the veth, so that it takes XDP frames without a program, and its counters).  Static checks
 # (make check-static, run first by make test): cppcheck, clang-tidy and
 # clang-format.  The sanitizer builds use gcc's ASan/UBSan runtimes, which
 # come with gcc.  Fuzzing: libclang-rt-dev (clang's libFuzzer, ASan and UBSan
@@ -20,7 +21,7 @@ BUN_VERSION=${BUN_VERSION:-1.4.5}
 # nodejs/npm only fetch Bun.
 PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev
       libcurl4-openssl-dev libcmocka-dev pkg-config make gcc curl wrk prometheus
-      python3 iproute2 procps nftables iptables nodejs npm cppcheck clang-tidy clang-format
+      python3 iproute2 procps nftables iptables ethtool nodejs npm cppcheck clang-tidy clang-format
       libclang-rt-dev"
 
 missing=""

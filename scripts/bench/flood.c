@@ -10,7 +10,13 @@
  * (-t, default 5 s, at most 600 s), optionally by a packet count (-c), and
  * by SIGINT/SIGTERM; -R caps the rate.  The tests run it in a network
  * namespace that reaches the server through a veth pair.  At the end it
- * prints one line: "sent=N seconds=S pps=P errors=E".  libc only.
+ * prints one line: "sent=N seconds=S pps=P errors=E".
+ *
+ * -X sends without sockets or skbs: BPF_PROG_TEST_RUN in live-frame mode
+ * runs xdpflood.bpf.c on the template, which varies each frame and
+ * redirects it out of IFACE.  A veth hands such frames to its peer's XDP as
+ * xdp_frames, as a NIC's driver would: the receiver's cost is then the
+ * filter's, not the cost of an skb the sender built.  libc and libbpf.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,16 +50,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG	     "flood"
-#define MAX_SECONDS  600.0
-#define MAX_THREADS  64
-#define MAX_BATCH    1024 /* UIO_MAXIOV, sendmmsg's limit */
-#define TCP_LEN	     24	  /* 20-byte header + MSS option */
-#define SLOT_SIZE    128  /* bytes per frame buffer */
-#define SLOT_PAD     2	  /* so that the IP header is 4-byte aligned */
-#define NSEC	     1000000000ULL
-#define BACKOFF_NS   20000    /* after ENOBUFS/EAGAIN */
-#define SLEEP_MAX_NS 50000000 /* longest sleep between stop checks */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "xdpflood.skel.h"
+
+#define PROG	      "flood"
+#define MAX_SECONDS   600.0
+#define MAX_THREADS   64
+#define MAX_BATCH     1024 /* UIO_MAXIOV, sendmmsg's limit */
+#define TCP_LEN	      24   /* 20-byte header + MSS option */
+#define SLOT_SIZE     128  /* bytes per frame buffer */
+#define SLOT_PAD      2	   /* so that the IP header is 4-byte aligned */
+#define NSEC	      1000000000ULL
+#define BACKOFF_NS    20000    /* after ENOBUFS/EAGAIN */
+#define SLEEP_MAX_NS  50000000 /* longest sleep between stop checks */
+#define XDP_CALL      65536    /* -X: frames per BPF_PROG_TEST_RUN call, unpaced */
+#define XDP_MAX_BATCH 256      /* -X: the kernel's largest live-frame batch */
 
 /* What every packet of the run shares, set up by main() before the threads. */
 struct flood {
@@ -65,6 +78,8 @@ struct flood {
 	unsigned char dst[16], src[16]; /* network order */
 	unsigned char hostmask[16];	/* random bits of the source (-r) */
 	bool random_src;
+	bool xdp; /* -X: live XDP frames instead of AF_PACKET */
+	struct xdpflood_bpf *skel;
 	uint16_t dport;
 	uint64_t rate;	/* packets/s over all threads, 0: no cap */
 	uint64_t count; /* UINT64_MAX: no count bound */
@@ -104,7 +119,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " -i IFACE -d DST_IP -p DPORT [-6] [-s SRC_IP | -r SRC_CIDR]\n"
 		"             [-R PPS] [-t SECONDS] [-c COUNT] [-m DST_MAC] [-S SRC_MAC]\n"
-		"             [-T THREADS] [-b BATCH]\n"
+		"             [-T THREADS] [-b BATCH] [-X]\n"
 		"\n"
 		"Send TCP SYNs (valid checksums, MSS option) to DST_IP:DPORT out of IFACE\n"
 		"through AF_PACKET sockets (qdisc bypassed, sendmmsg batches).  Source ports\n"
@@ -126,14 +141,20 @@ static void usage(FILE *f)
 		"  -S SRC_MAC    source MAC (default: IFACE's own)\n"
 		"  -T THREADS    sender threads, each with its own socket, pinned to a CPU\n"
 		"                (default 1, at most %d)\n"
-		"  -b BATCH      packets per sendmmsg call (default 64, at most %d)\n"
+		"  -b BATCH      packets per sendmmsg call (default 64, at most %d;\n"
+		"                with -X: frames per live-frame batch, at most 256)\n"
+		"  -X            send with BPF_PROG_TEST_RUN's live XDP frames, redirected\n"
+		"                out of IFACE (IPv4 only; Linux 5.18 or later); on a veth\n"
+		"                the peer gets xdp_frames, not skbs.  Needs CAP_BPF and\n"
+		"                CAP_NET_ADMIN, and XDP or GRO enabled on the peer\n"
 		"  -h, --help    print this text\n"
 		"\n"
 		"Stops at the first of -t, -c, SIGINT and SIGTERM, then prints one line\n"
 		"  sent=PACKETS seconds=ELAPSED pps=RATE errors=SEND_ERRORS\n"
 		"where sent counts the packets the kernel took and errors the sends it\n"
 		"refused (ENOBUFS or EAGAIN: the driver's queue was full; backed off and\n"
-		"retried).  Exit status 0 on success, 1 on runtime errors, 2 on usage\n"
+		"retried).  With -X, sent counts the frames redirected: a peer whose\n"
+		"queue is full drops some of them unseen, so count on the receiver.  Exit status 0 on success, 1 on runtime errors, 2 on usage\n"
 		"errors.  Needs CAP_NET_RAW.\n",
 		MAX_THREADS, MAX_BATCH);
 }
@@ -263,7 +284,8 @@ static void parse_args(int argc, char **argv, const char **src_arg, const char *
 	fl.threads = 1;
 	fl.batch = 64;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:d:p:6s:r:R:t:c:m:S:T:b:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":i:d:p:6s:r:R:t:c:m:S:T:b:Xh", longopts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'i':
 			fl.ifname = optarg;
@@ -309,6 +331,9 @@ static void parse_args(int argc, char **argv, const char **src_arg, const char *
 			    fl.seconds > MAX_SECONDS)
 				usage_error("bad duration '%s' (0 < SECONDS <= 600)", optarg);
 			break;
+		case 'X':
+			fl.xdp = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -326,6 +351,10 @@ static void parse_args(int argc, char **argv, const char **src_arg, const char *
 		usage_error("%s", "-i IFACE, -d DST_IP and -p DPORT are required");
 	if (*src_arg && *cidr_arg)
 		usage_error("%s", "-s and -r exclude each other");
+	if (fl.xdp && fl.family != AF_INET)
+		usage_error("%s", "-X sends IPv4 only");
+	if (fl.xdp && fl.batch > XDP_MAX_BATCH)
+		usage_error("%s", "-X takes batches of at most 256 frames");
 	parse_addr(fl.family, dst, fl.dst);
 	fl.dst_arg = dst;
 	fl.dport = parse_u64(port, 1, 65535, "port", "1..65535");
@@ -704,14 +733,20 @@ static void sender_init(struct sender *s, int idx, const int *cpus, int ncpus)
 	unsigned int i;
 
 	s->idx = idx;
-	s->fd = open_socket();
+	s->fd = fl.xdp ? -1 : open_socket();
 	s->cpu = ncpus ? cpus[idx % ncpus] : -1;
 	s->quota = fl.count == UINT64_MAX
 			   ? UINT64_MAX
 			   : fl.count / fl.threads + ((uint64_t)idx < fl.count % fl.threads);
 	s->rate = (double)fl.rate / fl.threads;
 	s->pace_batch = fl.batch;
-	if (fl.rate) {
+	if (fl.xdp) {
+		/* BPF_PROG_TEST_RUN calls of about 10 ms while paced: each
+		 * sets up a page pool */
+		double per_call = s->rate / 100;
+
+		s->pace_batch = per_call < 1 ? 1 : per_call > XDP_CALL ? XDP_CALL : per_call;
+	} else if (fl.rate) {
 		/* batches of about 1 ms while paced */
 		double per_ms = s->rate / 1000;
 
@@ -766,7 +801,7 @@ static void pin(struct sender *s)
 static unsigned int next_batch(struct sender *s, uint64_t deadline)
 {
 	uint64_t now = now_ns(), left = s->quota - s->sent;
-	unsigned int n = fl.rate ? s->pace_batch : fl.batch;
+	unsigned int n = fl.rate ? s->pace_batch : fl.xdp ? XDP_CALL : fl.batch;
 
 	if (!left || now >= deadline)
 		return 0;
@@ -841,6 +876,65 @@ static void *sender_run(void *arg)
 	return NULL;
 }
 
+/*
+ * -X: the template, varied once here, goes to the live-frame test run in
+ * calls of next_batch() frames; the program varies each frame and sends it
+ * out of IFACE.  sent is the program's own count, read by main().
+ */
+static void *sender_run_xdp(void *arg)
+{
+	struct sender *s = arg;
+	unsigned char frame[SLOT_SIZE] __attribute__((aligned(16)));
+	struct xdp_md ctx = { .data_end = fl.frame_len, .ingress_ifindex = fl.ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = fl.frame_len,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
+		    .batch_size = fl.batch);
+	int prog = bpf_program__fd(fl.skel->progs.xdpflood);
+	uint64_t deadline, done = 0;
+	unsigned int n;
+
+	memcpy(frame, fl.tmpl + SLOT_PAD, fl.frame_len);
+	fill_frame(s, frame);
+	pin(s);
+	pthread_barrier_wait(&start_barrier);
+	deadline = fl.start_ns + (uint64_t)(fl.seconds * 1e9);
+	while (!stopping()) {
+		/* next_batch() paces on s->sent: the frames asked for so far */
+		s->sent = done;
+		n = next_batch(s, deadline);
+		if (!n || stopping())
+			break;
+		opts.repeat = n;
+		if (bpf_prog_test_run_opts(prog, &opts) && errno != EINTR) {
+			s->err = errno;
+			atomic_store(&stop_flag, 1);
+			break;
+		}
+		done += n;
+	}
+	return NULL;
+}
+
+static void xdp_setup(void)
+{
+	uint32_t mask;
+
+	fl.skel = xdpflood_bpf__open();
+	if (!fl.skel)
+		die_errno("cannot open the XDP program for", fl.ifname);
+	fl.skel->rodata->ifindex_out = fl.ifindex;
+	memcpy(&mask, fl.hostmask, 4);
+	fl.skel->rodata->rand_mask = fl.random_src ? ntohl(mask) : 0;
+	if (xdpflood_bpf__load(fl.skel)) {
+		if (errno == EPERM || errno == EACCES) {
+			fprintf(stderr,
+				PROG ": -X needs CAP_BPF and CAP_NET_ADMIN (run as root)\n");
+			exit(1);
+		}
+		die_errno("cannot load the XDP program for", fl.ifname);
+	}
+}
+
 /* the CPUs we may run on, for pinning one thread to each */
 static int usable_cpus(int *cpus, int max)
 {
@@ -878,9 +972,13 @@ int main(int argc, char **argv)
 		die_errno("no interface", fl.ifname);
 
 	/* the first socket tells whether we may send at all */
-	fd = open_socket();
+	fd = fl.xdp ? socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) : open_socket();
+	if (fd < 0)
+		die_errno("cannot open a socket for", fl.ifname);
 	iface_mac(fd, smac_arg ? NULL : fl.smac);
 	close(fd);
+	if (fl.xdp)
+		xdp_setup();
 	if (!src_arg && !cidr_arg)
 		iface_addr(fl.src);
 	if (!dmac_arg)
@@ -893,7 +991,8 @@ int main(int argc, char **argv)
 	setup_signals();
 	pthread_barrier_init(&start_barrier, NULL, fl.threads + 1);
 	for (i = 0; i < fl.threads; i++) {
-		errno = pthread_create(&senders[i].tid, NULL, sender_run, &senders[i]);
+		errno = pthread_create(&senders[i].tid, NULL, fl.xdp ? sender_run_xdp : sender_run,
+				       &senders[i]);
 		if (errno)
 			die_errno("cannot start a sender thread for", fl.ifname);
 	}
@@ -909,7 +1008,13 @@ int main(int argc, char **argv)
 	/* before the closes: each waits for an RCU grace period */
 	elapsed = (now_ns() - fl.start_ns) / 1e9;
 	for (i = 0; i < fl.threads; i++)
-		close(senders[i].fd);
+		if (senders[i].fd >= 0)
+			close(senders[i].fd);
+	if (fl.xdp) {
+		/* what the program handed on, an interrupted call's part too */
+		sent = fl.skel->bss->frames;
+		xdpflood_bpf__destroy(fl.skel);
+	}
 	if (err) {
 		fprintf(stderr, PROG ": send on %s: %s (after %llu packets)\n", fl.ifname,
 			strerror(err), (unsigned long long)sent);
