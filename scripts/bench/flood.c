@@ -154,8 +154,9 @@ static void usage(FILE *f)
 		"where sent counts the packets the kernel took and errors the sends it\n"
 		"refused (ENOBUFS or EAGAIN: the driver's queue was full; backed off and\n"
 		"retried).  With -X, sent counts the frames redirected: a peer whose\n"
-		"queue is full drops some of them unseen, so count on the receiver.  Exit status 0 on success, 1 on runtime errors, 2 on usage\n"
-		"errors.  Needs CAP_NET_RAW.\n",
+		"queue is full drops some of them unseen, so count on the receiver.\n"
+		"Exit status 0 on success, 1 on runtime errors, 2 on usage errors.\n"
+		"Needs CAP_NET_RAW.\n",
 		MAX_THREADS, MAX_BATCH);
 }
 
