@@ -68,24 +68,23 @@ $(BUILD) $(BUILD)/user $(BUILD)/tests $(SAN_DIR)/user $(SAN_DIR)/tests:
 	$(Q)mkdir -p $@
 
 # ---- BPF ---------------------------------------------------------------------
-$(BUILD)/bunscope.bpf.o: bpf/bunscope.bpf.c $(wildcard bpf/*.h) $(wildcard include/*.h) | $(BUILD)
+# build/X.bpf.o from bpf/X.bpf.c (or scripts/bench/X.bpf.c, the benchmark's
+# generator), and its skeleton build/X.skel.h with struct X_bpf
+vpath %.bpf.c bpf scripts/bench
+
+$(BUILD)/%.bpf.o: %.bpf.c | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 	$(Q)$(LLVM_STRIP) -g $@
 
-$(BUILD)/bunscope.skel.h: $(BUILD)/bunscope.bpf.o
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name bunscope_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(BUILD)/bunscope.bpf.o: $(wildcard bpf/*.h) $(wildcard include/*.h)
+$(BUILD)/limit.bpf.o: include/limit.h
 
 # ---- daemon and unit tests, in two flavours -----------------------------------
-$(BUILD)/limit.bpf.o: bpf/limit.bpf.c include/limit.h | $(BUILD)
-	$(call msg,BPF,$@)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-	$(Q)$(LLVM_STRIP) -g $@
-
-$(BUILD)/limit.skel.h: $(BUILD)/limit.bpf.o
-	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name limit_bpf > $@
 
 # Unit tests: each one's sources, the daemon objects it links and its libraries.
 test_http_parse_SRC       := tests/unit/test_http_parse.c tests/unit/hp_harness.h
@@ -146,17 +145,9 @@ $(BUILD)/wsload: scripts/bench/wsload.c | $(BUILD)
 	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE $< -o $@
 
 # the TCP SYN flood generator of the limiter's tests and make bench, with
-# its live-frame XDP program (-X)
-$(BUILD)/xdpflood.bpf.o: scripts/bench/xdpflood.bpf.c | $(BUILD)
-	$(call msg,BPF,$@)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-	$(Q)$(LLVM_STRIP) -g $@
-
-$(BUILD)/xdpflood.skel.h: $(BUILD)/xdpflood.bpf.o
-	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name xdpflood_bpf > $@
-
-$(BUILD)/flood: scripts/bench/flood.c $(BUILD)/xdpflood.skel.h | $(BUILD)
+# its live-frame XDP program (-X, scripts/bench/xdpflood.bpf.c)
+# (the object too: make bench loads its empty program)
+$(BUILD)/flood: scripts/bench/flood.c $(BUILD)/xdpflood.skel.h $(BUILD)/xdpflood.bpf.o | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -pthread $< -o $@ -lbpf -lelf -lz
 

@@ -758,6 +758,8 @@ static void sender_init(struct sender *s, int idx, const int *cpus, int ncpus)
 		seed = now_ns() ^ ((uint64_t)getpid() << 32);
 	s->rng = seed ^ (0x9e3779b97f4a7c15ULL * (idx + 1));
 
+	if (fl.xdp) /* no socket: one frame, on the sender's stack */
+		return;
 	s->sll.sll_family = AF_PACKET;
 	s->sll.sll_ifindex = fl.ifindex;
 	s->sll.sll_protocol = htons(fl.family == AF_INET ? ETH_P_IP : ETH_P_IPV6);
@@ -891,7 +893,7 @@ static void *sender_run_xdp(void *arg)
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
 		    .batch_size = fl.batch);
 	int prog = bpf_program__fd(fl.skel->progs.xdpflood);
-	uint64_t deadline, done = 0;
+	uint64_t deadline;
 	unsigned int n;
 
 	memcpy(frame, fl.tmpl + SLOT_PAD, fl.frame_len);
@@ -900,8 +902,7 @@ static void *sender_run_xdp(void *arg)
 	pthread_barrier_wait(&start_barrier);
 	deadline = fl.start_ns + (uint64_t)(fl.seconds * 1e9);
 	while (!stopping()) {
-		/* next_batch() paces on s->sent: the frames asked for so far */
-		s->sent = done;
+		/* s->sent: the frames asked for so far, for next_batch() */
 		n = next_batch(s, deadline);
 		if (!n || stopping())
 			break;
@@ -911,7 +912,7 @@ static void *sender_run_xdp(void *arg)
 			atomic_store(&stop_flag, 1);
 			break;
 		}
-		done += n;
+		s->sent += n;
 	}
 	return NULL;
 }
