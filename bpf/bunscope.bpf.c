@@ -1350,7 +1350,7 @@ struct sys_args {
 
 /* From the trusted pointer bpf_task_pt_regs() returns: plain loads, no
  * bpf_probe_read_kernel() (about 45 ns a call here). */
-static __always_inline int sys_args_btf(struct pt_regs *regs, struct sys_args *a)
+static __always_inline int sys_args(struct pt_regs *regs, struct sys_args *a)
 {
 	if (!regs)
 		return -1;
@@ -1741,7 +1741,7 @@ static __always_inline void tp_data_exit(struct trace_event_raw_sys_exit *ctx, c
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct sys_args a;
 
-	if (ctx->ret <= 0 || !is_target(tgid) || sys_args_btf(current_regs(), &a))
+	if (ctx->ret <= 0 || !is_target(tgid) || sys_args(current_regs(), &a))
 		return;
 	sys_exit(dir, tgid, kind_of(nr_of(ctx)), &a, ctx->ret);
 }
@@ -1774,7 +1774,7 @@ int bs_tp_exit_close(struct trace_event_raw_sys_exit *ctx)
 	struct sys_args a;
 
 	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
-	    !sys_args_btf(current_regs(), &a))
+	    !sys_args(current_regs(), &a))
 		on_close((long)(int)a.a0);
 	return 0;
 }
@@ -1784,7 +1784,7 @@ int bs_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	struct sys_args a;
 
-	if (is_target(bpf_get_current_pid_tgid() >> 32) && !sys_args_btf(current_regs(), &a))
+	if (is_target(bpf_get_current_pid_tgid() >> 32) && !sys_args(current_regs(), &a))
 		on_connect(ctx->ret, (long)(int)a.a0);
 	return 0;
 }
@@ -1795,7 +1795,7 @@ int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
 	struct sys_args a;
 
 	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
-	    !sys_args_btf(current_regs(), &a))
+	    !sys_args(current_regs(), &a))
 		on_shutdown((long)(int)a.a0, (long)(int)a.a1);
 	return 0;
 }
@@ -1892,7 +1892,7 @@ int bs_tp_exit_mem(struct trace_event_raw_sys_exit *ctx)
 	int t = target_slot(bpf_get_current_pid_tgid() >> 32);
 	struct sys_args a;
 
-	if (t >= 0 && !sys_args_btf(current_regs(), &a))
+	if (t >= 0 && !sys_args(current_regs(), &a))
 		mem_syscall(t, nr_of(ctx), &a, ctx->ret);
 	return 0;
 }
@@ -2285,22 +2285,22 @@ int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 		on_accept(ret);
 		return 0;
 	case NR_CLOSE:
-		if (!ret && !sys_args_btf(regs, &a))
+		if (!ret && !sys_args(regs, &a))
 			on_close((long)(int)a.a0);
 		return 0;
 	case NR_SHUTDOWN:
-		if (!ret && !sys_args_btf(regs, &a))
+		if (!ret && !sys_args(regs, &a))
 			on_shutdown((long)(int)a.a0, (long)(int)a.a1);
 		return 0;
 	case NR_CONNECT:
-		if (!sys_args_btf(regs, &a))
+		if (!sys_args(regs, &a))
 			on_connect(ret, (long)(int)a.a0);
 		return 0;
 	case NR_MMAP:
 	case NR_MUNMAP:
 	case NR_BRK:
 	case NR_MADVISE:
-		if (!sys_args_btf(regs, &a))
+		if (!sys_args(regs, &a))
 			mem_syscall(t, nr, &a, ret);
 		return 0;
 	case NR_EPOLL_WAIT:
@@ -2340,7 +2340,7 @@ static __always_inline void raw_data_exit(struct bpf_raw_tracepoint_args *ctx, c
 	struct pt_regs *regs = current_regs();
 	struct sys_args a;
 
-	if (sys_args_btf(regs, &a))
+	if (sys_args(regs, &a))
 		return;
 	sys_exit(dir, bpf_get_current_pid_tgid() >> 32, kind_of(regs->orig_ax), &a,
 		 (long)ctx->args[1]);
