@@ -131,6 +131,15 @@ int limit_parse_cidr(const char *s, struct limit_cidr *c)
 			return -EINVAL;
 		prefix = p;
 	}
+	/* an IPv4-mapped network (::ffff:10.0.0.0/104) is the IPv4 one: IPv4
+	 * packets are matched against the IPv4 tries, and a dual-stack
+	 * server's IPv4 clients are IPv4 sources */
+	if (c->v6 && prefix >= 96 && !memcmp(c->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
+		memmove(c->addr, c->addr + 12, 4);
+		memset(c->addr + 4, 0, 12);
+		c->v6 = 0;
+		prefix -= 96;
+	}
 	c->prefix = (__u8)prefix;
 	/* clear the host bits: 10.1.2.3/8 means 10.0.0.0/8 */
 	for (unsigned i = 0; i < 16; i++) {

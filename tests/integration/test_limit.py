@@ -100,10 +100,11 @@ def test_limit_conn_rate_tc():
 def test_limit_allow_deny():
     """IPv4 and IPv6: client 0 is in a denied CIDR and gets nothing; client 1
     is in a denied CIDR too but also in an allowed one (allow wins) and gets
-    everything, with no rate limit either."""
+    everything, with no rate limit either.  The IPv4 network is denied in its
+    IPv4-mapped form, which must match IPv4 packets."""
     with clean_limiter(), Topology(2) as topo, BunApp() as app, \
             Bunscope.for_app(app, *limit_args(
-                topo, "--limit-conn", "5:5", "--deny", "10.231.0.0/16",
+                topo, "--limit-conn", "5:5", "--deny", "::ffff:10.231.0.0/112",
                 "--deny", "fd00:231::/32", "--allow", "10.231.2.2/32",
                 "--allow", "fd00:231:2::/64")) as scope:
         a, b = topo.clients

@@ -587,6 +587,12 @@ static void test_cidr(void **state)
 	cidr_is("2001:db8:abcd::1/33", "2001:db8:8000::/33");
 	cidr_is("::1", "::1/128");
 	cidr_is("10.255.255.255/9", "10.128.0.0/9");
+	/* IPv4-mapped networks are IPv4 ones; wider ones stay IPv6 */
+	cidr_is("::ffff:10.231.7.9/112", "10.231.0.0/16");
+	cidr_is("::ffff:10.231.7.9", "10.231.7.9/32");
+	cidr_is("::ffff:0:0/96", "0.0.0.0/0");
+	cidr_is("::ffff:0:0/95", "::fffe:0:0/95");
+	cidr_is("::fffe:10.0.0.1/112", "::fffe:a00:0/112");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_not_equal(limit_parse_cidr(bad[i], &c), 0);
 }
