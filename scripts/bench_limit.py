@@ -32,8 +32,8 @@ Environment: BENCH_ROUNDS (3), BENCH_FLOOD_SECONDS (3), BENCH_SECONDS (5, the
 wrk runs).  For one question at a time: BENCH_LIMIT_ONLY (the variants whose
 name holds one of these comma-separated words, e.g. "xdp,tc"; the wrk part is
 then left out), BENCH_LIMIT_FLOODS ("single,random"), BENCH_LIMIT_CLIENTS
-(bunscope's --limit-clients), BENCH_LIMIT_BASE (another build's bunscope, run
-as "base XDP" and "base tc" right after ours in every round),
+(bunscope's --limit-clients), BENCH_LIMIT_BASE (other builds' bunscope, comma-separated, run as
+"base XDP" and "base tc", "base2 XDP" ..., right after ours in every round),
 BENCH_LIMIT_SENDER (xdp, or packet for build/flood's AF_PACKET sockets).
 """
 
@@ -67,7 +67,11 @@ FLOODS = [k.strip() for k in os.environ.get("BENCH_LIMIT_FLOODS", "single,random
           if k.strip()]
 CLIENTS = os.environ.get("BENCH_LIMIT_CLIENTS")
 SENDER = os.environ.get("BENCH_LIMIT_SENDER", "xdp")
-BASE = os.environ.get("BENCH_LIMIT_BASE")
+BASES = [b for b in os.environ.get("BENCH_LIMIT_BASE", "").split(",") if b]
+
+
+def base_name(i):
+    return "base" if i == 0 else "base%d" % (i + 1)
 
 
 def sh(argv, check=True, **kw):
@@ -333,16 +337,14 @@ def run_goodput(bx, topo, port, pid):
 
 
 def main():
-    for f in (BUN, BUNSCOPE, FLOOD, XDPFLOOD_OBJ) + ((BASE,) if BASE else ()):
+    for f in [BUN, BUNSCOPE, FLOOD, XDPFLOOD_OBJ] + BASES:
         if not os.path.exists(f):
             sys.exit("bench_limit: %s missing (make bench builds it)" % f)
     variants = [NoFilter("no filter"), EmptyXdp("empty XDP (pass)"),
                 Bunscope("bunscope XDP", "xdp")]
-    if BASE:
-        variants.append(Bunscope("base XDP", "xdp", BASE))
+    variants += [Bunscope(base_name(i) + " XDP", "xdp", b) for i, b in enumerate(BASES)]
     variants.append(Bunscope("bunscope tc", "tc"))
-    if BASE:
-        variants.append(Bunscope("base tc", "tc", BASE))
+    variants += [Bunscope(base_name(i) + " tc", "tc", b) for i, b in enumerate(BASES)]
     variants += [Nft("nftables set+limit"), Hashlimit("iptables hashlimit")]
     goodput_only = ONLY == ["goodput"]
     if ONLY and not goodput_only:
