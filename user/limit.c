@@ -208,26 +208,39 @@ static int flock_holder(dev_t dev, ino_t ino)
 	return holder;
 }
 
-static int claim_pins(void)
+/*
+ * Take the claim: the locked directory's fd, or -errno (-EWOULDBLOCK with
+ * *holder the daemon's pid, 0 if unknown, when another process has it).
+ */
+static int lock_pins(int *holder)
 {
 	struct stat st;
-	int fd, err, holder = 0;
+	int fd, err;
+
+	*holder = 0;
+	fd = open(BS_LIM_PIN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (!flock(fd, LOCK_EX | LOCK_NB))
+		return fd;
+	err = -errno;
+	if (err == -EWOULDBLOCK && !fstat(fd, &st))
+		*holder = flock_holder(st.st_dev, st.st_ino);
+	close(fd);
+	return err;
+}
+
+static int claim_pins(void)
+{
+	int err, holder;
 
 	if (pin_lock_fd >= 0)
 		return 0;
-	fd = open(BS_LIM_PIN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_warn("limiter: cannot open %s: %s\n", BS_LIM_PIN_DIR, strerror(errno));
-		return -errno;
-	}
-	if (!flock(fd, LOCK_EX | LOCK_NB)) {
-		pin_lock_fd = fd;
+	err = lock_pins(&holder);
+	if (err >= 0) {
+		pin_lock_fd = err;
 		return 0;
 	}
-	err = -errno;
-	if (err == -EWOULDBLOCK && !fstat(fd, &st))
-		holder = flock_holder(st.st_dev, st.st_ino);
-	close(fd);
 	if (err != -EWOULDBLOCK) {
 		pr_warn("limiter: cannot lock %s: %s\n", BS_LIM_PIN_DIR, strerror(-err));
 		return err;
@@ -1004,14 +1017,34 @@ static int limit_detach(void)
 					    "lim_allow6",  "lim_deny6",	   "lim_bans",
 					    "lim_ifaces",  "lim_shed_ctl", "lim_shed",
 					    "lim_shed_src" };
-	int ifd = pinned("lim_ifaces"), rc = 0;
+	int ifd, rc = 0, lock, holder;
 	struct bs_lim_iface e;
 	char path[128];
 
-	if (ifd < 0 && access(BS_LIM_PIN_DIR, F_OK)) {
+	if (access(BS_LIM_PIN_DIR, F_OK)) {
 		printf("limiter: nothing to detach (%s does not exist)\n", BS_LIM_PIN_DIR);
 		return 0;
 	}
+	/* a running daemon would go on writing to maps no program reads, and
+	 * a second one could then start beside it: it has to stop first (its
+	 * enforcement stays attached when it does) */
+	lock = lock_pins(&holder);
+	if (lock == -EWOULDBLOCK) {
+		if (holder)
+			pr_warn("limit detach: bunscope (pid %d) runs the limiter; stop it first "
+				"(kill %d; the enforcement stays attached), then detach\n",
+				holder, holder);
+		else
+			pr_warn("limit detach: a running bunscope holds %s; stop it first, then "
+				"detach\n",
+				BS_LIM_PIN_DIR);
+		return 1;
+	}
+	if (lock < 0 && lock != -ENOENT) {
+		pr_warn("limit detach: cannot lock %s: %s\n", BS_LIM_PIN_DIR, strerror(-lock));
+		return 1;
+	}
+	ifd = pinned("lim_ifaces");
 	for (__u32 i = 0; ifd >= 0 && i < BS_LIM_MAX_IFACES; i++) {
 		if (bpf_map_lookup_elem(ifd, &i, &e) || e.mode == BS_LIM_MODE_NONE)
 			continue;
@@ -1060,6 +1093,8 @@ static int limit_detach(void)
 			strerror(errno));
 		rc = 1;
 	}
+	if (lock >= 0)
+		close(lock);
 	if (!rc)
 		printf("limiter removed (%s deleted)\n", BS_LIM_PIN_DIR);
 	return rc;

@@ -373,8 +373,9 @@ def test_bpffs_and_tracefs_unmounted():
 def test_second_instance():
     """Two observers of one app cooperate: each counts every request.  A
     second daemon on the first one's --listen address fails at once saying
-    so.  A second limiter is refused, naming the first daemon's pid, and
-    the first one's limiter and pins stay as they were."""
+    so.  A second limiter, and `bunscope limit detach`, are refused while
+    the first daemon runs, naming its pid, and the first one's limiter and
+    pins stay as they were."""
     with BunApp() as app, Bunscope.for_app(app) as a, Bunscope.for_app(app) as b:
         _requests_counted(a, app, 5)
         b.wait_count(app.port, 5, app.pid, http_route="/users/:id")
@@ -400,6 +401,13 @@ def test_second_instance():
                     assert "another bunscope (pid %d) runs the limiter" % a.pid in text, text
                 assert_equal(ns.pins(), pins, "pins after the refused second daemon")
                 assert_equal(xdp_prog_id(iface), xdp, "XDP program")
+                # nor may the limiter be detached from under the daemon
+                p = ns.run(BUNSCOPE_BIN, "limit", "detach")
+                assert p.returncode == 1, p.stdout + p.stderr
+                assert "bunscope (pid %d) runs the limiter; stop it first" % a.pid \
+                    in p.stderr, p.stderr
+                assert_equal(ns.pins(), pins, "pins after the refused detach")
+                assert_equal(xdp_prog_id(iface), xdp, "XDP program after the refused detach")
                 _requests_counted(a, app)
             # the lock went with the first daemon: a new one takes the
             # pinned link over (and puts its own program in it)
