@@ -71,6 +71,11 @@ volatile __u32 targets[BUNSCOPE_MAX_TARGETS];
 volatile __u32 target_ports[BUNSCOPE_MAX_TARGETS][BS_PORT_SLOTS];
 /* kmem:rss_stat's mm_id of each target slot, learnt from the target's own events. */
 volatile __u32 target_mm[BUNSCOPE_MAX_TARGETS];
+/* Attach at exec or listen: the armed slot + 1 (0: none), and what matches. */
+volatile __u32 auto_slot;
+volatile __u32 auto_how[BUNSCOPE_MAX_TARGETS]; /* BS_AUTO_* of the slot's last taker */
+char auto_names[BS_AUTO_MAX][BS_COMM_LEN];
+__u16 auto_ports[BS_AUTO_MAX];
 /* Histogram series indexes never handed out yet start here. */
 volatile __u32 series_next;
 
@@ -1681,6 +1686,101 @@ static __always_inline void on_shutdown(long fd, long how)
 		hp_shutdown_wr(&x.r);
 }
 
+/* ---- attach at exec or listen --------------------------------------------- */
+
+static __always_inline int comm_is(const char *comm, const char *name)
+{
+	for (int i = 0; i < BS_COMM_LEN; i++) {
+		if (comm[i] != name[i])
+			return 0;
+		if (!comm[i])
+			return 1;
+	}
+	return 1;
+}
+
+/* Does the current process's comm match one of the --name selectors? */
+static __always_inline int auto_name_match(void)
+{
+	char comm[BS_COMM_LEN];
+
+	if (bpf_get_current_comm(comm, sizeof(comm)))
+		return 0;
+	for (int i = 0; i < BS_AUTO_MAX; i++) {
+		if (!auto_names[i][0])
+			break;
+		if (comm_is(comm, auto_names[i]))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The current process takes the armed slot: at most one process per arming
+ * (the compare-and-swap), never one already observed.  The daemon disarms
+ * the slot while it scans /proc itself, so the two never pick the same
+ * process twice.
+ */
+static __always_inline void auto_take(__u32 tgid, __u32 how)
+{
+	__u32 want = auto_slot, slot;
+	struct bs_ev_attach *ev;
+
+	if (!want || want > BUNSCOPE_MAX_TARGETS || is_target(tgid))
+		return;
+	if (__sync_val_compare_and_swap(&auto_slot, want, 0) != want)
+		return;
+	slot = (want - 1) & (BUNSCOPE_MAX_TARGETS - 1);
+	target_mm[slot] = 0;
+	auto_how[slot] = how;
+	targets[slot] = tgid;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(BS_CNT_EV_LOST);
+		return;
+	}
+	ev->type = BS_EV_ATTACH;
+	ev->pid = tgid;
+	ev->slot = slot;
+	ev->how = how;
+	/* the daemon adopts it now rather than at its next scan */
+	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
+}
+
+/* sched:sched_process_exec: a new program whose name is selected. */
+SEC("tracepoint/sched/sched_process_exec")
+int bs_auto_exec(void *ctx __attribute__((unused)))
+{
+	if (auto_slot && auto_name_match())
+		auto_take(bpf_get_current_pid_tgid() >> 32, BS_AUTO_EXEC);
+	return 0;
+}
+
+/* A successful listen() on fd by a process not observed yet. */
+static __always_inline void auto_listen(long fd)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct sock *sk;
+	__u16 port;
+
+	if (auto_name_match()) {
+		auto_take(tgid, BS_AUTO_LISTEN);
+		return;
+	}
+	sk = fd_sock(fd);
+	if (!sk)
+		return;
+	port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	for (int i = 0; i < BS_AUTO_MAX; i++) {
+		if (!auto_ports[i])
+			break;
+		if (auto_ports[i] == port) {
+			auto_take(tgid, BS_AUTO_LISTEN);
+			return;
+		}
+	}
+}
+
 /* ---- entry points --------------------------------------------------------- */
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
@@ -1697,6 +1797,7 @@ static __always_inline void on_shutdown(long fd, long how)
 #define NR_RECVMSG  47
 #define NR_SHUTDOWN 48
 #define NR_CONNECT  42
+#define NR_LISTEN   50
 #define NR_ACCEPT4  288
 
 static __always_inline __u32 kind_of(long nr)
@@ -1786,6 +1887,16 @@ int bs_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 	if (is_target(bpf_get_current_pid_tgid() >> 32) && !sys_args(current_regs(), &a))
 		on_connect(ctx->ret, (long)(int)a.a0);
+	return 0;
+}
+
+SEC("tracepoint")
+int bs_tp_exit_listen(struct trace_event_raw_sys_exit *ctx)
+{
+	struct sys_args a;
+
+	if (!ctx->ret && auto_slot && !sys_args(current_regs(), &a))
+		auto_listen((long)(int)a.a0);
 	return 0;
 }
 
@@ -2271,8 +2382,13 @@ int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u32 kind;
 	long nr;
 
-	if (t < 0)
+	if (t < 0) {
+		/* a listen() that may select a process: only while a slot is armed */
+		if (auto_slot && !ret && (regs = current_regs()) && regs->orig_ax == NR_LISTEN &&
+		    !sys_args(regs, &a))
+			auto_listen((long)(int)a.a0);
 		return 0;
+	}
 	/* ctx->args[0] is the same pt_regs, but untrusted: reading through
 	 * it would take bpf_probe_read_kernel() */
 	regs = current_regs();

@@ -316,6 +316,24 @@ enum bs_event_type {
 	BS_EV_SPAN_END = 5,   /* ... its response ended or it was lost (spans ring) */
 	BS_EV_TRACESTATE = 6, /* a tracestate field of a request head (spans ring) */
 	BS_EV_WS_END = 7,     /* a WebSocket whose upgrade had a span closed (spans ring) */
+	BS_EV_ATTACH = 8,     /* a process took the reserved target slot (auto_slot) */
+};
+
+/*
+ * Attach at exec or listen (--name, --port): the daemon keeps one free target
+ * slot armed (auto_slot = slot + 1) with the selectors below; the first
+ * process to match takes it in the kernel, before it can accept a
+ * connection, and the daemon adopts it.
+ */
+#define BS_AUTO_MAX    16 /* names, and ports, matched in the kernel */
+#define BS_AUTO_EXEC   1  /* bs_ev_attach.how: its exec matched a name */
+#define BS_AUTO_LISTEN 2  /* ... its listen() matched a name or a port */
+
+struct bs_ev_attach {
+	__u32 type; /* BS_EV_ATTACH */
+	__u32 pid;
+	__u32 slot;
+	__u32 how; /* BS_AUTO_* */
 };
 
 struct bs_ev_oom {

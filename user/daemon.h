@@ -92,8 +92,10 @@ struct app {
 	int nfresh;
 	bool mem_over[BUNSCOPE_MAX_TARGETS]; /* by slot: above --memory-ceiling */
 	unsigned long long oom_events;
-	unsigned long long refreshes;			/* target refresh ticks done (in /health) */
-	struct sched_state sched[BUNSCOPE_MAX_TARGETS]; /* by slot */
+	unsigned long long refreshes; /* target refresh ticks done (in /health) */
+	int auto_slot;		      /* the slot armed for the kernel to attach in, -1: none */
+	bool refresh_soon;	      /* the kernel attached a process: adopt it now */
+	struct sched_state sched[BUNSCOPE_MAX_TARGETS];			  /* by slot */
 	struct bpf_link *ulinks[BUNSCOPE_MAX_TARGETS][BS_MAX_UPROBES][2]; /* entry, return */
 };
 

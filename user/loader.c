@@ -13,6 +13,7 @@
  * have neither, so they could not be tested (see README, Limitations).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,35 @@ fail : {
 }
 }
 
+/*
+ * Attach at exec (sched_process_exec) and listen (its syscall exit, or the
+ * raw sys_exit already attached): without them a new process matching
+ * --name or --port is attached by the daemon's scan only, up to 250 ms
+ * after it starts serving.
+ */
+static void attach_auto(struct loader *l)
+{
+	struct bunscope_bpf *s = l->skel;
+	size_t len = strlen(l->capture);
+	struct bpf_link *link = NULL;
+	int listen = l->mode != CAPTURE_TRACEPOINT;
+
+	if (l->nlinks < LOADER_MAX_LINKS && (link = bpf_program__attach(s->progs.bs_auto_exec)))
+		l->links[l->nlinks++] = link;
+	else
+		pr_warn("cannot attach sched:sched_process_exec: %s; new processes are attached "
+			"at listen() or by the 250 ms scan\n",
+			strerror(errno));
+	if (!listen)
+		listen = !attach_tp_quiet(l, s->progs.bs_tp_exit_listen, "exit", "listen");
+	if (!listen)
+		pr_warn("cannot attach syscalls:sys_exit_listen: new processes are attached at "
+			"exec (--name) or by the 250 ms scan\n");
+	if (len < sizeof(l->capture) && (link || listen))
+		snprintf(l->capture + len, sizeof(l->capture) - len, "; new targets at%s%s",
+			 link ? " exec" : "", listen ? (link ? " and listen" : " listen") : "");
+}
+
 /* The kernel has this kfunc (Linux >= 6.2); bs_sched_switch needs it. */
 static bool have_kfunc(const char *name)
 {
@@ -341,6 +371,7 @@ static void set_autoload(struct bunscope_bpf *s, enum capture_mode mode)
 			"run-queue or GC figures\n");
 		bpf_program__set_autoload(s->progs.bs_sched_switch, false);
 	}
+	bpf_program__set_autoload(s->progs.bs_tp_exit_listen, tp);
 	bpf_program__set_autoload(s->progs.bs_bench, false);
 	bpf_program__set_autoload(s->progs.bs_bench_null, false);
 }
@@ -468,6 +499,8 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 		goto fail;
 	attach_memory(l);
 	attach_sched(l);
+	if (o->auto_attach)
+		attach_auto(l);
 	pr_info("capture: %s (%s)\n", l->capture, why);
 	return 0;
 fail:
@@ -482,6 +515,44 @@ void loader_stop(struct loader *l)
 	l->nlinks = 0;
 	bunscope_bpf__destroy(l->skel);
 	l->skel = NULL;
+}
+
+void loader_auto_selectors(struct loader *l, const char *const *names, int nnames,
+			   const __u16 *ports, int nports)
+{
+	struct bunscope_bpf__bss *b = l->skel->bss;
+	int k = 0;
+
+	memset(b->auto_names, 0, sizeof(b->auto_names));
+	memset(b->auto_ports, 0, sizeof(b->auto_ports));
+	for (int i = 0; i < nnames && k < BS_AUTO_MAX; i++)
+		if (strlen(names[i]) < sizeof(b->auto_names[0]))
+			memcpy(b->auto_names[k++], names[i], strlen(names[i]));
+	for (int i = 0; i < nports && i < BS_AUTO_MAX; i++)
+		b->auto_ports[i] = ports[i];
+}
+
+void loader_auto_arm(struct loader *l, int slot)
+{
+	if (slot >= 0 && slot < BUNSCOPE_MAX_TARGETS)
+		__atomic_store_n(&l->skel->bss->auto_slot, (__u32)slot + 1, __ATOMIC_SEQ_CST);
+}
+
+int loader_auto_disarm(struct loader *l, int slot, __u32 *tgid, __u32 *how)
+{
+	volatile __u32 *t = &l->skel->bss->targets[slot];
+	__u32 want = (__u32)slot + 1;
+
+	if (slot < 0 || slot >= BUNSCOPE_MAX_TARGETS ||
+	    __atomic_compare_exchange_n(&l->skel->bss->auto_slot, &want, 0, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST))
+		return 0;
+	/* taken: the program writes the slot right after its compare-and-swap */
+	for (int i = 0; i < 100000 && !__atomic_load_n(t, __ATOMIC_ACQUIRE); i++)
+		sched_yield();
+	*tgid = __atomic_load_n(t, __ATOMIC_ACQUIRE);
+	*how = l->skel->bss->auto_how[slot];
+	return *tgid ? 1 : 0;
 }
 
 void loader_set_target(struct loader *l, int slot, __u32 tgid)

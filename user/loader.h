@@ -33,6 +33,8 @@ struct loader_opts {
 		struct bs_lim_rate cap; /* spans per second; interval 0: no cap */
 		__u32 ringbuf_bytes;	/* the spans ring buffer, power of two */
 	} traces;
+	/* --name/--port: processes may be attached by the kernel at exec or listen */
+	bool auto_attach;
 };
 
 struct bunscope_bpf;
@@ -68,6 +70,21 @@ void loader_stop(struct loader *l);
 
 /* Observe tgid in target slot (0 stops observing the slot). */
 void loader_set_target(struct loader *l, int slot, __u32 tgid);
+/*
+ * Attach at exec or listen.  The selectors the kernel matches (names are
+ * compared with the comm, so at most 15 bytes of each; longer ones are left
+ * to the daemon's scan).
+ */
+void loader_auto_selectors(struct loader *l, const char *const *names, int nnames,
+			   const __u16 *ports, int nports);
+/* Arm slot: the next process to match takes it. */
+void loader_auto_arm(struct loader *l, int slot);
+/*
+ * Disarm slot: 0 if no process took it, 1 with *tgid the process that did
+ * and *how (BS_AUTO_EXEC or BS_AUTO_LISTEN) when (the kernel then observes
+ * it in that slot already).
+ */
+int loader_auto_disarm(struct loader *l, int slot, __u32 *tgid, __u32 *how);
 /* The port counted in (slot, port slot): BS_PORT_USED | port, or 0. */
 __u32 loader_target_port(const struct loader *l, int slot, int pslot);
 /* The stats index of (slot, port), claiming a port slot as the BPF side does; -1 if full. */

@@ -812,6 +812,51 @@ static void limiter_tick(struct app *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/*
+ * Take back the slot armed for the kernel: adopt the process that took it,
+ * or forget it if it is gone already.  Under a->lock.
+ */
+static void auto_disarm(struct app *a)
+{
+	int slot = a->auto_slot;
+	__u32 pid, how;
+
+	if (slot < 0)
+		return;
+	a->auto_slot = -1;
+	if (!loader_auto_disarm(&a->ld, slot, &pid, &how)) {
+		targets_release(&a->targets, slot);
+		return;
+	}
+	if (targets_adopt(&a->targets, &a->cfg.sel, pid, slot, how == BS_AUTO_EXEC, on_target, a)) {
+		struct target gone = { .pid = pid, .slot = slot };
+
+		/* it came and went between two scans */
+		collect_forget_target(a, &gone);
+		targets_release(&a->targets, slot);
+	}
+}
+
+/*
+ * Arm a free slot for the next process that matches --name (at its exec or
+ * listen) or --port (at its listen): the kernel observes it from then on,
+ * so the requests it answers before the next scan are counted too.  The
+ * slot's memory and thread figures start from zero.  Under a->lock.
+ */
+static void auto_arm(struct app *a)
+{
+	struct target clean;
+	int slot;
+
+	if (!a->cfg.lopts.auto_attach || (slot = targets_reserve(&a->targets)) < 0)
+		return;
+	clean = (struct target){ .pid = 0, .slot = slot };
+	mem_seed(a, &clean); /* no /proc/0: zeros */
+	sched_seed(a, &clean);
+	a->auto_slot = slot;
+	loader_auto_arm(&a->ld, slot);
+}
+
 static void refresh_targets(struct app *a, bool initial)
 {
 	struct target fresh[BUNSCOPE_MAX_TARGETS];
@@ -820,20 +865,28 @@ static void refresh_targets(struct app *a, bool initial)
 	pthread_mutex_lock(&a->lock);
 	a->nfresh = 0;
 	a->refreshes++;
+	/* the kernel attaches nothing while /proc is scanned: the two would
+	 * give one process two slots */
+	auto_disarm(a);
 	targets_refresh(&a->targets, &a->cfg.sel, on_target, a);
 	n = a->targets.n;
 	nfresh = a->nfresh;
 	memcpy(fresh, a->fresh, sizeof(fresh[0]) * (size_t)nfresh);
 	/* memory first (its events then only update it), then the filter so no
-	 * accept is missed; both before /health can list the target */
+	 * accept is missed; both before /health can list the target.  What the
+	 * kernel attached has been counted since its exec or listen. */
 	for (int i = 0; i < nfresh; i++) {
+		if (fresh[i].adopted)
+			continue;
 		mem_seed(a, &fresh[i]);
 		sched_seed(a, &fresh[i]);
 	}
 	for (int i = 0; i < nfresh; i++) {
-		loader_set_target(&a->ld, fresh[i].slot, fresh[i].pid);
+		if (!fresh[i].adopted)
+			loader_set_target(&a->ld, fresh[i].slot, fresh[i].pid);
 		uprobes_attach(a, &fresh[i]);
 	}
+	auto_arm(a);
 	pthread_mutex_unlock(&a->lock);
 	/* a target's listening ports rarely change: new targets at once, the
 	 * rest every 2 s (the scan reads every socket of the target) */
@@ -841,7 +894,8 @@ static void refresh_targets(struct app *a, bool initial)
 		limit_ports_refresh(a);
 	/* then the connections that were open already */
 	for (int i = 0; i < nfresh; i++)
-		seed_connections(a, &fresh[i]);
+		if (!fresh[i].adopted)
+			seed_connections(a, &fresh[i]);
 	if (!n && initial)
 		pr_info("waiting for a process to match the selectors\n");
 }
@@ -863,6 +917,9 @@ static int on_event(void *ctx, void *data, size_t size)
 		routes_remember(a->routes, ev->hash, id);
 		pthread_mutex_unlock(&a->lock);
 		bpf_map_update_elem(loader_fd_routes(&a->ld), &ev->hash, &id, BPF_ANY);
+	} else if (type == BS_EV_ATTACH && size >= sizeof(struct bs_ev_attach)) {
+		/* adopted by the refresh the loop runs next */
+		a->refresh_soon = true;
 	} else if (type == BS_EV_COMPLETE && size >= sizeof(struct bs_ev_complete)) {
 		const struct bs_ev_complete *ev = data;
 		struct bs_agg_key k = {
@@ -901,6 +958,7 @@ static int app_init(struct app *a)
 
 	clock_gettime(CLOCK_MONOTONIC, &a->started);
 	pthread_mutex_init(&a->lock, NULL);
+	a->auto_slot = -1;
 	a->routes = routes_new(a->cfg.max_routes);
 	a->uagg = uagg_new(a->cfg.lopts.max_series);
 	if (a->cfg.limit.shed_p99 > 0 || a->cfg.limit.shed_5xx > 0) {
@@ -1060,6 +1118,10 @@ static int run_loop(struct app *a, int sfd)
 				pthread_mutex_unlock(&a->lock);
 			} else if (fd == rfd) {
 				ring_buffer__consume(a->rb);
+				if (a->refresh_soon) {
+					a->refresh_soon = false;
+					refresh_targets(a, false);
+				}
 			}
 		}
 	}
@@ -1145,6 +1207,8 @@ static int run(struct config *cfg, bool check_only)
 		goto out;
 	if ((ret = loader_start(&a->ld, &cfg->lopts)))
 		goto out;
+	loader_auto_selectors(&a->ld, cfg->sel.names, cfg->sel.nnames, cfg->sel.ports,
+			      cfg->sel.nports);
 	if ((ret = uprobes_validate(a)))
 		goto out;
 	if (cfg->nuprobes)
@@ -1253,6 +1317,7 @@ int main(int argc, char **argv)
 		pr_warn("no target: give --pid, --name or --port (see --help)\n");
 		return 2;
 	}
+	cfg.lopts.auto_attach = cfg.sel.nnames || cfg.sel.nports;
 	err = run(&cfg, cmd == CMD_CHECK);
 	return err ? 1 : 0;
 }

@@ -210,6 +210,64 @@ static void add_target(struct target_set *ts, __u32 pid, const char *how, target
 	cb(ctx, t, true);
 }
 
+int targets_reserve(struct target_set *ts)
+{
+	if (ts->n >= BUNSCOPE_MAX_TARGETS)
+		return -1;
+	for (int s = 0; s < BUNSCOPE_MAX_TARGETS; s++) {
+		if (!ts->slot_used[s]) {
+			ts->slot_used[s] = true;
+			return s;
+		}
+	}
+	return -1;
+}
+
+void targets_release(struct target_set *ts, int slot)
+{
+	if (slot >= 0 && slot < BUNSCOPE_MAX_TARGETS)
+		ts->slot_used[slot] = false;
+}
+
+int targets_adopt(struct target_set *ts, const struct selectors *sel, __u32 pid, int slot,
+		  bool at_exec, target_cb cb, void *ctx)
+{
+	const char *when = at_exec ? "at exec" : "at listen";
+	struct target *t;
+	int n = 0;
+
+	if (find_target(ts, pid) >= 0 || ts->n >= BUNSCOPE_MAX_TARGETS)
+		return -EEXIST; /* cannot be: the kernel takes no observed process */
+	t = &ts->t[ts->n];
+	memset(t, 0, sizeof(*t));
+	if (proc_stat(pid, &t->start, t->comm)) {
+		targets_release(ts, slot);
+		return -ESRCH;
+	}
+	t->pid = pid;
+	t->slot = slot;
+	t->adopted = true;
+	for (int i = 0; i < sel->nnames && !t->how[0]; i++)
+		if (name_matches(pid, t->comm, sel->names[i]))
+			snprintf(t->how, sizeof(t->how), "--name %.24s, %s", sel->names[i], when);
+	if (!t->how[0]) {
+		__u16 ports[BS_AUTO_MAX];
+
+		n = targets_listening_ports(pid, ports, BS_AUTO_MAX);
+		for (int i = 0; i < sel->nports && !t->how[0]; i++)
+			for (int j = 0; j < n; j++)
+				if (ports[j] == sel->ports[i])
+					snprintf(t->how, sizeof(t->how), "--port %u, %s",
+						 sel->ports[i], when);
+	}
+	if (!t->how[0])
+		snprintf(t->how, sizeof(t->how), "a selector, %s", when);
+	ts->slot_used[slot] = true;
+	ts->n++;
+	cb(ctx, t, true);
+	return 0;
+}
+
 /* Inodes of the LISTEN sockets on the selected ports, from /proc/net/tcp{,6}. */
 static int listening_inodes(const struct selectors *sel, unsigned long *inodes, __u16 *ports,
 			    int max)

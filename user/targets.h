@@ -23,7 +23,8 @@ struct target {
 	int slot;    /* index in the BPF targets[] array, stable for life */
 	__u64 start; /* start time in clock ticks, tells pid reuse apart */
 	char comm[16];
-	char how[40]; /* the selector that matched, e.g. "--name bun" */
+	char how[48]; /* the selector that matched, e.g. "--name bun" */
+	bool adopted; /* taken by the kernel at exec or listen, observed since */
 };
 
 struct target_set {
@@ -47,6 +48,18 @@ typedef void (*target_cb)(void *ctx, const struct target *t, bool attached);
  * handed out again), then arrivals.  Returns the number of changes.
  */
 int targets_refresh(struct target_set *ts, const struct selectors *sel, target_cb cb, void *ctx);
+
+/* Set aside a free slot (for the kernel to attach a process in); -1 if none. */
+int targets_reserve(struct target_set *ts);
+/* Give back a slot set aside and not used. */
+void targets_release(struct target_set *ts, int slot);
+/*
+ * The kernel attached pid in the reserved slot: add it to the set (the
+ * callback sees it with adopted set).  -ESRCH if it is gone already, the
+ * slot then given back.
+ */
+int targets_adopt(struct target_set *ts, const struct selectors *sel, __u32 pid, int slot,
+		  bool at_exec, target_cb cb, void *ctx);
 
 /*
  * Fields of /proc/PID/stat by their number in proc(5) (1: pid, 2: comm, ...),

@@ -209,16 +209,17 @@ def _series_of(scope, pid):
     return [(n, l) for n, l, _ in scope.scrape() if l.get("pid") == str(pid)]
 
 
-def _sigkill_and_restart(selector):
+def _sigkill_and_restart(selector, *extra):
     """The app SIGKILLed (and left a zombie for a while: not every parent
     reaps at once), then started again (same ports): the exit is reported,
     the new process attached within REATTACH_DEADLINE of its ready line,
-    its requests counted exactly, the dead one's series gone."""
+    its requests counted exactly, those it answered right after its ready
+    line too, the dead one's series gone."""
     name, bun = named_bun("%d%s" % (os.getpid() % 100000, selector[0]))
     first = BunApp(bun=bun)
     with first:
         assert_equal(harness.read_comm(first.pid), name, "comm of the app")
-        args = ["--name", name] if selector == "name" else ["--port", first.port]
+        args = (["--name", name] if selector == "name" else ["--port", first.port]) + list(extra)
         with Bunscope(*args, wait_pids=[first.pid]) as scope:
             _requests_counted(scope, first)
             old = first.pid
@@ -236,6 +237,9 @@ def _sigkill_and_restart(selector):
             second = BunApp(port=first.port, control_port=first.control_port, bun=bun)
             with second:
                 assert second.pid != old
+                # answered at once, before the daemon's next scan: the kernel
+                # took the process at its exec (--name) or listen (--port)
+                _requests_counted(scope, second)
                 wait_until(lambda: second.pid in scope.target_pids(),
                            max(0.05, second.ready_at + REATTACH_DEADLINE + 1 - time.monotonic()),
                            "/health to list the restarted app (pid %d)" % second.pid,
@@ -246,7 +250,7 @@ def _sigkill_and_restart(selector):
                 assert elapsed <= REATTACH_DEADLINE, \
                     "new pid listed %.3fs after its ready line (> %.1fs)" % (
                         elapsed, REATTACH_DEADLINE)
-                _requests_counted(scope, second)
+                _requests_counted(scope, second, before=3)
                 s = scope.scrape()
                 assert s.value("bunscope_target_exits_total") >= 1, "exits not counted"
                 assert_equal(_series_of(scope, old), [], "series of the dead pid")
@@ -260,6 +264,12 @@ def test_target_sigkill_name_reattach():
 @privileged
 def test_target_sigkill_port_reattach():
     _sigkill_and_restart("port")
+
+
+@privileged
+def test_target_sigkill_port_reattach_raw():
+    """The same through the raw sys_exit tracepoint (listen in its dispatch)."""
+    _sigkill_and_restart("port", "--capture", "raw_tracepoint")
 
 
 def _completed_and_aborted(scope, app):
