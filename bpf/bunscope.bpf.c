@@ -76,6 +76,8 @@ volatile __u32 auto_slot;
 volatile __u32 auto_how[BUNSCOPE_MAX_TARGETS]; /* BS_AUTO_* of the slot's last taker */
 char auto_names[BS_AUTO_MAX][BS_COMM_LEN];
 __u16 auto_ports[BS_AUTO_MAX];
+/* the network namespace --port looks in (the daemon's), by inode number */
+__u32 auto_netns;
 /* Histogram series indexes never handed out yet start here. */
 volatile __u32 series_next;
 
@@ -1768,7 +1770,7 @@ static __always_inline void auto_listen(long fd)
 		return;
 	}
 	sk = fd_sock(fd);
-	if (!sk)
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != auto_netns)
 		return;
 	port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	for (int i = 0; i < BS_AUTO_MAX; i++) {

@@ -521,6 +521,7 @@ void loader_auto_selectors(struct loader *l, const char *const *names, int nname
 			   const __u16 *ports, int nports)
 {
 	struct bunscope_bpf__bss *b = l->skel->bss;
+	struct stat st;
 	int k = 0;
 
 	memset(b->auto_names, 0, sizeof(b->auto_names));
@@ -530,6 +531,8 @@ void loader_auto_selectors(struct loader *l, const char *const *names, int nname
 			memcpy(b->auto_names[k++], names[i], strlen(names[i]));
 	for (int i = 0; i < nports && i < BS_AUTO_MAX; i++)
 		b->auto_ports[i] = ports[i];
+	/* --port finds listeners in /proc/net/tcp{,6}: this process's namespace */
+	b->auto_netns = stat("/proc/self/ns/net", &st) ? 0 : (__u32)st.st_ino;
 }
 
 void loader_auto_arm(struct loader *l, int slot)

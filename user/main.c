@@ -833,6 +833,7 @@ static void auto_disarm(struct app *a)
 
 		/* it came and went between two scans */
 		collect_forget_target(a, &gone);
+		traces_forget_tgid(a->traces, pid);
 		targets_release(&a->targets, slot);
 	}
 }

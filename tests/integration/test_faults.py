@@ -234,6 +234,15 @@ def _sigkill_and_restart(selector, *extra):
             assert old not in scope.target_pids(), scope.health()
             first.proc.wait(5)  # reaped now
             assert_equal(_series_of(scope, old), [], "series of the dead pid")
+            if selector == "name":
+                # a short-lived process of that name takes the armed slot at
+                # its exec; adopted or not before it exits, a scan after its
+                # exit lists nothing and arms a slot again for the server
+                p = run([bun, "--version"], timeout=30)
+                assert p.returncode == 0, p.stdout + p.stderr
+                r = scope.health()["refreshes"]
+                wait_until(lambda: scope.health()["refreshes"] > r, 5, "a target scan")
+                assert_equal(scope.target_pids(), [], "targets after a short-lived match")
             second = BunApp(port=first.port, control_port=first.control_port, bun=bun)
             with second:
                 assert second.pid != old

@@ -1,10 +1,13 @@
 """Target selectors: --name follows restarts of the app, --port finds the
 process listening on a port."""
 
+import subprocess
 import time
 
-from harness import (BunApp, Bunscope, assert_equal, privileged, read_comm, wait_until)
+from harness import (BUN, BunApp, Bunscope, assert_equal, free_port, privileged, read_comm,
+                     wait_until)
 import harness
+from netns import Topology
 
 RESTART_DEADLINE = 1.5  # seconds from the new app's "ready" to /health listing it
 
@@ -49,3 +52,27 @@ def test_port_selector():
         _traffic_counted(scope, app)
         s = scope.scrape()
         assert_equal(s.active(app.port, app.pid), 0, "active requests")
+
+
+@privileged
+def test_port_selector_other_netns():
+    """--port looks in the daemon's network namespace: a Bun listening on
+    the port inside another namespace is taken neither by the kernel at its
+    listen() nor by the scans; one listening on the host then is, and its
+    first requests are counted."""
+    port = free_port()
+    with Topology(1) as topo, Bunscope("--port", port) as scope:
+        c = topo.clients[0]
+        serve = "Bun.serve({port: %d, fetch() { return new Response('x'); }})" % port
+        other = c.exec([str(BUN), "-e", serve], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        wait_until(lambda: c.run(["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:%d/" % port],
+                                 timeout=5).returncode == 0,
+                   20, "the Bun in namespace %s to answer on port %d" % (c.ns, port))
+        seen = scope.health()["refreshes"]
+        wait_until(lambda: scope.health()["refreshes"] >= seen + 2, 5, "two more target scans")
+        assert_equal(scope.target_pids(), [], "targets with a listener in another namespace")
+        assert other.poll() is None, "the Bun in the namespace exited"
+        with BunApp(port=port, control_port=free_port()) as app:
+            _traffic_counted(scope, app)
+            assert_equal(scope.target_pids(), [app.pid], "targets")
