@@ -818,7 +818,7 @@ static void limiter_tick(struct app *a)
  */
 static void auto_disarm(struct app *a)
 {
-	int slot = a->auto_slot;
+	int slot = a->auto_slot, err;
 	__u32 pid, how;
 
 	if (slot < 0)
@@ -828,13 +828,15 @@ static void auto_disarm(struct app *a)
 		targets_release(&a->targets, slot);
 		return;
 	}
-	if (targets_adopt(&a->targets, &a->cfg.sel, pid, slot, how == BS_AUTO_EXEC, on_target, a)) {
+	err = targets_adopt(&a->targets, &a->cfg.sel, pid, slot, how == BS_AUTO_EXEC, on_target, a);
+	if (err == -ESRCH) {
 		struct target gone = { .pid = pid, .slot = slot };
 
 		/* it came and went between two scans */
 		collect_forget_target(a, &gone);
 		traces_forget_tgid(a->traces, pid);
-		targets_release(&a->targets, slot);
+	} else if (err) {
+		loader_set_target(&a->ld, slot, 0);
 	}
 }
 

@@ -180,14 +180,46 @@ static bool is_gone(const struct target_set *ts, __u32 pid)
 	return false;
 }
 
+/* The first free slot, or -1. */
+static int free_slot(const struct target_set *ts)
+{
+	for (int s = 0; s < BUNSCOPE_MAX_TARGETS; s++)
+		if (!ts->slot_used[s])
+			return s;
+	return -1;
+}
+
+/* The next entry of the set, filled from /proc; NULL if pid is gone. */
+static struct target *new_target(struct target_set *ts, __u32 pid)
+{
+	struct target *t = &ts->t[ts->n];
+
+	memset(t, 0, sizeof(*t));
+	if (proc_stat(pid, &t->start, t->comm))
+		return NULL;
+	t->pid = pid;
+	return t;
+}
+
+/* Add the entry new_target() filled, in slot, and report it. */
+static void commit_target(struct target_set *ts, struct target *t, int slot, target_cb cb,
+			  void *ctx)
+{
+	t->slot = slot;
+	ts->slot_used[slot] = true;
+	ts->n++;
+	cb(ctx, t, true);
+}
+
 static void add_target(struct target_set *ts, __u32 pid, const char *how, target_cb cb, void *ctx,
 		       int *changes)
 {
 	struct target *t;
+	int slot = free_slot(ts);
 
 	if (pid == (__u32)getpid() || find_target(ts, pid) >= 0)
 		return;
-	if (ts->n >= BUNSCOPE_MAX_TARGETS) {
+	if (ts->n >= BUNSCOPE_MAX_TARGETS || slot < 0) {
 		if (!ts->warned_full)
 			pr_warn("more than %d processes match; pid %u and later ones are not "
 				"observed\n",
@@ -195,32 +227,20 @@ static void add_target(struct target_set *ts, __u32 pid, const char *how, target
 		ts->warned_full = true;
 		return;
 	}
-	t = &ts->t[ts->n];
-	memset(t, 0, sizeof(*t));
-	if (proc_stat(pid, &t->start, t->comm))
+	if (!(t = new_target(ts, pid)))
 		return;
-	t->pid = pid;
-	for (t->slot = 0; t->slot < BUNSCOPE_MAX_TARGETS - 1; t->slot++)
-		if (!ts->slot_used[t->slot])
-			break;
-	ts->slot_used[t->slot] = true;
 	snprintf(t->how, sizeof(t->how), "%s", how);
-	ts->n++;
 	(*changes)++;
-	cb(ctx, t, true);
+	commit_target(ts, t, slot, cb, ctx);
 }
 
 int targets_reserve(struct target_set *ts)
 {
-	if (ts->n >= BUNSCOPE_MAX_TARGETS)
-		return -1;
-	for (int s = 0; s < BUNSCOPE_MAX_TARGETS; s++) {
-		if (!ts->slot_used[s]) {
-			ts->slot_used[s] = true;
-			return s;
-		}
-	}
-	return -1;
+	int slot = ts->n < BUNSCOPE_MAX_TARGETS ? free_slot(ts) : -1;
+
+	if (slot >= 0)
+		ts->slot_used[slot] = true;
+	return slot;
 }
 
 void targets_release(struct target_set *ts, int slot)
@@ -229,42 +249,50 @@ void targets_release(struct target_set *ts, int slot)
 		ts->slot_used[slot] = false;
 }
 
+/* The selector a process the kernel took matches, for the log and /health. */
+static void adopted_how(struct target *t, const struct selectors *sel, bool at_exec)
+{
+	const char *when = at_exec ? "at exec" : "at listen";
+	__u16 ports[BS_AUTO_MAX];
+	int n;
+
+	for (int i = 0; i < sel->nnames; i++) {
+		if (name_matches(t->pid, t->comm, sel->names[i])) {
+			snprintf(t->how, sizeof(t->how), "--name %.24s, %s", sel->names[i], when);
+			return;
+		}
+	}
+	n = targets_listening_ports(t->pid, ports, BS_AUTO_MAX);
+	for (int i = 0; i < sel->nports; i++) {
+		for (int j = 0; j < n; j++) {
+			if (ports[j] == sel->ports[i]) {
+				snprintf(t->how, sizeof(t->how), "--port %u, %s", sel->ports[i],
+					 when);
+				return;
+			}
+		}
+	}
+	snprintf(t->how, sizeof(t->how), "a selector, %s", when);
+}
+
 int targets_adopt(struct target_set *ts, const struct selectors *sel, __u32 pid, int slot,
 		  bool at_exec, target_cb cb, void *ctx)
 {
-	const char *when = at_exec ? "at exec" : "at listen";
 	struct target *t;
-	int n = 0;
 
-	if (find_target(ts, pid) >= 0 || ts->n >= BUNSCOPE_MAX_TARGETS)
-		return -EEXIST; /* cannot be: the kernel takes no observed process */
-	t = &ts->t[ts->n];
-	memset(t, 0, sizeof(*t));
-	if (proc_stat(pid, &t->start, t->comm)) {
+	/* neither can be: the kernel takes no observed process, and the slot
+	 * was reserved with room in the set */
+	if (find_target(ts, pid) >= 0 || ts->n >= BUNSCOPE_MAX_TARGETS) {
+		targets_release(ts, slot);
+		return -EEXIST;
+	}
+	if (!(t = new_target(ts, pid))) {
 		targets_release(ts, slot);
 		return -ESRCH;
 	}
-	t->pid = pid;
-	t->slot = slot;
 	t->adopted = true;
-	for (int i = 0; i < sel->nnames && !t->how[0]; i++)
-		if (name_matches(pid, t->comm, sel->names[i]))
-			snprintf(t->how, sizeof(t->how), "--name %.24s, %s", sel->names[i], when);
-	if (!t->how[0]) {
-		__u16 ports[BS_AUTO_MAX];
-
-		n = targets_listening_ports(pid, ports, BS_AUTO_MAX);
-		for (int i = 0; i < sel->nports && !t->how[0]; i++)
-			for (int j = 0; j < n; j++)
-				if (ports[j] == sel->ports[i])
-					snprintf(t->how, sizeof(t->how), "--port %u, %s",
-						 sel->ports[i], when);
-	}
-	if (!t->how[0])
-		snprintf(t->how, sizeof(t->how), "a selector, %s", when);
-	ts->slot_used[slot] = true;
-	ts->n++;
-	cb(ctx, t, true);
+	adopted_how(t, sel, at_exec);
+	commit_target(ts, t, slot, cb, ctx);
 	return 0;
 }
 

@@ -55,8 +55,8 @@ int targets_reserve(struct target_set *ts);
 void targets_release(struct target_set *ts, int slot);
 /*
  * The kernel attached pid in the reserved slot: add it to the set (the
- * callback sees it with adopted set).  -ESRCH if it is gone already, the
- * slot then given back.
+ * callback sees it with adopted set).  -ESRCH if it is gone already
+ * (-EEXIST if it is in the set already), the slot then given back.
  */
 int targets_adopt(struct target_set *ts, const struct selectors *sel, __u32 pid, int slot,
 		  bool at_exec, target_cb cb, void *ctx);
