@@ -1742,9 +1742,6 @@ static __always_inline void auto_take(__u32 tgid, __u32 how)
 		return;
 	}
 	ev->type = BS_EV_ATTACH;
-	ev->pid = tgid;
-	ev->slot = slot;
-	ev->how = how;
 	/* the daemon adopts it now rather than at its next scan */
 	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
 }

@@ -329,11 +329,9 @@ enum bs_event_type {
 #define BS_AUTO_EXEC   1  /* bs_ev_attach.how: its exec matched a name */
 #define BS_AUTO_LISTEN 2  /* ... its listen() matched a name or a port */
 
+/* only a wakeup: the daemon reads who took the slot, and how, from the .bss */
 struct bs_ev_attach {
 	__u32 type; /* BS_EV_ATTACH */
-	__u32 pid;
-	__u32 slot;
-	__u32 how; /* BS_AUTO_* */
 };
 
 struct bs_ev_oom {

@@ -543,14 +543,15 @@ void loader_auto_arm(struct loader *l, int slot)
 
 int loader_auto_disarm(struct loader *l, int slot, __u32 *tgid, __u32 *how)
 {
-	volatile __u32 *t = &l->skel->bss->targets[slot];
 	__u32 want = (__u32)slot + 1;
+	volatile __u32 *t;
 
 	if (slot < 0 || slot >= BUNSCOPE_MAX_TARGETS ||
 	    __atomic_compare_exchange_n(&l->skel->bss->auto_slot, &want, 0, false, __ATOMIC_SEQ_CST,
 					__ATOMIC_SEQ_CST))
 		return 0;
 	/* taken: the program writes the slot right after its compare-and-swap */
+	t = &l->skel->bss->targets[slot];
 	for (int i = 0; i < 100000 && !__atomic_load_n(t, __ATOMIC_ACQUIRE); i++)
 		sched_yield();
 	*tgid = __atomic_load_n(t, __ATOMIC_ACQUIRE);
