@@ -773,6 +773,7 @@ struct exporter {
 	unsigned long long size;
 	unsigned long long max_bytes;
 	unsigned int keep;
+	bool regular; /* only a regular file is rotated */
 	dev_t dev;
 	ino_t ino;
 };
@@ -1238,6 +1239,7 @@ static int file_open(struct exporter *ex)
 		return -errno;
 	}
 	ex->size = st.st_size;
+	ex->regular = S_ISREG(st.st_mode);
 	ex->dev = st.st_dev;
 	ex->ino = st.st_ino;
 	return 0;
@@ -1290,7 +1292,12 @@ static void file_ship(struct exporter *ex, unsigned int n)
 		close(ex->fd);
 		ex->fd = -1;
 	}
-	if (ex->fd >= 0 && ex->size && ex->size + ex->body.len > ex->max_bytes)
+	/*
+	 * Only a regular file is rotated: renaming a device or a FIFO
+	 * (--traces-file /dev/null, a pipe into a log shipper) would put a
+	 * regular file in its place.
+	 */
+	if (ex->fd >= 0 && ex->regular && ex->size && ex->size + ex->body.len > ex->max_bytes)
 		file_rotate(ex);
 	if (ex->fd < 0 && (err = file_open(ex)))
 		goto fail;

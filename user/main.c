@@ -202,7 +202,7 @@ static const struct opt_desc opt_table[] = {
 	  "export spans as Zipkin v2 JSON, e.g. http://localhost:9411/api/v2/spans" },
 	{ { "traces-file", required_argument, NULL, OPT_TRACES_FILE },
 	  "PATH",
-	  "write spans to PATH, one JSON object a line, rotated (PATH.1 .. PATH.3)" },
+	  "write spans to PATH as JSONL; a regular file rotates (PATH.1 .. PATH.3)" },
 	{ { "traces-file-size", required_argument, NULL, OPT_TRACES_FILE_SIZE },
 	  "BYTES",
 	  "rotate --traces-file above this size; K, M, G allowed (default 64M)" },

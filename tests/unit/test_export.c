@@ -1071,17 +1071,23 @@ static long file_size(const char *p)
 	return stat(p, &st) ? -1 : st.st_size;
 }
 
-/* rotation: PATH -> PATH.1 -> PATH.2, the oldest beyond keep deleted */
-static void test_file_rotation(void **state)
+/* small batches, rotation above 4 KiB, two old files kept */
+static struct tracer_cfg small_file_cfg(void)
 {
-	char dir[] = "/tmp/test_export.d.XXXXXX", path[128], p[160], *all = NULL;
-	struct tracer_cfg cfg = {
+	return (struct tracer_cfg){
 		.queue_max = 64,
 		.batch_max = 2,
 		.batch_ms = 1,
 		.file_max_bytes = 4096,
 		.file_keep = 2,
 	};
+}
+
+/* rotation: PATH -> PATH.1 -> PATH.2, the oldest beyond keep deleted */
+static void test_file_rotation(void **state)
+{
+	char dir[] = "/tmp/test_export.d.XXXXXX", path[128], p[160], *all = NULL;
+	struct tracer_cfg cfg = small_file_cfg();
 	unsigned long long want = 40;
 	struct tracer_stats st;
 	size_t alen = 0;
@@ -1134,6 +1140,78 @@ static void test_file_rotation(void **state)
 	free(all);
 }
 
+struct fifo_reader {
+	const char *path;
+	char buf[65536];
+	size_t len;
+};
+
+static void *fifo_read(void *arg)
+{
+	struct fifo_reader *r = arg;
+	int fd = open(r->path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	while (r->len < sizeof(r->buf) &&
+	       (n = read(fd, r->buf + r->len, sizeof(r->buf) - r->len)) > 0)
+		r->len += (size_t)n;
+	close(fd);
+	return NULL;
+}
+
+/*
+ * A path that is not a regular file (a FIFO here; /dev/null in the
+ * benchmark) is written past the size limit and never rotated: renaming it
+ * would leave a regular file in the device's or pipe's place.
+ */
+static void test_file_not_regular(void **state)
+{
+	char dir[] = "/tmp/test_export.d.XXXXXX", path[128], p[160];
+	struct tracer_cfg cfg = small_file_cfg();
+	static struct fifo_reader r;
+	unsigned long long want = 40;
+	struct tracer_stats st;
+	struct tracer *t;
+	struct stat sb;
+	pthread_t th;
+	char err[256];
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/spans.fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	memset(&r, 0, sizeof(r));
+	r.path = path;
+	/* the reader's open() waits for the writer's, and tracer_start()'s for it */
+	assert_int_equal(pthread_create(&th, NULL, fifo_read, &r), 0);
+	cfg.file_path = path;
+	t = tracer_start(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	for (i = 1; i <= 40; i++)
+		submit_n(t, i, 1);
+	assert_true(wait_stats(t, &st, 3000, file_exported, &want));
+	assert_int_equal(st.errors[TRACER_FILE], 0);
+	tracer_stop(t, 1000);
+	pthread_join(th, NULL);
+
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(S_ISFIFO(sb.st_mode));
+	snprintf(p, sizeof(p), "%s.1", path);
+	assert_int_equal(file_size(p), -1);
+	unlink(path);
+	rmdir(dir);
+	/* every span went through, past file_max_bytes */
+	assert_true(r.len > 4096);
+	assert_python("lines = txt.split(chr(10))\n"
+		      "assert lines[-1] == ''\n"
+		      "ids = [int(load(l)['span_id'], 16) for l in lines[:-1]]\n"
+		      "assert ids == list(range(1, 41)), ids\n",
+		      r.buf, r.len);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1152,6 +1230,7 @@ int main(void)
 		cmocka_unit_test(test_stop_hung_collector),
 		cmocka_unit_test(test_zipkin_post),
 		cmocka_unit_test(test_file_rotation),
+		cmocka_unit_test(test_file_not_regular),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
