@@ -25,15 +25,32 @@ struct client_row {
 };
 
 /* The upstream's address as text; an IPv4-mapped IPv6 one as IPv4. */
+/* dotted quad; glibc's inet_ntop() goes through sprintf(), once per span */
+static void ipv4_text(const __u8 a[4], char *out, size_t cap)
+{
+	char tmp[INET_ADDRSTRLEN], *p = tmp;
+
+	for (int i = 0; i < 4; i++) {
+		if (a[i] >= 100)
+			*p++ = (char)('0' + a[i] / 100);
+		if (a[i] >= 10)
+			*p++ = (char)('0' + a[i] / 10 % 10);
+		*p++ = (char)('0' + a[i] % 10);
+		*p++ = i < 3 ? '.' : '\0';
+	}
+	if ((size_t)(p - tmp) <= cap)
+		memcpy(out, tmp, (size_t)(p - tmp));
+}
+
 void collect_addr_text(__u8 family, const __u8 addr[16], char *out, size_t cap)
 {
 	static const __u8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 	out[0] = '\0';
 	if (family == AF_INET)
-		inet_ntop(AF_INET, addr, out, (socklen_t)cap);
+		ipv4_text(addr, out, cap);
 	else if (family == AF_INET6 && !memcmp(addr, mapped, 12))
-		inet_ntop(AF_INET, addr + 12, out, (socklen_t)cap);
+		ipv4_text(addr + 12, out, cap);
 	else if (family == AF_INET6)
 		inet_ntop(AF_INET6, addr, out, (socklen_t)cap);
 }

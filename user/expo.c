@@ -77,7 +77,7 @@ oom:
 	return -1;
 }
 
-void sbuf_put(struct sbuf *sb, const char *s, size_t n)
+void sbuf_put_slow(struct sbuf *sb, const char *s, size_t n)
 {
 	if (sbuf_reserve(sb, n))
 		return;
@@ -86,9 +86,30 @@ void sbuf_put(struct sbuf *sb, const char *s, size_t n)
 	sb->buf[sb->len] = '\0';
 }
 
-void sbuf_puts(struct sbuf *sb, const char *s)
+void sbuf_put_u64(struct sbuf *sb, unsigned long long v)
 {
-	sbuf_put(sb, s, strlen(s));
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+				    "25262728293031323334353637383940414243444546474849"
+				    "50515253545556575859606162636465666768697071727374"
+				    "75767778798081828384858687888990919293949596979899";
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	/* two digits a step: span times have 19 */
+	while (v >= 100) {
+		unsigned int r = (unsigned int)(v % 100);
+
+		v /= 100;
+		tmp[--i] = pairs[2 * r + 1];
+		tmp[--i] = pairs[2 * r];
+	}
+	if (v >= 10) {
+		tmp[--i] = pairs[2 * v + 1];
+		tmp[--i] = pairs[2 * v];
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
+	sbuf_put(sb, tmp + i, sizeof(tmp) - i);
 }
 
 void sbuf_printf(struct sbuf *sb, const char *fmt, ...)
@@ -193,6 +214,11 @@ static void put_escaped(struct sbuf *sb, const char *s, size_t n, enum esc_mode 
 	char tmp[8];
 
 	while (i < n) {
+		/* plain in every mode: most bytes of most strings */
+		if (p[i] >= 0x20 && p[i] < 0x80 && p[i] != '\\' && p[i] != '"') {
+			i++;
+			continue;
+		}
 		if (p[i] >= 0x80) {
 			k = utf8_len(p + i, n - i);
 			if (k) {

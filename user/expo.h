@@ -34,9 +34,27 @@ void sbuf_init(struct sbuf *sb);
 void sbuf_free(struct sbuf *sb);
 /* empty it but keep the allocation; clears oom */
 void sbuf_reset(struct sbuf *sb);
-void sbuf_put(struct sbuf *sb, const char *s, size_t n);
-void sbuf_puts(struct sbuf *sb, const char *s);
+void sbuf_put_slow(struct sbuf *sb, const char *s, size_t n);
 void sbuf_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in decimal */
+void sbuf_put_u64(struct sbuf *sb, unsigned long long v);
+
+/* append s[0..n); inline while it fits (the serializers' hot path) */
+static inline void sbuf_put(struct sbuf *sb, const char *s, size_t n)
+{
+	if (!sb->oom && n < sb->cap - sb->len) {
+		__builtin_memcpy(sb->buf + sb->len, s, n);
+		sb->len += n;
+		sb->buf[sb->len] = '\0';
+		return;
+	}
+	sbuf_put_slow(sb, s, n);
+}
+
+static inline void sbuf_puts(struct sbuf *sb, const char *s)
+{
+	sbuf_put(sb, s, __builtin_strlen(s));
+}
 
 /* ---- Prometheus text format 0.0.4 ------------------------------------- */
 

@@ -229,6 +229,22 @@ static void json_cstr(struct sbuf *sb, const char *s)
 	json_string(sb, s, strlen(s));
 }
 
+/* "key": one of our own attribute or member names, which need no escaping */
+static void json_key(struct sbuf *sb, const char *key)
+{
+	sbuf_put(sb, "\"", 1);
+	sbuf_puts(sb, key);
+	sbuf_put(sb, "\"", 1);
+}
+
+/* a decimal integer in quotes (64-bit integers in OTLP JSON, Zipkin tags) */
+static void put_u64_string(struct sbuf *sb, unsigned long long v)
+{
+	sbuf_put(sb, "\"", 1);
+	sbuf_put_u64(sb, v);
+	sbuf_put(sb, "\"", 1);
+}
+
 static const char *service_of(const struct span *s, size_t *n)
 {
 	*n = strnlen(s->service, sizeof(s->service));
@@ -250,7 +266,7 @@ static unsigned long long duration_ns(const struct span *s)
 static void otlp_kv_str(struct sbuf *sb, const char *key, const char *s, size_t n)
 {
 	sbuf_puts(sb, "{\"key\":");
-	json_cstr(sb, key);
+	json_key(sb, key);
 	sbuf_puts(sb, ",\"value\":{\"stringValue\":");
 	json_string(sb, s, n);
 	sbuf_puts(sb, "}}");
@@ -260,8 +276,10 @@ static void otlp_kv_str(struct sbuf *sb, const char *key, const char *s, size_t 
 static void otlp_kv_int(struct sbuf *sb, const char *key, unsigned long long i)
 {
 	sbuf_puts(sb, "{\"key\":");
-	json_cstr(sb, key);
-	sbuf_printf(sb, ",\"value\":{\"intValue\":\"%llu\"}}", i);
+	json_key(sb, key);
+	sbuf_puts(sb, ",\"value\":{\"intValue\":");
+	put_u64_string(sb, i);
+	sbuf_puts(sb, "}}");
 }
 
 /* '{"traceId":"..","<span>":".."' and the parent's id unless a root span */
@@ -270,10 +288,14 @@ static void put_ids(struct sbuf *sb, const struct span *s, const char *span_key,
 {
 	sbuf_puts(sb, "{\"traceId\":");
 	put_hex_string(sb, s->trace_id, sizeof(s->trace_id));
-	sbuf_printf(sb, ",\"%s\":", span_key);
+	sbuf_put(sb, ",", 1);
+	json_key(sb, span_key);
+	sbuf_put(sb, ":", 1);
 	put_hex_string(sb, s->span_id, sizeof(s->span_id));
 	if (!is_zero(s->parent_id, sizeof(s->parent_id))) {
-		sbuf_printf(sb, ",\"%s\":", parent_key);
+		sbuf_put(sb, ",", 1);
+		json_key(sb, parent_key);
+		sbuf_put(sb, ":", 1);
 		put_hex_string(sb, s->parent_id, sizeof(s->parent_id));
 	}
 }
@@ -293,9 +315,12 @@ static void otlp_span(struct sbuf *sb, const struct span *s)
 	}
 	sbuf_puts(sb, ",\"name\":");
 	json_string(sb, v.name, v.name_len);
-	sbuf_printf(sb, ",\"kind\":%u,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\"",
-		    s->kind, (unsigned long long)s->start_unix_ns,
-		    (unsigned long long)s->end_unix_ns);
+	sbuf_puts(sb, ",\"kind\":");
+	sbuf_put_u64(sb, s->kind);
+	sbuf_puts(sb, ",\"startTimeUnixNano\":");
+	put_u64_string(sb, s->start_unix_ns);
+	sbuf_puts(sb, ",\"endTimeUnixNano\":");
+	put_u64_string(sb, s->end_unix_ns);
 	sbuf_puts(sb, ",\"attributes\":[");
 	for (i = 0; i < v.na; i++) {
 		if (i)
@@ -449,10 +474,12 @@ static void put_attr_members(struct sbuf *sb, const struct span_view *v, bool in
 	for (int i = 0; i < v->na; i++) {
 		if (i)
 			sbuf_put(sb, ",", 1);
-		json_cstr(sb, v->a[i].key);
+		json_key(sb, v->a[i].key);
 		sbuf_put(sb, ":", 1);
-		if (v->a[i].type == ATTR_INT)
-			sbuf_printf(sb, int_strings ? "\"%llu\"" : "%llu", v->a[i].i);
+		if (v->a[i].type == ATTR_INT && int_strings)
+			put_u64_string(sb, v->a[i].i);
+		else if (v->a[i].type == ATTR_INT)
+			sbuf_put_u64(sb, v->a[i].i);
 		else
 			json_string(sb, v->a[i].s, v->a[i].n);
 	}
@@ -468,18 +495,22 @@ static void zipkin_span(struct sbuf *sb, const struct span *s)
 
 	span_view_init(&v, s);
 	put_ids(sb, s, "id", "parentId");
-	sbuf_printf(sb, ",\"kind\":\"%s\",\"name\":",
-		    s->kind == SPAN_KIND_CLIENT ? "CLIENT" : "SERVER");
+	sbuf_puts(sb, s->kind == SPAN_KIND_CLIENT ? ",\"kind\":\"CLIENT\",\"name\":"
+						  : ",\"kind\":\"SERVER\",\"name\":");
 	json_string(sb, v.name, v.name_len);
 	/* Zipkin wants microseconds and a duration of at least 1 */
 	dur = duration_ns(s) / 1000;
-	sbuf_printf(sb, ",\"timestamp\":%llu,\"duration\":%llu",
-		    (unsigned long long)s->start_unix_ns / 1000, dur ? dur : 1);
+	sbuf_puts(sb, ",\"timestamp\":");
+	sbuf_put_u64(sb, s->start_unix_ns / 1000);
+	sbuf_puts(sb, ",\"duration\":");
+	sbuf_put_u64(sb, dur ? dur : 1);
 
 	sbuf_puts(sb, ",\"localEndpoint\":{\"serviceName\":");
 	json_string(sb, svc, svclen);
-	if (s->kind != SPAN_KIND_CLIENT && s->server_port)
-		sbuf_printf(sb, ",\"port\":%u", s->server_port);
+	if (s->kind != SPAN_KIND_CLIENT && s->server_port) {
+		sbuf_puts(sb, ",\"port\":");
+		sbuf_put_u64(sb, s->server_port);
+	}
 	sbuf_put(sb, "}", 1);
 	if (plen || s->peer_port)
 		zipkin_remote(sb, s->peer_addr, plen, s->peer_port);
@@ -544,20 +575,28 @@ void span_jsonl(struct sbuf *out, const struct span *s)
 		sbuf_puts(out, "null");
 	else
 		put_hex_string(out, s->parent_id, sizeof(s->parent_id));
-	sbuf_printf(out, ",\"kind\":\"%s\",\"name\":",
-		    s->kind == SPAN_KIND_CLIENT ? "client" : "server");
+	sbuf_puts(out, s->kind == SPAN_KIND_CLIENT ? ",\"kind\":\"client\",\"name\":"
+						   : ",\"kind\":\"server\",\"name\":");
 	json_string(out, v.name, v.name_len);
-	sbuf_printf(out, ",\"start_unix_ns\":%llu,\"end_unix_ns\":%llu,\"duration_ns\":%llu",
-		    (unsigned long long)s->start_unix_ns, (unsigned long long)s->end_unix_ns,
-		    duration_ns(s));
+	sbuf_puts(out, ",\"start_unix_ns\":");
+	sbuf_put_u64(out, s->start_unix_ns);
+	sbuf_puts(out, ",\"end_unix_ns\":");
+	sbuf_put_u64(out, s->end_unix_ns);
+	sbuf_puts(out, ",\"duration_ns\":");
+	sbuf_put_u64(out, duration_ns(s));
 	sbuf_puts(out, ",\"service\":");
 	json_string(out, s->service, svclen);
-	sbuf_printf(out, ",\"pid\":%u,\"trace_flags\":%u", s->pid, s->trace_flags);
+	sbuf_puts(out, ",\"pid\":");
+	sbuf_put_u64(out, s->pid);
+	sbuf_puts(out, ",\"trace_flags\":");
+	sbuf_put_u64(out, s->trace_flags);
 	if (tslen) {
 		sbuf_puts(out, ",\"tracestate\":");
 		json_string(out, s->tracestate, tslen);
 	}
-	sbuf_printf(out, ",\"status\":\"%s\"", status_name(s->status));
+	sbuf_puts(out, ",\"status\":\"");
+	sbuf_puts(out, status_name(s->status));
+	sbuf_put(out, "\"", 1);
 	if (mlen) {
 		sbuf_puts(out, ",\"status_message\":");
 		json_string(out, s->status_msg, mlen);
@@ -729,18 +768,20 @@ int otlp_parse_headers(const char *spec, char out[][512], int max)
 
 struct exporter {
 	struct tracer *t;
-	enum tracer_exporter kind;
 	const char *name;
 	pthread_t thread;
+	enum tracer_exporter kind;
 	bool running;
 
 	/* the queue: everything here is under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t data_cv; /* spans arrived (or stop) */
 	pthread_cond_t stop_cv; /* stop: ends a backoff sleep */
-	struct span *ring;
-	__u64 *enq_ns; /* when each ring slot was queued (monotonic) */
-	unsigned int cap, head, len;
+	struct span *store;	/* cap spans; a span is never moved once queued */
+	__u32 *ring;		/* the queue: indexes into store, oldest at head */
+	__u64 *enq_ns;		/* when each ring slot was queued (monotonic) */
+	__u32 *free;		/* indexes of store not queued and not in flight */
+	unsigned int cap, head, len, nfree;
 	unsigned int inflight; /* spans of the batch being shipped */
 	unsigned int batch_max;
 	bool waiting; /* the thread sleeps on data_cv */
@@ -750,7 +791,7 @@ struct exporter {
 	_Atomic __u64 stop_at;
 
 	/* the thread's own */
-	struct span *batch;
+	__u32 *batch; /* indexes into store of the batch in flight */
 	const struct span **ptrs;
 	struct sbuf body;
 	unsigned long long lost; /* not shipped when stopping */
@@ -818,6 +859,34 @@ static void add_locked(struct exporter *ex, unsigned long long *ctr, unsigned lo
 
 /* ---- queue ---- */
 
+/* dst[0..n): the string in src and its NUL (all n bytes if it has none) */
+static void copy_field(char *dst, const char *src, size_t n)
+{
+	size_t len = strnlen(src, n);
+
+	memcpy(dst, src, len < n ? len + 1 : n);
+}
+
+/*
+ * A span's strings are mostly short and its fields mostly empty: copy the
+ * fixed part and each string up to its NUL, a few cache lines instead of
+ * the whole 2 KiB.  The bytes after a NUL are left as they were; every
+ * reader stops at the NUL (or at the field's end).
+ */
+static void span_copy(struct span *dst, const struct span *src)
+{
+	memcpy(dst, src, offsetof(struct span, method));
+#define COPY_FIELD(f) copy_field(dst->f, src->f, sizeof(dst->f))
+	COPY_FIELD(method);
+	COPY_FIELD(peer_addr);
+	COPY_FIELD(service);
+	COPY_FIELD(status_msg);
+	COPY_FIELD(route);
+	COPY_FIELD(target);
+	COPY_FIELD(tracestate);
+#undef COPY_FIELD
+}
+
 void tracer_submit(struct tracer *t, const struct span *s)
 {
 	__u64 now;
@@ -828,23 +897,26 @@ void tracer_submit(struct tracer *t, const struct span *s)
 	now = mono_ns();
 	for (i = 0; i < TRACER_NEXPORTERS; i++) {
 		struct exporter *ex = &t->ex[i];
-		unsigned int slot;
+		unsigned int slot, idx;
 
 		if (!t->on[i])
 			continue;
 		pthread_mutex_lock(&ex->mu);
-		if (ex->len + ex->inflight >= ex->cap) {
+		if (!ex->nfree) {
 			ex->dropped_queue++;
 			if (!ex->len) {
 				/* only with queue_max 1: the one slot is in flight */
 				pthread_mutex_unlock(&ex->mu);
 				continue;
 			}
+			ex->free[ex->nfree++] = ex->ring[ex->head];
 			ex->head = (ex->head + 1) % ex->cap;
 			ex->len--;
 		}
+		idx = ex->free[--ex->nfree];
+		span_copy(&ex->store[idx], s);
 		slot = (ex->head + ex->len) % ex->cap;
-		ex->ring[slot] = *s;
+		ex->ring[slot] = idx;
 		ex->enq_ns[slot] = now;
 		ex->len++;
 		/* the first span starts the batch_ms clock; a full batch goes now */
@@ -884,16 +956,22 @@ static unsigned int wait_batch(struct exporter *ex)
 	}
 }
 
-/* Under mu: move the n oldest spans into the batch. */
+/* Under mu: move the n oldest spans into the batch (their indexes only). */
 static void take_batch(struct exporter *ex, unsigned int n)
 {
-	unsigned int first = ex->cap - ex->head < n ? ex->cap - ex->head : n;
-
-	memcpy(ex->batch, ex->ring + ex->head, first * sizeof(*ex->batch));
-	memcpy(ex->batch + first, ex->ring, (n - first) * sizeof(*ex->batch));
+	for (unsigned int i = 0; i < n; i++)
+		ex->batch[i] = ex->ring[(ex->head + i) % ex->cap];
 	ex->head = (ex->head + n) % ex->cap;
 	ex->len -= n;
 	ex->inflight = n;
+}
+
+/* Under mu: the batch has been shipped (or given up): its spans are free. */
+static void release_batch(struct exporter *ex)
+{
+	for (unsigned int i = 0; i < ex->inflight; i++)
+		ex->free[ex->nfree++] = ex->batch[i];
+	ex->inflight = 0;
 }
 
 /*
@@ -1361,7 +1439,7 @@ static void serialize(struct exporter *ex, unsigned int n)
 
 	sbuf_reset(&ex->body);
 	for (i = 0; i < n; i++)
-		ex->ptrs[i] = &ex->batch[i];
+		ex->ptrs[i] = &ex->store[ex->batch[i]];
 	switch (ex->kind) {
 	case TRACER_OTLP:
 		otlp_json_batch(&ex->body, ex->ptrs, n, &ex->t->cfg);
@@ -1411,7 +1489,7 @@ static void *exporter_main(void *arg)
 			sbuf_free(&ex->body);
 
 		pthread_mutex_lock(&ex->mu);
-		ex->inflight = 0;
+		release_batch(ex);
 	}
 	/* stopping: what is still queued missed the deadline */
 	ex->lost += ex->len;
@@ -1430,7 +1508,9 @@ static void exporter_free(struct exporter *ex)
 	if (ex->fd >= 0)
 		close(ex->fd);
 	free(ex->path);
+	free(ex->store);
 	free(ex->ring);
+	free(ex->free);
 	free(ex->enq_ns);
 	free(ex->batch);
 	free(ex->ptrs);
@@ -1469,15 +1549,21 @@ static int exporter_init(struct tracer *t, enum tracer_exporter kind, const stru
 	/* half the queue at most: new spans still fit while a batch is retried */
 	if (ex->batch_max > ex->cap / 2)
 		ex->batch_max = ex->cap / 2 ? ex->cap / 2 : 1;
+	/* calloc()ed: the store's pages stay untouched until spans use them */
+	ex->store = calloc(ex->cap, sizeof(*ex->store));
 	ex->ring = calloc(ex->cap, sizeof(*ex->ring));
 	ex->enq_ns = calloc(ex->cap, sizeof(*ex->enq_ns));
+	ex->free = calloc(ex->cap, sizeof(*ex->free));
 	ex->batch = calloc(ex->batch_max, sizeof(*ex->batch));
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	ex->ptrs = calloc(ex->batch_max, sizeof(*ex->ptrs));
-	if (!ex->ring || !ex->enq_ns || !ex->batch || !ex->ptrs) {
+	if (!ex->store || !ex->ring || !ex->enq_ns || !ex->free || !ex->batch || !ex->ptrs) {
 		snprintf(err, errlen, "%s: cannot allocate a queue of %u spans", ex->name, ex->cap);
 		return -ENOMEM;
 	}
+	/* the lowest indexes are taken first */
+	for (ex->nfree = 0; ex->nfree < ex->cap; ex->nfree++)
+		ex->free[ex->nfree] = ex->cap - 1 - ex->nfree;
 
 	switch (kind) {
 	case TRACER_OTLP:

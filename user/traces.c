@@ -219,6 +219,15 @@ static void pend_release(struct traces *t, __u32 slot)
 
 /* ---- spans ------------------------------------------------------------------------------ */
 
+/* dst = src, cut to fit cap bytes with its NUL */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
 /* printable ASCII kept, every other byte (space, controls, non-ASCII) as %XX */
 static void escape_target(char *out, size_t cap, const char *in, size_t n)
 {
@@ -287,24 +296,23 @@ static void build(struct traces *t, const struct pend *p, const struct bs_ev_spa
 		snprintf(sp->status_msg, sizeof(sp->status_msg),
 			 "connection closed before the response ended");
 	}
-	snprintf(sp->method, sizeof(sp->method), "%s", collect_method_name(ev->method));
+	copy_str(sp->method, sizeof(sp->method), collect_method_name(ev->method));
 	escape_target(sp->target, sizeof(sp->target), ev->target, ev->tlen);
 	collect_addr_text(ev->family, ev->peer, sp->peer_addr, sizeof(sp->peer_addr));
 	if (p->tracestate)
-		snprintf(sp->tracestate, sizeof(sp->tracestate), "%s", p->tracestate);
+		copy_str(sp->tracestate, sizeof(sp->tracestate), p->tracestate);
 
 	pthread_mutex_lock(&a->lock);
 	/* an upstream's paths are not the target's routes */
 	if (sp->kind == SPAN_KIND_SERVER)
 		routes_label_for(a->routes, ev->target, plen, path_cut, sp->route);
 	if (t->cfg.service) {
-		snprintf(sp->service, sizeof(sp->service), "%s", t->cfg.service);
+		copy_str(sp->service, sizeof(sp->service), t->cfg.service);
 	} else {
-		snprintf(sp->service, sizeof(sp->service), "bun");
+		copy_str(sp->service, sizeof(sp->service), "bun");
 		for (int i = 0; i < a->targets.n; i++)
 			if (a->targets.t[i].pid == ev->tgid)
-				snprintf(sp->service, sizeof(sp->service), "%s",
-					 a->targets.t[i].comm);
+				copy_str(sp->service, sizeof(sp->service), a->targets.t[i].comm);
 	}
 	pthread_mutex_unlock(&a->lock);
 }

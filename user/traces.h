@@ -53,19 +53,21 @@ struct span {
 	__u16 http_status; /* 0: no response (the connection died first) */
 	__u16 server_port; /* local port (server spans) or the peer's (client) */
 	__u16 peer_port;
-	__u16 ws_close;			/* ws: the close frame's code, 0: closed without one */
-	__u64 ws_msgs[2];		/* ws: data messages, [0] received, [1] sent */
-	__u64 ws_bytes[2];		/* ws: their payload bytes */
-	__u64 req_body;			/* http.request.body.size */
-	__u64 resp_body;		/* http.response.body.size */
+	__u16 ws_close;	   /* ws: the close frame's code, 0: closed without one */
+	__u64 ws_msgs[2];  /* ws: data messages, [0] received, [1] sent */
+	__u64 ws_bytes[2]; /* ws: their payload bytes */
+	__u64 req_body;	   /* http.request.body.size */
+	__u64 resp_body;   /* http.response.body.size */
+	/* the strings: method first (fixed fields end there), short ones
+	 * before long ones so that a copy up to each NUL touches few lines */
 	char method[16];		/* http.request.method ("_OTHER" if not a known one) */
+	char peer_addr[48];		/* client.address / server.address, text */
+	char service[SPAN_SERVICE_MAX]; /* service.name of the resource */
+	char status_msg[SPAN_MSG_MAX];	/* status description for errors, "" if none */
 	char route[SPAN_ROUTE_MAX];	/* http.route ("" if none) */
 	char target[SPAN_TARGET_MAX];	/* url.path (and ?query with --traces-query),
 					 * printable ASCII, other bytes %XX-escaped */
-	char peer_addr[48];		/* client.address / server.address, text */
-	char service[SPAN_SERVICE_MAX]; /* service.name of the resource */
 	char tracestate[SPAN_TRACESTATE_MAX]; /* incoming W3C tracestate, "" if none */
-	char status_msg[SPAN_MSG_MAX];	      /* status description for errors, "" if none */
 };
 
 /* ---- the collector (traces.c) --------------------------------------------------- */

@@ -112,6 +112,45 @@ static void test_sbuf_oom_sticks(void **state)
 	sbuf_free(&sb);
 }
 
+/* decimal integers as printf("%llu") writes them, at every digit count */
+static void test_sbuf_u64(void **state)
+{
+	unsigned long long x = 88172645463325252ULL, v;
+	struct sbuf sb;
+	char want[32];
+	int i;
+
+	(void)state;
+	sbuf_init(&sb);
+	for (i = 0; i < 200000; i++) {
+		/* 0, 1, 9, 10, 99, 100, ... then random values of every length */
+		if (i < 40) {
+			unsigned long long p = 1;
+
+			for (int k = 0; k < i / 2; k++)
+				p *= 10;
+			v = i % 2 ? p : p - 1;
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			v = x >> (x & 63);
+		}
+		sbuf_reset(&sb);
+		sbuf_put_u64(&sb, v);
+		snprintf(want, sizeof(want), "%llu", v);
+		assert_string_equal(sb.buf, want);
+		assert_int_equal(sb.len, strlen(want));
+	}
+	sbuf_reset(&sb);
+	sbuf_put_u64(&sb, 18446744073709551615ULL);
+	assert_string_equal(sb.buf, "18446744073709551615");
+	sb.oom = 1;
+	sbuf_put_u64(&sb, 7);
+	assert_string_equal(sb.buf, "18446744073709551615");
+	sbuf_free(&sb);
+}
+
 /* ---- escaping --------------------------------------------------------- */
 
 static void test_label_escape(void **state)
@@ -529,13 +568,14 @@ static void test_promtool(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sbuf_grow),     cmocka_unit_test(test_sbuf_oom_sticks),
-		cmocka_unit_test(test_label_escape),  cmocka_unit_test(test_label_utf8),
-		cmocka_unit_test(test_help_escape),   cmocka_unit_test(test_json_escape),
-		cmocka_unit_test(test_double_format), cmocka_unit_test(test_sample),
-		cmocka_unit_test(test_histogram),     cmocka_unit_test(test_gzip_roundtrip),
-		cmocka_unit_test(test_accepts_gzip),  cmocka_unit_test(test_listen_good),
-		cmocka_unit_test(test_listen_bad),    cmocka_unit_test(test_promtool),
+		cmocka_unit_test(test_sbuf_grow),      cmocka_unit_test(test_sbuf_oom_sticks),
+		cmocka_unit_test(test_sbuf_u64),       cmocka_unit_test(test_label_escape),
+		cmocka_unit_test(test_label_utf8),     cmocka_unit_test(test_help_escape),
+		cmocka_unit_test(test_json_escape),    cmocka_unit_test(test_double_format),
+		cmocka_unit_test(test_sample),	       cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_gzip_roundtrip), cmocka_unit_test(test_accepts_gzip),
+		cmocka_unit_test(test_listen_good),    cmocka_unit_test(test_listen_bad),
+		cmocka_unit_test(test_promtool),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1030,6 +1030,51 @@ static void test_zipkin_post(void **state)
 	srv_stop(&sv);
 }
 
+/*
+ * A full queue while a batch is retried: the batch in flight is shipped
+ * whole, as it was; of the spans that came meanwhile only the newest the
+ * queue has room for are kept, each once.
+ */
+static void test_queue_full_while_retrying(void **state)
+{
+	static const char *const replies[] = {
+		R503,
+		"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+	};
+	struct tracer_cfg cfg = { .queue_max = 8, .batch_max = 4, .batch_ms = 10 };
+	unsigned long long want = 8;
+	struct tracer_stats st;
+	char url[64], err[256];
+	struct tracer *t;
+	struct srv sv;
+	double end;
+
+	(void)state;
+	srv_start(&sv, replies, 2, true);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v2/spans", sv.port);
+	cfg.zipkin_url = url;
+	t = tracer_start(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	submit_n(t, 1, 4);
+	/* the first POST got its 503: 1..4 wait in flight for the retry */
+	for (end = now_s() + 3; srv_nreq(&sv) < 1 && now_s() < end;)
+		nap_ms(1);
+	assert_int_equal(srv_nreq(&sv), 1);
+	submit_n(t, 5, 36);
+	assert_true(wait_stats(t, &st, 4000, zipkin_exported, &want));
+	tracer_stop(t, 1000);
+	assert_int_equal(st.exported[TRACER_ZIPKIN], 8);
+	assert_int_equal(st.dropped_queue[TRACER_ZIPKIN], 32);
+	assert_int_equal(srv_nreq(&sv), 3);
+	assert_python("d = load(txt)\n"
+		      "assert [s['id'] for s in d] == ['%016x' % i for i in range(1, 5)], d\n",
+		      sv.reqs[1].body, sv.reqs[1].blen);
+	assert_python("d = load(txt)\n"
+		      "assert [s['id'] for s in d] == ['%016x' % i for i in range(37, 41)], d\n",
+		      sv.reqs[2].body, sv.reqs[2].blen);
+	srv_stop(&sv);
+}
+
 static void test_start_errors(void **state)
 {
 	struct tracer_cfg cfg = { .otlp_url = "http://127.0.0.1:1/v1/traces" };
@@ -1227,6 +1272,7 @@ int main(void)
 		cmocka_unit_test(test_otlp_rejected),
 		cmocka_unit_test(test_otlp_partial_success),
 		cmocka_unit_test(test_queue_collector_down),
+		cmocka_unit_test(test_queue_full_while_retrying),
 		cmocka_unit_test(test_stop_hung_collector),
 		cmocka_unit_test(test_zipkin_post),
 		cmocka_unit_test(test_file_rotation),
