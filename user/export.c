@@ -873,6 +873,17 @@ static void copy_field(char *dst, const char *src, size_t n)
  * the whole 2 KiB.  The bytes after a NUL are left as they were; every
  * reader stops at the NUL (or at the field's end).
  */
+#define SPAN_FSZ(f) sizeof(((struct span *)0)->f)
+/* the fields below are all there is from method on */
+_Static_assert(
+	offsetof(struct span, tracestate) + SPAN_FSZ(tracestate) - offsetof(struct span, method) ==
+			SPAN_FSZ(method) + SPAN_FSZ(peer_addr) + SPAN_FSZ(service) +
+				SPAN_FSZ(status_msg) + SPAN_FSZ(route) + SPAN_FSZ(target) +
+				SPAN_FSZ(tracestate) &&
+		sizeof(struct span) - offsetof(struct span, tracestate) - SPAN_FSZ(tracestate) < 8,
+	"span_copy() must copy every string field of struct span");
+#undef SPAN_FSZ
+
 static void span_copy(struct span *dst, const struct span *src)
 {
 	memcpy(dst, src, offsetof(struct span, method));

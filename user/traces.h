@@ -59,7 +59,8 @@ struct span {
 	__u64 req_body;	   /* http.request.body.size */
 	__u64 resp_body;   /* http.response.body.size */
 	/* the strings: method first (fixed fields end there), short ones
-	 * before long ones so that a copy up to each NUL touches few lines */
+	 * before long ones so that a copy up to each NUL touches few lines;
+	 * export.c's span_copy() names each one */
 	char method[16];		/* http.request.method ("_OTHER" if not a known one) */
 	char peer_addr[48];		/* client.address / server.address, text */
 	char service[SPAN_SERVICE_MAX]; /* service.name of the resource */
