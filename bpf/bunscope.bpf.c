@@ -1394,7 +1394,9 @@ static __always_inline void process(struct bs_conn *conn, struct bs_server_stats
 	scr->iov_left = 0;
 	scr->left = 0;
 	scr->tgid = tgid;
-	scr->now = bpf_ktime_get_ns();
+	/* WebSocket frames never read the clock: a WebSocket's end is
+	 * counted when its connection ends (conn_end() reads the clock) */
+	scr->now = state == HS_WS ? 0 : bpf_ktime_get_ns();
 	run_init(&x.r, scr, conn, st);
 
 	switch (kind) {
