@@ -664,19 +664,30 @@ static void srv_start(struct srv *sv, const char *const *replies, int nreplies, 
 		assert_int_equal(pthread_create(&sv->th, NULL, srv_main, sv), 0);
 }
 
-/* A test server, and a tracer exporting OTLP to it (url: its buffer). */
-static struct tracer *otlp_to_srv(struct srv *sv, const char *const *replies, int nreplies,
-				  bool answer, struct tracer_cfg *cfg, char *url, size_t ulen)
+/* A test server, and a tracer exporting OTLP or Zipkin to it (url: its buffer). */
+static struct tracer *tracer_to_srv(struct srv *sv, const char *const *replies, int nreplies,
+				    bool answer, struct tracer_cfg *cfg, char *url, size_t ulen,
+				    bool zipkin)
 {
 	char err[256];
 	struct tracer *t;
 
 	srv_start(sv, replies, nreplies, answer);
-	snprintf(url, ulen, "http://127.0.0.1:%u/v1/traces", sv->port);
-	cfg->otlp_url = url;
+	snprintf(url, ulen, "http://127.0.0.1:%u%s", sv->port,
+		 zipkin ? "/api/v2/spans" : "/v1/traces");
+	if (zipkin)
+		cfg->zipkin_url = url;
+	else
+		cfg->otlp_url = url;
 	t = tracer_start(cfg, err, sizeof(err));
 	assert_non_null(t);
 	return t;
+}
+
+static struct tracer *otlp_to_srv(struct srv *sv, const char *const *replies, int nreplies,
+				  bool answer, struct tracer_cfg *cfg, char *url, size_t ulen)
+{
+	return tracer_to_srv(sv, replies, nreplies, answer, cfg, url, ulen, false);
 }
 
 static void srv_stop(struct srv *sv)
@@ -975,17 +986,14 @@ static void test_stop_hung_collector(void **state)
 {
 	static const char *const replies[] = { R200 };
 	struct tracer_cfg cfg = { .batch_ms = 1, .zipkin_url = NULL };
-	char url[64], err[256];
+	char url[64];
 	struct tracer *t;
 	struct srv sv;
 	double t0;
 
 	(void)state;
-	srv_start(&sv, replies, 1, false); /* the kernel completes the handshake */
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v2/spans", sv.port);
-	cfg.zipkin_url = url;
-	t = tracer_start(&cfg, err, sizeof(err));
-	assert_non_null(t);
+	/* not answering: the kernel completes the handshake */
+	t = tracer_to_srv(&sv, replies, 1, false, &cfg, url, sizeof(url), true);
 	submit_n(t, 1, 3);
 	/* the POST has started when curl's connection waits to be accepted */
 	assert_int_equal(poll(&(struct pollfd){ .fd = sv.lfd, .events = POLLIN }, 1, 2000), 1);
@@ -1008,16 +1016,12 @@ static void test_zipkin_post(void **state)
 	unsigned long long want = 4;
 	struct tracer_cfg cfg = { .batch_ms = 10, .otlp_gzip = true };
 	struct tracer_stats st;
-	char url[64], err[256];
+	char url[64];
 	struct tracer *t;
 	struct srv sv;
 
 	(void)state;
-	srv_start(&sv, replies, 1, true);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v2/spans", sv.port);
-	cfg.zipkin_url = url;
-	t = tracer_start(&cfg, err, sizeof(err));
-	assert_non_null(t);
+	t = tracer_to_srv(&sv, replies, 1, true, &cfg, url, sizeof(url), true);
 	submit_n(t, 1, 4);
 	assert_true(wait_stats(t, &st, 3000, zipkin_exported, &want));
 	tracer_stop(t, 1000);
@@ -1044,17 +1048,13 @@ static void test_queue_full_while_retrying(void **state)
 	struct tracer_cfg cfg = { .queue_max = 8, .batch_max = 4, .batch_ms = 10 };
 	unsigned long long want = 8;
 	struct tracer_stats st;
-	char url[64], err[256];
+	char url[64];
 	struct tracer *t;
 	struct srv sv;
 	double end;
 
 	(void)state;
-	srv_start(&sv, replies, 2, true);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v2/spans", sv.port);
-	cfg.zipkin_url = url;
-	t = tracer_start(&cfg, err, sizeof(err));
-	assert_non_null(t);
+	t = tracer_to_srv(&sv, replies, 2, true, &cfg, url, sizeof(url), true);
 	submit_n(t, 1, 4);
 	/* the first POST got its 503: 1..4 wait in flight for the retry */
 	for (end = now_s() + 3; srv_nreq(&sv) < 1 && now_s() < end;)
