@@ -594,6 +594,7 @@ __noinline int bs_trace_target(struct bs_scratch *s, struct bs_conn *bc, __u32 s
 	bc->tr.plen = (__u16)(plen < n ? plen : n);
 	bc->tr.ttrunc = (__u8)cut;
 	bc->tr.tp = BS_TP_NONE;
+	bc->tr.hlen = 0;
 	return 0;
 }
 
@@ -606,21 +607,37 @@ HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tle
 HP_INLINE void hp_on_target_again(struct hp_run *r)
 {
 	r->bc->tr.tp = BS_TP_NONE;
+	r->bc->tr.hlen = 0;
 }
 
 /*
- * A traceparent (which_trunc bit 1 clear) or tracestate field, scr[vs, ve);
- * bit 0: its middle is missing.  A tracestate goes out at once (its request
- * may not be sampled: the daemon drops what no span claims); it is rare.
+ * A traceparent, tracestate or (client connections) Host field, scr[vs, ve):
+ * which_trunc is enum hp_trace_field << 1, bit 0 set when its middle is
+ * missing.  A tracestate goes out at once (its request may not be sampled:
+ * the daemon drops what no span claims); it is rare.  A Host is kept after
+ * the target, when both fit in target[].
  */
 __noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 which_trunc, __u32 vs,
 			      __u32 ve)
 {
-	__u32 len = ve - vs;
+	__u32 len = ve - vs, at;
 
 	if (!s || !bc || ve < vs)
 		return 0;
-	if (!(which_trunc & 2)) {
+	if ((which_trunc >> 1) == HP_TF_HOST) {
+		at = bc->tr.tlen;
+		if ((which_trunc & 1) || !len || len > BS_TRACE_HOST_MAX ||
+		    at > BS_TRACE_TARGET_MAX - BS_TRACE_HOST_MAX)
+			return 0;
+		/* the verifier's own bounds on both */
+		asm volatile("" : "+r"(len), "+r"(at));
+		if (len > BS_TRACE_HOST_MAX || at > BS_TRACE_TARGET_MAX - BS_TRACE_HOST_MAX)
+			return 0;
+		if (!bpf_probe_read_kernel(bc->tr.target + at, len, s->b + (vs & HP_SCR_MASK)))
+			bc->tr.hlen = (__u8)len;
+		return 0;
+	}
+	if ((which_trunc >> 1) == HP_TF_TRACEPARENT) {
 		if (bc->tr.tp != BS_TP_NONE || (which_trunc & 1) || len < TP_LEN ||
 		    bpf_probe_read_kernel(s->tp_buf, sizeof(s->tp_buf),
 					  s->b + (vs & HP_SCR_MASK)) ||
@@ -660,7 +677,8 @@ __noinline int bs_trace_field(struct bs_scratch *s, struct bs_conn *bc, __u32 wh
 
 HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve, int trunc)
 {
-	bs_trace_field((struct bs_scratch *)r->v, r->bc, (which ? 2 : 0) | (trunc ? 1 : 0), vs, ve);
+	bs_trace_field((struct bs_scratch *)r->v, r->bc, (__u32)which << 1 | (trunc ? 1 : 0), vs,
+		       ve);
 }
 
 /* A ratio sampler's draw: from the incoming trace id when there is one (the
@@ -747,7 +765,8 @@ __noinline int bs_span_start(struct bs_conn *bc, __u32 tgid, __u32 seq, __u64 no
 	ev->method = bc->hp.req.method;
 	ev->flags = bc->client ? BS_SPAN_F_CLIENT : 0;
 	ev->tp_flags = 0;
-	ev->pad = 0;
+	ev->hlen = 0;
+	ev->pad[0] = ev->pad[1] = ev->pad[2] = 0;
 	__builtin_memcpy(ev->peer, bc->peer, 16);
 	if (t->tp == BS_TP_VALID) {
 		ev->flags |= BS_SPAN_F_PARENT;
@@ -767,6 +786,11 @@ __noinline int bs_span_start(struct bs_conn *bc, __u32 tgid, __u32 seq, __u64 no
 		n = BS_TRACE_TARGET_MAX;
 	ev->tlen = (__u16)n;
 	ev->plen = t->plen;
+	/* a client's Host follows its target (bs_trace_field kept both in range) */
+	if (bc->client && t->hlen && n + t->hlen <= BS_TRACE_TARGET_MAX) {
+		ev->hlen = t->hlen;
+		n += t->hlen;
+	}
 	bpf_probe_read_kernel(ev->target, n, t->target);
 	bpf_ringbuf_submit(ev, span_wakeup());
 	count(BS_CNT_SPAN_SAMPLED);

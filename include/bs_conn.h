@@ -29,9 +29,9 @@ struct bs_trace_in {
 	__u8 tp_flags;
 	__u8 tp;     /* BS_TP_* (traceparent.h) */
 	__u8 ttrunc; /* the target was cut at BS_TRACE_TARGET_MAX */
-	__u8 pad;
-	__u16 tlen; /* bytes in target[] */
-	__u16 plen; /* of which the path */
+	__u8 hlen;   /* client: the Host sent, in target[] after the target */
+	__u16 tlen;  /* bytes in target[] */
+	__u16 plen;  /* of which the path */
 	__u8 target[BS_TRACE_TARGET_MAX];
 };
 

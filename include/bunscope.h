@@ -372,6 +372,9 @@ struct bs_ev_complete {
  */
 #define BS_TRACE_TARGET_MAX 256 /* request-target bytes kept for a span */
 #define BS_TRACESTATE_MAX   512 /* W3C: tracestate is at most 512 characters */
+/* client spans: the Host the target sent, kept after the target when the
+ * target leaves room for it (tlen <= BS_TRACE_TARGET_MAX - BS_TRACE_HOST_MAX) */
+#define BS_TRACE_HOST_MAX   64
 
 /* OTEL_TRACES_SAMPLER values */
 enum bs_sampler {
@@ -404,7 +407,8 @@ struct bs_ev_span_start {
 	__u8 tp_flags; /* the incoming trace-flags */
 	__u16 tlen;    /* bytes in target[] */
 	__u16 plen;    /* of which the path (before '?') */
-	__u32 pad;
+	__u8 hlen;     /* client: target[tlen, tlen + hlen) is the Host sent */
+	__u8 pad[3];
 	__u8 peer[16];	   /* IPv4 in the first 4 bytes, network order */
 	__u8 trace_id[16]; /* the incoming trace (BS_SPAN_F_PARENT); client: the */
 	__u8 parent_id[8]; /* traceparent the target sent, its span is parent_id */

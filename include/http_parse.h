@@ -260,11 +260,17 @@ HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s);
  * (plen bytes of path; ttrunc: the target went on beyond), or
  * hp_on_target_again() when the request line repeats the previous one (the
  * includer's copy from then still holds); hp_on_trace_field() gets each
- * traceparent (which 0) and tracestate (which 1) value, scr[vs, ve) trimmed
- * (trunc: its middle is missing); hp_trace_sample() decides at the end of
+ * traceparent (which HP_TF_TRACEPARENT) and tracestate (HP_TF_TRACESTATE)
+ * value and, on a client connection, the Host (HP_TF_HOST), scr[vs, ve)
+ * trimmed (trunc: its middle is missing); hp_trace_sample() decides at the end of
  * the head; hp_on_span_start() is told the slot and number a sampled request
  * got (returning 0 leaves it without a span).
  */
+enum hp_trace_field {
+	HP_TF_TRACEPARENT = 0,
+	HP_TF_TRACESTATE,
+	HP_TF_HOST, /* client connections only: where the target sends its request */
+};
 HP_INLINE int hp_trace_on(struct hp_run *r);
 HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tlen, int ttrunc);
 HP_INLINE void hp_on_target_again(struct hp_run *r);
@@ -1128,7 +1134,9 @@ HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 		if (nlen == 11 ? hp_name_is(r, s, 11, HP_N_TRACEPAR, HP_N_ENT, 0)
 			       : hp_name_is(r, s, 10, HP_N_TRACESTA, HP_N_TE, 0)) {
 			if (trunc || hp_trim(r, &vs, &ve))
-				hp_on_trace_field(r, nlen == 11 ? 0 : 1, vs, ve, trunc);
+				hp_on_trace_field(r,
+						  nlen == 11 ? HP_TF_TRACEPARENT : HP_TF_TRACESTATE,
+						  vs, ve, trunc);
 		}
 		return;
 	}
@@ -1136,8 +1144,13 @@ HP_INLINE void hp_req_field(struct hp_run *r, struct hp_dir *d, __u32 s, __u32 e
 		return;
 
 	if (nlen == 4) {
-		if (hp_name_is(r, s, 4, HP_N_HOST, 0, 0))
-			d->mflags |= HP_RF_HOST;
+		if (!hp_name_is(r, s, 4, HP_N_HOST, 0, 0))
+			return;
+		/* a client span names its server by the first Host */
+		if (!(d->mflags & HP_RF_HOST) && (r->c->cflags & HP_CF_CLIENT) && hp_trace_on(r) &&
+		    (trunc || hp_trim(r, &vs, &ve)))
+			hp_on_trace_field(r, HP_TF_HOST, vs, ve, trunc);
+		d->mflags |= HP_RF_HOST;
 		return;
 	}
 	if (nlen == 7) {
@@ -1581,8 +1594,12 @@ HP_INLINE int hp_field_fast(struct hp_run *r, struct hp_dir *d, int dir, __u32 s
 	    d->head_len + total + 2 > HP_MAX_HEAD || d->nfields >= HP_MAX_FIELDS ||
 	    !hp_token(r, s, nlen))
 		return 0;
-	if (nlen == 4 && hp_name_is(r, s, 4, HP_N_HOST, 0, 0))
+	if (nlen == 4 && hp_name_is(r, s, 4, HP_N_HOST, 0, 0)) {
+		/* a client span's Host: the field's slow path hands it over */
+		if ((r->c->cflags & HP_CF_CLIENT) && hp_trace_on(r))
+			return 0;
 		d->mflags |= HP_RF_HOST;
+	}
 	d->head_len += total + 2;
 	d->nfields++;
 	return 1;

@@ -99,8 +99,8 @@ struct span_view {
 	char name[sizeof(((struct span *)0)->method) + 1 + SPAN_ROUTE_MAX];
 	size_t name_len;
 	char error_type[8];
-	/* http://[addr]:port + target, for client spans */
-	char url_full[sizeof("http://[]:65535") + 48 + SPAN_TARGET_MAX];
+	/* http://[addr]:port or http://host + target, for client spans */
+	char url_full[sizeof("http://[]:65535") + 48 + BS_TRACE_HOST_MAX + SPAN_TARGET_MAX];
 };
 
 static void add_str(struct span_view *v, const char *key, const char *s, size_t n)
@@ -123,12 +123,36 @@ static bool is_zero(const __u8 *b, size_t n)
 	return true;
 }
 
+/*
+ * The host of a Host value, without its port: "[::1]:80" -> "::1",
+ * "example.com:8080" -> "example.com"; a value it cannot split is whole.
+ */
+static const char *host_name(const char *h, size_t n, size_t *len)
+{
+	const char *colon = memchr(h, ':', n);
+	const char *close;
+
+	if (n > 1 && h[0] == '[') {
+		close = memchr(h, ']', n);
+		if (close && close > h + 1 && (close + 1 == h + n || close[1] == ':')) {
+			*len = (size_t)(close - h - 1);
+			return h + 1;
+		}
+	} else if (colon && colon > h && !memchr(colon + 1, ':', n - (size_t)(colon - h) - 1)) {
+		*len = (size_t)(colon - h);
+		return h;
+	}
+	*len = n;
+	return h;
+}
+
 static void span_view_init(struct span_view *v, const struct span *s)
 {
 	size_t mlen = strnlen(s->method, sizeof(s->method));
 	size_t rlen = strnlen(s->route, sizeof(s->route));
 	size_t tlen = strnlen(s->target, sizeof(s->target));
 	size_t plen = strnlen(s->peer_addr, sizeof(s->peer_addr));
+	size_t hlen = strnlen(s->host, sizeof(s->host));
 	const char *q = memchr(s->target, '?', tlen);
 	bool v6 = memchr(s->peer_addr, ':', plen) != NULL;
 	int k;
@@ -156,7 +180,22 @@ static void span_view_init(struct span_view *v, const struct span *s)
 	add_str(v, "url.scheme", "http", 4);
 	if (s->http_status)
 		add_int(v, "http.response.status_code", s->http_status);
-	if (s->kind == SPAN_KIND_CLIENT) {
+	if (s->kind == SPAN_KIND_CLIENT && hlen) {
+		/* named by the Host the app sent; the address is the peer's */
+		size_t nlen;
+		const char *name = host_name(s->host, hlen, &nlen);
+
+		add_str(v, "server.address", name, nlen);
+		if (s->peer_port)
+			add_int(v, "server.port", s->peer_port);
+		if (plen)
+			add_str(v, "network.peer.address", s->peer_addr, plen);
+		if (s->peer_port)
+			add_int(v, "network.peer.port", s->peer_port);
+		snprintf(v->url_full, sizeof(v->url_full), "http://%.*s%.*s", (int)hlen, s->host,
+			 (int)tlen, s->target);
+		add_str(v, "url.full", v->url_full, strlen(v->url_full));
+	} else if (s->kind == SPAN_KIND_CLIENT) {
 		if (plen)
 			add_str(v, "server.address", s->peer_addr, plen);
 		if (s->peer_port)
@@ -877,9 +916,9 @@ static void copy_field(char *dst, const char *src, size_t n)
 /* the fields below are all there is from method on */
 _Static_assert(
 	offsetof(struct span, tracestate) + SPAN_FSZ(tracestate) - offsetof(struct span, method) ==
-			SPAN_FSZ(method) + SPAN_FSZ(peer_addr) + SPAN_FSZ(service) +
-				SPAN_FSZ(status_msg) + SPAN_FSZ(route) + SPAN_FSZ(target) +
-				SPAN_FSZ(tracestate) &&
+			SPAN_FSZ(method) + SPAN_FSZ(peer_addr) + SPAN_FSZ(host) +
+				SPAN_FSZ(service) + SPAN_FSZ(status_msg) + SPAN_FSZ(route) +
+				SPAN_FSZ(target) + SPAN_FSZ(tracestate) &&
 		sizeof(struct span) - offsetof(struct span, tracestate) - SPAN_FSZ(tracestate) < 8,
 	"span_copy() must copy every string field of struct span");
 #undef SPAN_FSZ
@@ -890,6 +929,7 @@ static void span_copy(struct span *dst, const struct span *src)
 #define COPY_FIELD(f) copy_field(dst->f, src->f, sizeof(dst->f))
 	COPY_FIELD(method);
 	COPY_FIELD(peer_addr);
+	COPY_FIELD(host);
 	COPY_FIELD(service);
 	COPY_FIELD(status_msg);
 	COPY_FIELD(route);

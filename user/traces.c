@@ -249,6 +249,26 @@ static void escape_target(char *out, size_t cap, const char *in, size_t n)
 }
 
 /* The span of request number seq of p's connection, ended by e. */
+/*
+ * A client span's Host (after the target in the record): kept only when it
+ * is all printable ASCII without spaces, as a host[:port] is; anything else
+ * leaves the span named by the address it connected to.
+ */
+static void copy_host(char *out, size_t cap, const struct bs_ev_span_start *ev)
+{
+	size_t n = ev->hlen, i;
+	const char *h = ev->target + ev->tlen;
+
+	out[0] = 0;
+	if (!n || n >= cap || (size_t)ev->tlen + n > sizeof(ev->target))
+		return;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)h[i] <= ' ' || (unsigned char)h[i] > '~')
+			return;
+	memcpy(out, h, n);
+	out[n] = 0;
+}
+
 static void build(struct traces *t, const struct pend *p, const struct bs_ev_span_end *e,
 		  struct span *sp)
 {
@@ -299,6 +319,8 @@ static void build(struct traces *t, const struct pend *p, const struct bs_ev_spa
 	copy_str(sp->method, sizeof(sp->method), collect_method_name(ev->method));
 	escape_target(sp->target, sizeof(sp->target), ev->target, ev->tlen);
 	collect_addr_text(ev->family, ev->peer, sp->peer_addr, sizeof(sp->peer_addr));
+	if (sp->kind == SPAN_KIND_CLIENT)
+		copy_host(sp->host, sizeof(sp->host), ev);
 	if (p->tracestate)
 		copy_str(sp->tracestate, sizeof(sp->tracestate), p->tracestate);
 

@@ -11,8 +11,9 @@
 //   GET  /big?bytes=N            -> body of exactly N bytes
 //   POST /echo                   -> byte length of the request body, as text
 //   GET  /stream?chunks=N&delay=MS -> N chunks of 1 KiB, MS apart (chunked)
-//   GET  /proxy?url=U[&traceparent=T] -> upstream status + text of fetch(U),
-//                                   sending T as its traceparent header when given
+//   GET  /proxy?url=U[&traceparent=T][&host=H] -> upstream status + text of
+//                                   fetch(U), sending T as its traceparent and H
+//                                   as its Host header when given
 //   GET  /alloc?mb=N             -> allocates and touches N MiB, kept until /free
 //   GET  /free                   -> drops what /alloc kept, runs the GC
 //   GET  /ws, /ws/rooms/:id      -> WebSocket upgrade (anything else on /ws: 400)
@@ -132,8 +133,12 @@ async function route(req) {
       const target = url.searchParams.get("url");
       if (!target) return bad("missing url");
       try {
+        const headers = {};
         const tp = url.searchParams.get("traceparent");
-        const up = await fetch(target, tp ? { headers: { traceparent: tp } } : {});
+        const host = url.searchParams.get("host");
+        if (tp) headers.traceparent = tp;
+        if (host) headers.host = host;
+        const up = await fetch(target, { headers });
         const text = await up.text();
         return new Response(text, { status: up.status });
       } catch (e) {

@@ -1252,11 +1252,13 @@ class UpstreamServer:
     answers chunked; /close answers without a length and closes (the body
     ends with the connection); /drop closes without answering; anything
     else answers 200 with body.  seen holds (path, traceparent or None) of
-    every request, statuses the status of every answer."""
+    every request, hosts its Host header, statuses the status of every
+    answer."""
 
     def __init__(self, body=b"upstream ok"):
         self.requests = 0
         self.seen = []
+        self.hosts = []
         self.statuses = []
         self._lock = threading.Lock()
         outer = self
@@ -1280,6 +1282,7 @@ class UpstreamServer:
                 with outer._lock:
                     outer.requests += 1
                     outer.seen.append((self.path, self.headers.get("traceparent")))
+                    outer.hosts.append(self.headers.get("Host"))
                 parts = self.path.split("/")
                 if len(parts) == 3 and parts[1] == "status" and parts[2].isdigit():
                     self._answer(int(parts[2]), b"")

@@ -347,8 +347,9 @@ def test_client_spans():
     """The app's own fetch calls get CLIENT spans: one per request the
     upstream saw (the upstream's own record is the ground truth), a
     traceparent the app set kept as the span's own ids, sampled-flag 00
-    respected, status and peer attributes, and each inside the server span
-    of the request that made it."""
+    respected, status and peer attributes, the server named by the Host the
+    upstream received, and each inside the server span of the request that
+    made it."""
     with UpstreamServer() as up, SpanReceiver() as rec, BunApp() as app, \
             Bunscope.for_app(app, "--otlp-endpoint", rec.otlp_url):
         rnd = random.Random(5)
@@ -356,10 +357,13 @@ def test_client_spans():
         plan = [("/status/201", "00-%s-%s-01" % ids[i], 201) for i in range(3)]
         plan += [("/", None, 200)] * 4 + [("/status/500", None, 500), ("/status/404", None, 404)]
         plan += [("/", "00-%s-%s-00" % (TRACE, PARENT), 200)]
+        plan += [("/named", None, 200)]
         for path, tp, want in plan:
             q = "/proxy?url=http://127.0.0.1:%d%s" % (up.port, path)
             if tp:
                 q += "&traceparent=" + tp
+            if path == "/named":
+                q += "&host=upstream.test:%d" % up.port
             st, _, _ = app.get(q)
             assert st == want, (path, st)
         assert_equal(len(up.seen), len(plan), "requests the upstream saw")
@@ -376,11 +380,17 @@ def test_client_spans():
         for tid, sid in ids:
             s = by_trace[tid]
             assert s["span_id"] == sid and s["parent_id"] is None, s
+        # the upstream's record says which Host each request carried
+        host_of = {p: h for (p, _), h in zip(up.seen, up.hosts)}
+        assert host_of["/named"] == "upstream.test:%d" % up.port, host_of
         for s in client:
             a = s["attrs"]
-            assert a["server.address"] == "127.0.0.1" and a["server.port"] == up.port, a
+            host = host_of[a["url.path"]]
+            assert a["server.address"] == host.rsplit(":", 1)[0], (a, host)
+            assert a["server.port"] == up.port, a
+            assert a["network.peer.address"] == "127.0.0.1", a
             assert a["http.request.method"] == "GET" and "http.route" not in a, a
-            assert a["url.full"] == "http://127.0.0.1:%d%s" % (up.port, a["url.path"]), a
+            assert a["url.full"] == "http://%s%s" % (host, a["url.path"]), a
             code = a["http.response.status_code"]
             assert s["status"] == ("error" if code >= 400 else "unset"), s
             assert s["name"] == "GET", s

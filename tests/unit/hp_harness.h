@@ -75,6 +75,8 @@ struct rec {
 		__u32 plen, tlen;
 		int ttrunc, tp; /* BS_TP_* */
 		struct bs_tp tpv;
+		char host[BS_TRACE_HOST_MAX + 1]; /* client: the first Host, "" if none */
+		int nhost;			  /* Host values handed over */
 	} cur;
 	int nspans;
 	struct span_rec {
@@ -83,6 +85,7 @@ struct rec {
 		__u32 plen;
 		int ttrunc, tp;
 		struct bs_tp tpv;
+		char host[BS_TRACE_HOST_MAX + 1];
 		int ended, how; /* how: BS_SPAN_* */
 		__u16 status;
 	} spans[64];
@@ -206,11 +209,13 @@ HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tle
 	rec->cur.plen = plen < tlen ? plen : tlen;
 	rec->cur.ttrunc = ttrunc;
 	rec->cur.tp = BS_TP_NONE;
+	rec->cur.host[0] = 0;
 }
 
 HP_INLINE void hp_on_target_again(struct hp_run *r)
 {
 	r->rec->cur.tp = BS_TP_NONE;
+	r->rec->cur.host[0] = 0;
 }
 
 HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve, int trunc)
@@ -224,7 +229,16 @@ HP_INLINE void hp_on_trace_field(struct hp_run *r, int which, __u32 vs, __u32 ve
 		buf[k] = hp_b(r, vs + k);
 	if (len < sizeof(buf))
 		buf[len] = 0;
-	if (!which) {
+	if (which == HP_TF_HOST) {
+		HH_CHECK(r->c->cflags & HP_CF_CLIENT);
+		rec->cur.nhost++;
+		if (!trunc && len && len <= BS_TRACE_HOST_MAX && !rec->cur.host[0]) {
+			memcpy(rec->cur.host, buf, len);
+			rec->cur.host[len] = 0;
+		}
+		return;
+	}
+	if (which == HP_TF_TRACEPARENT) {
 		if (rec->cur.tp != BS_TP_NONE || trunc || len > BS_TRACESTATE_MAX ||
 		    tp_parse(buf, len, &rec->cur.tpv))
 			rec->cur.tp = BS_TP_BAD;
@@ -268,6 +282,7 @@ HP_INLINE int hp_on_span_start(struct hp_run *r, struct hp_slot *s, __u32 seq)
 	sp->ttrunc = rec->cur.ttrunc;
 	sp->tp = rec->cur.tp;
 	sp->tpv = rec->cur.tpv;
+	memcpy(sp->host, rec->cur.host, sizeof(sp->host));
 	return 1;
 }
 

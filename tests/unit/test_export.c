@@ -318,6 +318,79 @@ static void test_otlp_json(void **state)
 	sbuf_free(&sb);
 }
 
+/*
+ * A client span that knows the Host the app sent is named by it: the host
+ * without its port is server.address, the URL is the app's, the address it
+ * connected to is network.peer.*.  OTLP and Zipkin alike.
+ */
+static void assert_host_attrs(const struct sbuf *sb, const char *pick, const char *name,
+			      const char *host)
+{
+	char script[1024];
+
+	assert_false(sb->oom);
+	snprintf(script, sizeof(script),
+		 "d = load(txt)\n%s"
+		 "assert a['server.address'] == '%s', a\n"
+		 "assert a['url.full'] == 'http://%s/v1/jobs?id=7', a\n"
+		 "assert a['url.path'] == '/v1/jobs', a\n",
+		 pick, name, host);
+	assert_python(script, sb->buf, sb->len);
+}
+
+static void test_client_host(void **state)
+{
+	static const struct {
+		const char *host, *name;
+	} cases[] = {
+		{ "upstream.test:8080", "upstream.test" },
+		{ "[::1]:8080", "::1" },
+		{ "[::1]", "::1" },
+		{ "example.com", "example.com" },
+		{ "[]:1", "[]:1" }, /* nothing to split: whole */
+		{ ":8080", ":8080" },
+		{ "a:b:c", "a:b:c" },
+	};
+	const struct span *p;
+	struct tracer_cfg cfg = { .host_name = "h", .version = "1" };
+	struct span s;
+	struct sbuf sb;
+
+	(void)state;
+	sbuf_init(&sb);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		mk_span(&s, T2, S2, "worker", 200);
+		s.kind = SPAN_KIND_CLIENT;
+		strcpy(s.route, "");
+		strcpy(s.target, "/v1/jobs?id=7");
+		strcpy(s.peer_addr, "10.0.0.7");
+		s.peer_port = 8080;
+		s.server_port = 8080;
+		strcpy(s.host, cases[i].host);
+		p = &s;
+
+		sbuf_reset(&sb);
+		otlp_json_batch(&sb, &p, 1, &cfg);
+		assert_host_attrs(&sb,
+				  "s = d['resourceSpans'][0]['scopeSpans'][0]['spans'][0]\n"
+				  "a = {x['key']: x['value']['stringValue' if 'stringValue' in "
+				  "x['value'] else 'intValue'] for x in s['attributes']}\n"
+				  "assert a['network.peer.address'] == '10.0.0.7', a\n"
+				  "assert a['network.peer.port'] == '8080', a\n"
+				  "assert a['server.port'] == '8080', a\n",
+				  cases[i].name, cases[i].host);
+
+		sbuf_reset(&sb);
+		zipkin_json_batch(&sb, &p, 1);
+		assert_host_attrs(
+			&sb,
+			"a = d[0]['tags']\n"
+			"assert d[0]['remoteEndpoint'] == {'ipv4': '10.0.0.7', 'port': 8080}, d\n",
+			cases[i].name, cases[i].host);
+	}
+	sbuf_free(&sb);
+}
+
 /* string fields that fill their array without a NUL are read up to its end */
 static void test_unterminated_fields(void **state)
 {
@@ -1263,6 +1336,7 @@ int main(void)
 		cmocka_unit_test(test_otlp_json),
 		cmocka_unit_test(test_unterminated_fields),
 		cmocka_unit_test(test_zipkin_json),
+		cmocka_unit_test(test_client_host),
 		cmocka_unit_test(test_jsonl),
 		cmocka_unit_test(test_console),
 		cmocka_unit_test(test_parse_headers),

@@ -1510,6 +1510,58 @@ static void test_trace_repeated_line(void **state)
 	free(t);
 }
 
+/*
+ * A client connection's requests hand their first Host over (trimmed, at
+ * most BS_TRACE_HOST_MAX bytes kept), also when the request line repeats;
+ * a server connection's never do.
+ */
+static void test_trace_client_host(void **state)
+{
+	char longhost[BS_TRACE_HOST_MAX + 2];
+	char req[256];
+	struct tconn *t;
+
+	(void)state;
+	memset(longhost, 'h', sizeof(longhost) - 1);
+	longhost[sizeof(longhost) - 1] = 0;
+	snprintf(req, sizeof(req), "GET /a HTTP/1.1\r\nHost: %s\r\n\r\n", longhost);
+
+	t = tc_traced(1);
+	t->c.cflags = HP_CF_CLIENT;
+	feed(t, REQ, "GET /a HTTP/1.1\r\nHost: upstream.test:8080\r\nAccept: */*\r\n\r\n");
+	feed(t, RESP, RESP_HI);
+	/* the same line again (the cached path), another Host, padded */
+	feed(t, REQ, "GET /a HTTP/1.1\r\nUser-Agent: t\r\nhost: \t[::1]:80 \r\n\r\n");
+	feed(t, RESP, RESP_HI);
+	/* two Host fields: the first names the server */
+	feed(t, REQ, "GET /b HTTP/1.1\r\nHost: first\r\nHost: second\r\n\r\n");
+	feed(t, RESP, RESP_HI);
+	/* none (HTTP/1.0), then one too long to keep */
+	feed(t, REQ, "GET /a HTTP/1.0\r\n\r\n");
+	feed(t, RESP, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+	feed(t, REQ, req);
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.completed, 5);
+	assert_int_equal(t->rec.nspans, 5);
+	assert_string_equal(t->rec.spans[0].host, "upstream.test:8080");
+	assert_string_equal(t->rec.spans[1].host, "[::1]:80");
+	assert_string_equal(t->rec.spans[2].host, "first");
+	assert_string_equal(t->rec.spans[3].host, "");
+	assert_string_equal(t->rec.spans[4].host, "");
+	assert_int_equal(t->rec.cur.nhost, 4);
+	assert_string_equal(t->rec.spans[1].target, "/a");
+	free(t);
+
+	/* a server connection: Host is checked, never handed over */
+	t = tc_traced(1);
+	feed(t, REQ, "GET /a HTTP/1.1\r\nHost: upstream.test:8080\r\n\r\n");
+	feed(t, RESP, RESP_HI);
+	assert_int_equal(t->rec.completed, 1);
+	assert_int_equal(t->rec.cur.nhost, 0);
+	assert_string_equal(t->rec.spans[0].host, "");
+	free(t);
+}
+
 static void test_trace_pipelined(void **state)
 {
 	struct tconn *t = tc_traced(1);
@@ -1640,6 +1692,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_canned_responses),
 		cmocka_unit_test(test_client_connection),
+		cmocka_unit_test(test_trace_client_host),
 		cmocka_unit_test(test_path_capture),
 		cmocka_unit_test(test_resync),
 		cmocka_unit_test(test_random_valid_streams),
