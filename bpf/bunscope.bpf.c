@@ -786,8 +786,9 @@ __noinline int bs_span_start(struct bs_conn *bc, __u32 tgid, __u32 seq, __u64 no
 		n = BS_TRACE_TARGET_MAX;
 	ev->tlen = (__u16)n;
 	ev->plen = t->plen;
-	/* a client's Host follows its target (bs_trace_field kept both in range) */
-	if (bc->client && t->hlen && n + t->hlen <= BS_TRACE_TARGET_MAX) {
+	/* a client's Host follows its target (only client connections set hlen;
+	 * bs_trace_field kept both in range, the test is the verifier's) */
+	if (t->hlen && n + t->hlen <= BS_TRACE_TARGET_MAX) {
 		ev->hlen = t->hlen;
 		n += t->hlen;
 	}

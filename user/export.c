@@ -180,34 +180,33 @@ static void span_view_init(struct span_view *v, const struct span *s)
 	add_str(v, "url.scheme", "http", 4);
 	if (s->http_status)
 		add_int(v, "http.response.status_code", s->http_status);
-	if (s->kind == SPAN_KIND_CLIENT && hlen) {
-		/* named by the Host the app sent; the address is the peer's */
-		size_t nlen;
-		const char *name = host_name(s->host, hlen, &nlen);
+	if (s->kind == SPAN_KIND_CLIENT) {
+		/* named by the Host the app sent, else by the address it connected to */
+		if (hlen) {
+			size_t nlen;
+			const char *name = host_name(s->host, hlen, &nlen);
 
-		add_str(v, "server.address", name, nlen);
-		if (s->peer_port)
-			add_int(v, "server.port", s->peer_port);
-		if (plen)
-			add_str(v, "network.peer.address", s->peer_addr, plen);
-		if (s->peer_port)
-			add_int(v, "network.peer.port", s->peer_port);
-		snprintf(v->url_full, sizeof(v->url_full), "http://%.*s%.*s", (int)hlen, s->host,
-			 (int)tlen, s->target);
-		add_str(v, "url.full", v->url_full, strlen(v->url_full));
-	} else if (s->kind == SPAN_KIND_CLIENT) {
-		if (plen)
-			add_str(v, "server.address", s->peer_addr, plen);
+			add_str(v, "server.address", name, nlen);
+			if (plen)
+				add_str(v, "network.peer.address", s->peer_addr, plen);
+			if (s->peer_port)
+				add_int(v, "network.peer.port", s->peer_port);
+			k = snprintf(v->url_full, sizeof(v->url_full), "http://%.*s", (int)hlen,
+				     s->host);
+		} else {
+			if (plen)
+				add_str(v, "server.address", s->peer_addr, plen);
+			k = snprintf(v->url_full, sizeof(v->url_full), "http://%s%.*s%s",
+				     v6 ? "[" : "", (int)plen, s->peer_addr, v6 ? "]" : "");
+			if (s->peer_port)
+				k += snprintf(v->url_full + k, sizeof(v->url_full) - k, ":%u",
+					      s->peer_port);
+		}
 		if (s->peer_port)
 			add_int(v, "server.port", s->peer_port);
 		/* url.full is the one URL attribute HTTP client spans require */
-		k = snprintf(v->url_full, sizeof(v->url_full), "http://%s%.*s%s", v6 ? "[" : "",
-			     (int)plen, s->peer_addr, v6 ? "]" : "");
-		if (s->peer_port)
-			k += snprintf(v->url_full + k, sizeof(v->url_full) - k, ":%u",
-				      s->peer_port);
 		snprintf(v->url_full + k, sizeof(v->url_full) - k, "%.*s", (int)tlen, s->target);
-		if (plen)
+		if (hlen || plen)
 			add_str(v, "url.full", v->url_full, strlen(v->url_full));
 	} else {
 		if (plen)

@@ -248,7 +248,6 @@ static void escape_target(char *out, size_t cap, const char *in, size_t n)
 	out[o] = 0;
 }
 
-/* The span of request number seq of p's connection, ended by e. */
 /*
  * A client span's Host (after the target in the record): kept only when it
  * is all printable ASCII without spaces, as a host[:port] is; anything else
@@ -269,6 +268,7 @@ static void copy_host(char *out, size_t cap, const struct bs_ev_span_start *ev)
 	out[n] = 0;
 }
 
+/* The span of request number seq of p's connection, ended by e. */
 static void build(struct traces *t, const struct pend *p, const struct bs_ev_span_end *e,
 		  struct span *sp)
 {
