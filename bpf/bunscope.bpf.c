@@ -63,6 +63,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u64 hash_seed = 0;
 const volatile __u32 max_series = 16384;
 /*
+ * --hooks-only: every program returns at once and nothing is counted.  With
+ * the same hooks attached, this measures what the hooks themselves cost
+ * (make bench's floor).  Off, the verifier removes each test as dead code.
+ */
+const volatile __u32 hooks_only = 0;
+/*
  * Target processes by slot; the daemon writes them through the mmaped .bss
  * and keeps a process in the same slot for its whole life.
  */
@@ -1777,6 +1783,8 @@ static __always_inline void auto_take(__u32 tgid, __u32 how)
 SEC("tracepoint/sched/sched_process_exec")
 int bs_auto_exec(void *ctx __attribute__((unused)))
 {
+	if (hooks_only)
+		return 0;
 	if (auto_slot && auto_name_match())
 		auto_take(bpf_get_current_pid_tgid() >> 32, BS_AUTO_EXEC);
 	return 0;
@@ -1876,6 +1884,8 @@ static __always_inline void tp_data_exit(struct trace_event_raw_sys_exit *ctx, c
 SEC("tracepoint")
 int bs_tp_exit_read(struct trace_event_raw_sys_exit *ctx)
 {
+	if (hooks_only)
+		return 0;
 	tp_data_exit(ctx, 0);
 	return 0;
 }
@@ -1883,6 +1893,8 @@ int bs_tp_exit_read(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint")
 int bs_tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
+	if (hooks_only)
+		return 0;
 	tp_data_exit(ctx, 1);
 	return 0;
 }
@@ -1890,6 +1902,8 @@ int bs_tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint")
 int bs_tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
+	if (hooks_only)
+		return 0;
 	on_accept(ctx->ret);
 	return 0;
 }
@@ -1900,6 +1914,8 @@ int bs_tp_exit_close(struct trace_event_raw_sys_exit *ctx)
 {
 	struct sys_args a;
 
+	if (hooks_only)
+		return 0;
 	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
 	    !sys_args(current_regs(), &a))
 		on_close((long)(int)a.a0);
@@ -1911,6 +1927,8 @@ int bs_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	struct sys_args a;
 
+	if (hooks_only)
+		return 0;
 	if (is_target(bpf_get_current_pid_tgid() >> 32) && !sys_args(current_regs(), &a))
 		on_connect(ctx->ret, (long)(int)a.a0);
 	return 0;
@@ -1921,6 +1939,8 @@ int bs_tp_exit_listen(struct trace_event_raw_sys_exit *ctx)
 {
 	struct sys_args a;
 
+	if (hooks_only)
+		return 0;
 	if (!ctx->ret && auto_slot && !sys_args(current_regs(), &a))
 		auto_listen((long)(int)a.a0);
 	return 0;
@@ -1931,6 +1951,8 @@ int bs_tp_exit_shutdown(struct trace_event_raw_sys_exit *ctx)
 {
 	struct sys_args a;
 
+	if (hooks_only)
+		return 0;
 	if (!ctx->ret && is_target(bpf_get_current_pid_tgid() >> 32) &&
 	    !sys_args(current_regs(), &a))
 		on_shutdown((long)(int)a.a0, (long)(int)a.a1);
@@ -2026,9 +2048,12 @@ static __always_inline void mem_syscall(int t, long nr, const struct sys_args *a
 SEC("tracepoint")
 int bs_tp_exit_mem(struct trace_event_raw_sys_exit *ctx)
 {
-	int t = target_slot(bpf_get_current_pid_tgid() >> 32);
 	struct sys_args a;
+	int t;
 
+	if (hooks_only)
+		return 0;
+	t = target_slot(bpf_get_current_pid_tgid() >> 32);
 	if (t >= 0 && !sys_args(current_regs(), &a))
 		mem_syscall(t, nr_of(ctx), &a, ctx->ret);
 	return 0;
@@ -2047,6 +2072,8 @@ int bs_rss_stat(struct trace_event_raw_rss_stat *ctx)
 	struct bs_mem *m;
 	__u64 total;
 
+	if (hooks_only)
+		return 0;
 	if (member < 0 || member >= BS_RSS_KINDS)
 		return 0;
 	if (ctx->curr) {
@@ -2082,6 +2109,8 @@ int bs_oom_victim(struct trace_event_raw_mark_victim *ctx)
 {
 	struct bs_ev_oom *ev;
 
+	if (hooks_only)
+		return 0;
 	if (!is_target((__u32)ctx->pid))
 		return 0;
 	count(BS_CNT_OOM_KILLS);
@@ -2168,8 +2197,11 @@ static __always_inline void epoll_out(struct bs_loop *l)
 SEC("tracepoint")
 int bs_tp_enter_epoll(void *ctx __attribute__((unused)))
 {
-	struct bs_loop *l = js_loop();
+	struct bs_loop *l;
 
+	if (hooks_only)
+		return 0;
+	l = js_loop();
 	if (l)
 		epoll_in(l);
 	return 0;
@@ -2178,8 +2210,11 @@ int bs_tp_enter_epoll(void *ctx __attribute__((unused)))
 SEC("tracepoint")
 int bs_tp_exit_epoll(void *ctx __attribute__((unused)))
 {
-	struct bs_loop *l = js_loop();
+	struct bs_loop *l;
 
+	if (hooks_only)
+		return 0;
+	l = js_loop();
 	if (l)
 		epoll_out(l);
 	return 0;
@@ -2294,13 +2329,21 @@ static __always_inline void js_run_delay(int t, struct task_struct *prev)
 SEC("raw_tracepoint/sched_switch")
 int bs_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *prev = TASK(ctx->args[1]);
-	struct task_struct *next = TASK(ctx->args[2]);
-	__u32 ptid = prev->pid, ptgid = prev->tgid, ntgid = next->tgid, zero = 0;
-	int tp = target_slot(ptgid), tn = target_slot(ntgid);
+	struct task_struct *prev, *next;
+	__u32 ptid, ptgid, ntgid, zero = 0;
 	struct bs_oncpu *oc;
+	int tp, tn;
 	__u64 now;
 
+	if (hooks_only)
+		return 0;
+	prev = TASK(ctx->args[1]);
+	next = TASK(ctx->args[2]);
+	ptid = prev->pid;
+	ptgid = prev->tgid;
+	ntgid = next->tgid;
+	tp = target_slot(ptgid);
+	tn = target_slot(ntgid);
 	if (tp < 0 && tn < 0)
 		return 0;
 	oc = bpf_map_lookup_elem(&oncpu, &zero);
@@ -2343,12 +2386,18 @@ struct {
 SEC("uprobe")
 int bs_uprobe_enter(struct pt_regs *ctx)
 {
-	struct uprobe_key k = { .pid_tgid = bpf_get_current_pid_tgid(),
-				.probe = bpf_get_attach_cookie(ctx) };
-	__u32 idx = (__u32)k.probe;
-	struct bs_uprobe_val *v = bpf_map_lookup_elem(&uprobe_stats, &idx);
-	__u64 now = bpf_ktime_get_ns();
+	struct uprobe_key k = {};
+	struct bs_uprobe_val *v;
+	__u32 idx;
+	__u64 now;
 
+	if (hooks_only)
+		return 0;
+	k.pid_tgid = bpf_get_current_pid_tgid();
+	k.probe = bpf_get_attach_cookie(ctx);
+	idx = (__u32)k.probe;
+	v = bpf_map_lookup_elem(&uprobe_stats, &idx);
+	now = bpf_ktime_get_ns();
 	if (!v)
 		return 0;
 	v->calls++;
@@ -2363,12 +2412,16 @@ int bs_uprobe_return(struct pt_regs *ctx)
 		1000ULL,     10000ULL,	   100000ULL,	  1000000ULL,
 		10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
 	};
-	struct uprobe_key k = { .pid_tgid = bpf_get_current_pid_tgid(),
-				.probe = bpf_get_attach_cookie(ctx) };
-	__u32 idx = (__u32)k.probe, i;
+	struct uprobe_key k = {};
 	struct bs_uprobe_val *v;
 	__u64 *start, dur;
+	__u32 idx, i;
 
+	if (hooks_only)
+		return 0;
+	k.pid_tgid = bpf_get_current_pid_tgid();
+	k.probe = bpf_get_attach_cookie(ctx);
+	idx = (__u32)k.probe;
 	start = bpf_map_lookup_elem(&uprobe_start, &k);
 	if (!start)
 		return 0;
@@ -2400,14 +2453,18 @@ struct {
 SEC("raw_tracepoint/sys_exit")
 int bs_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	int t = target_slot(id >> 32);
 	long ret = (long)ctx->args[1];
 	struct pt_regs *regs;
 	struct sys_args a;
 	__u32 kind;
+	__u64 id;
 	long nr;
+	int t;
 
+	if (hooks_only)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	t = target_slot(id >> 32);
 	if (t < 0) {
 		/* a listen() that may select a process: only while a slot is armed */
 		if (auto_slot && !ret && (regs = current_regs()) && regs->orig_ax == NR_LISTEN &&
@@ -2469,6 +2526,8 @@ int bs_raw_enter(struct bpf_raw_tracepoint_args *ctx)
 	long nr = (long)ctx->args[1];
 	struct bs_loop *l;
 
+	if (hooks_only)
+		return 0;
 	if (nr != NR_EPOLL_PWAIT2 && nr != NR_EPOLL_PWAIT && nr != NR_EPOLL_WAIT)
 		return 0;
 	l = js_loop();
@@ -2491,6 +2550,8 @@ static __always_inline void raw_data_exit(struct bpf_raw_tracepoint_args *ctx, c
 SEC("raw_tracepoint")
 int bs_raw_exit_read(struct bpf_raw_tracepoint_args *ctx)
 {
+	if (hooks_only)
+		return 0;
 	raw_data_exit(ctx, 0);
 	return 0;
 }
@@ -2498,6 +2559,8 @@ int bs_raw_exit_read(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint")
 int bs_raw_exit_write(struct bpf_raw_tracepoint_args *ctx)
 {
+	if (hooks_only)
+		return 0;
 	raw_data_exit(ctx, 1);
 	return 0;
 }

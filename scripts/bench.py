@@ -7,6 +7,10 @@ machines are noisy), and the table reports medians with the ratio against the
 bare server measured in the same run.  Bun runs on CPU 0 and wrk on CPU 1 so
 that the two compete as little as possible; the daemon is not pinned.
 
+"Hooks only" is bunscope --hooks-only: the same hooks attached, every
+program returning at once.  It is the floor any work in those programs
+starts from.
+
 The WebSocket part drives an echo server (scripts/bench/wsecho.js) with
 build/wsload, a C client that keeps WS_WINDOW 32-byte messages in flight on
 each of WS_CONNS connections; its own counts are the message figures.
@@ -224,10 +228,10 @@ def main():
     hello = os.path.join(ROOT, "scripts", "bench", "hello.js")
     prom = os.path.join(ROOT, "scripts", "bench", "promclient.js")
     echo = os.path.join(ROOT, "scripts", "bench", "wsecho.js")
-    res = {k: [] for k in ("bare", "attached", "prom", "other_bare", "other_attached",
-                           "ws_bare", "ws_attached", "traces_1", "traces_001")}
-    cpu = {k: [] for k in ("bare", "attached", "ws_bare", "ws_attached", "traces_1",
-                           "traces_001")}
+    res = {k: [] for k in ("bare", "attached", "floor", "prom", "other_bare", "other_attached",
+                           "ws_bare", "ws_attached", "ws_floor", "traces_1", "traces_001")}
+    cpu = {k: [] for k in ("bare", "attached", "floor", "ws_bare", "ws_attached", "ws_floor",
+                           "traces_1", "traces_001")}
     daemon = {k: [] for k in ("traces_1", "traces_001")}
 
     def run(key, pid, load):
@@ -266,6 +270,13 @@ def main():
                 run("ws_attached", w_pid, lambda: wsload(pw))
             finally:
                 scope.stop()
+            for key, pid, load in (("floor", a_pid, lambda: wrk(pa)),
+                                   ("ws_floor", w_pid, lambda: wsload(pw))):
+                scope = Scope(pid, "--hooks-only")
+                try:
+                    run(key, pid, load)
+                finally:
+                    scope.stop()
             # traces: every request (no cap) and 1 %, serialized as JSONL
             # into /dev/null: the whole span path without a collector's CPU
             for key, ratio in (("traces_1", "1"), ("traces_001", "0.01")):
@@ -278,12 +289,13 @@ def main():
                     daemon[key].append((c1 - c0) / SECONDS / (rps / 10000))
                 finally:
                     scope.stop()
-            print("  round %d/%d: bare %.0f  attached %.0f  prom-client %.0f  "
+            print("  round %d/%d: bare %.0f  attached %.0f  hooks only %.0f  prom-client %.0f  "
                   "other bare %.0f  other with bunscope %.0f  ws bare %.0f  ws attached %.0f  "
-                  "traces 1.0 %.0f  traces 0.01 %.0f"
-                  % (rnd + 1, ROUNDS, res["bare"][-1], res["attached"][-1], res["prom"][-1],
-                     res["other_bare"][-1], res["other_attached"][-1], res["ws_bare"][-1],
-                     res["ws_attached"][-1], res["traces_1"][-1], res["traces_001"][-1]),
+                  "ws hooks only %.0f  traces 1.0 %.0f  traces 0.01 %.0f"
+                  % (rnd + 1, ROUNDS, res["bare"][-1], res["attached"][-1], res["floor"][-1],
+                     res["prom"][-1], res["other_bare"][-1], res["other_attached"][-1],
+                     res["ws_bare"][-1], res["ws_attached"][-1], res["ws_floor"][-1],
+                     res["traces_1"][-1], res["traces_001"][-1]),
                   flush=True)
 
         # BPF time per request and per message: separate runs, since the
@@ -301,6 +313,7 @@ def main():
     print("  %-44s %10s %8s" % ("", "req/s", "ratio"))
     row("Bun, bare", bare, 1.0)
     row("Bun, bunscope attached", med["attached"], med["attached"] / bare)
+    row("Bun, bunscope's hooks only (floor)", med["floor"], med["floor"] / bare)
     row("Bun, bunscope + traces, every request", med["traces_1"], med["traces_1"] / bare)
     row("Bun, bunscope + traces, 1% sampled", med["traces_001"], med["traces_001"] / bare)
     row("Bun, prom-client in the process", med["prom"], med["prom"] / bare)
@@ -312,18 +325,23 @@ def main():
     row("Bun WebSocket echo, bare", med["ws_bare"], 1.0)
     row("Bun WebSocket echo, bunscope attached", med["ws_attached"],
         med["ws_attached"] / med["ws_bare"])
+    row("Bun WebSocket echo, bunscope's hooks only", med["ws_floor"],
+        med["ws_floor"] / med["ws_bare"])
     print()
     print("  Bun's own CPU time (user + system, /proc/PID/stat) per unit of work, whatever")
     print("  bounded the rate (wrk shares the other core and pays for hooked syscalls too):")
     print("    per request: bare %.0f ns, attached %.0f ns (+%.0f ns, bare/attached %.3f)" % (
         mcpu["bare"], mcpu["attached"], mcpu["attached"] - mcpu["bare"],
         mcpu["bare"] / mcpu["attached"]))
+    print("    per request with hooks only: %.0f ns (+%.0f ns)" % (
+        mcpu["floor"], mcpu["floor"] - mcpu["bare"]))
     print("    per request with traces: %.0f ns at 1.0, %.0f ns at 0.01" % (
         mcpu["traces_1"], mcpu["traces_001"]))
     print("    per echoed WebSocket message: bare %.0f ns, attached %.0f ns (+%.0f ns, "
-          "bare/attached %.3f)" % (mcpu["ws_bare"], mcpu["ws_attached"],
-                                   mcpu["ws_attached"] - mcpu["ws_bare"],
-                                   mcpu["ws_bare"] / mcpu["ws_attached"]))
+          "bare/attached %.3f), hooks only %.0f ns (+%.0f ns)" % (
+              mcpu["ws_bare"], mcpu["ws_attached"], mcpu["ws_attached"] - mcpu["ws_bare"],
+              mcpu["ws_bare"] / mcpu["ws_attached"], mcpu["ws_floor"],
+              mcpu["ws_floor"] - mcpu["ws_bare"]))
     print()
     sys.stdout.flush()
     bp = subprocess.run([BUNSCOPE, "bench-parse"], capture_output=True, text=True).stdout

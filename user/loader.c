@@ -463,6 +463,7 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 		seed = (__u64)getpid() * 0x9E3779B97F4A7C15ULL;
 	s->rodata->hash_seed = seed;
 	s->rodata->max_series = o->max_series;
+	s->rodata->hooks_only = o->hooks_only;
 	if ((err = bpf_map__set_max_entries(s->maps.conns, o->max_conns)) ||
 	    (err = bpf_map__set_max_entries(s->maps.agg, o->max_series)) ||
 	    (err = bpf_map__set_max_entries(s->maps.series, o->max_series)) ||
@@ -501,7 +502,9 @@ int loader_start(struct loader *l, const struct loader_opts *o)
 	attach_sched(l);
 	if (o->auto_attach)
 		attach_auto(l);
-	pr_info("capture: %s (%s)\n", l->capture, why);
+	pr_info("capture: %s (%s)%s\n", l->capture, why,
+		o->hooks_only ? "; hooks only: every program returns at once, nothing is counted"
+			      : "");
 	return 0;
 fail:
 	loader_stop(l);

@@ -35,6 +35,8 @@ struct loader_opts {
 	} traces;
 	/* --name/--port: processes may be attached by the kernel at exec or listen */
 	bool auto_attach;
+	/* --hooks-only: the same hooks, every program returning at once */
+	bool hooks_only;
 };
 
 struct bunscope_bpf;

@@ -42,6 +42,7 @@ enum {
 	OPT_MAX_SERIES,
 	OPT_RINGBUF,
 	OPT_CAPTURE,
+	OPT_HOOKS_ONLY,
 	OPT_LIMIT_IFACE,
 	OPT_LIMIT_MODE,
 	OPT_LIMIT_CONN,
@@ -124,6 +125,10 @@ static const struct opt_desc opt_table[] = {
 	{ { "capture", required_argument, NULL, OPT_CAPTURE },
 	  "MODE",
 	  "auto, tracepoint or raw_tracepoint (default auto: chosen by probing)" },
+	{ { "hooks-only", no_argument, NULL, OPT_HOOKS_ONLY },
+	  NULL,
+	  "attach the same hooks with programs that return at once and count nothing: what the "
+	  "hooks alone cost (make bench's floor)" },
 	{ { "limit-iface", required_argument, NULL, OPT_LIMIT_IFACE },
 	  "IFACE",
 	  "enforce the limits below on traffic arriving on IFACE to the targets' listening "
@@ -409,6 +414,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 					optarg);
 				return -EINVAL;
 			}
+			break;
+		case OPT_HOOKS_ONLY:
+			cfg->lopts.hooks_only = true;
 			break;
 		case OPT_LIMIT_IFACE:
 			if (cfg->limit.nifaces >= BS_LIM_MAX_IFACES || !*optarg ||

@@ -2,6 +2,7 @@
 
 Ground truth: the requests the test itself makes, and Bun's handled count."""
 
+import contextlib
 import http.client
 import json
 
@@ -32,6 +33,62 @@ def test_raw_tracepoint_capture():
         assert_equal(s.value(harness.REQ_SIZE + "_sum", pid=str(app.pid),
                              server_port=str(app.port), http_route="/echo"), 70000,
                      "request body bytes")
+
+
+@contextlib.contextmanager
+def _bpf_stats():
+    """kernel.bpf_stats_enabled on for the block (the programs' run counts)."""
+    path = "/proc/sys/kernel/bpf_stats_enabled"
+    with open(path) as f:
+        was = f.read().strip()
+    with open(path, "w") as f:
+        f.write("1")
+    try:
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(was)
+
+
+def _progs(name):
+    """{id: run count} of the loaded BPF programs called name (bpftool)."""
+    p = harness.run(["bpftool", "-j", "prog", "show"], timeout=60)
+    assert p.returncode == 0, "bpftool prog show: %s" % p.stderr
+    return {prog["id"]: prog.get("run_cnt", 0) for prog in json.loads(p.stdout or "[]")
+            if prog.get("name") == name}
+
+
+@privileged
+def test_hooks_only():
+    """--hooks-only, make bench's floor: the same hooks are attached and run
+    on the target's syscalls, and nothing is counted."""
+    n = 20
+    with BunApp() as app, _bpf_stats():
+        # the data-read program of each capture mode (name cut to 15 bytes)
+        names = ("bs_tp_exit_read", "bs_raw_exit")
+        old = {name: set(_progs(name)) for name in names}
+        with Bunscope.for_app(app, "--hooks-only") as scope:
+            assert "hooks only: every program returns at once" in scope.log_text(), \
+                scope.log_text()
+            name = names[0] if scope.health()["capture"] == "tracepoint" else names[1]
+
+            def runs():
+                return sum(c for i, c in _progs(name).items() if i not in old[name])
+            before = runs()
+            conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+            for i in range(n):
+                conn.request("GET", "/users/%d" % i)
+                r = conn.getresponse()
+                r.read()
+                assert r.status == 200
+            conn.close()
+            assert_equal(app.handled(), n, "Bun handled")
+            # Bun reads each request at least once: the read hook ran for each
+            wait_until(lambda: runs() - before, 10, "bunscope's %s run %d times" % (name, n),
+                       check=lambda d: d >= n)
+            s = scope.scrape()
+            assert_equal(s.count(app.port, app.pid), 0, "requests counted with --hooks-only")
+            assert_equal(s.active(app.port, app.pid), 0, "active with --hooks-only")
 
 
 @privileged
