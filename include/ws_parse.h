@@ -191,8 +191,10 @@ HP_INLINE int ws_header(struct hp_run *r, struct ws_dir *d, int dir)
 	if (k > avail)
 		k = avail;
 	k = hp_clamp(r, k, WS_HDR_MAX);
-	*(__u64 *)h = *(__u64 *)d->hdr;
-	*(__u64 *)(h + 8) = *(__u64 *)(d->hdr + 8);
+	if (have) { /* else ws_fetch() fills all 16 bytes */
+		*(__u64 *)h = *(__u64 *)d->hdr;
+		*(__u64 *)(h + 8) = *(__u64 *)(d->hdr + 8);
+	}
 	if (ws_fetch(r, h, have, k)) {
 		ws_fail(r, d, dir, WS_E_READ);
 		return 1;
@@ -256,7 +258,7 @@ HP_INLINE int ws_header(struct hp_run *r, struct ws_dir *d, int dir)
 	} else {
 		len = len7;
 	}
-	if (masked) {
+	if (masked && op == WS_OP_CLOSE) { /* the mask unmasks the close code only */
 		__u32 mo = (hlen - 4) & 15;
 
 		d->mask[0] = h[mo];
