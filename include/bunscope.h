@@ -372,8 +372,9 @@ struct bs_ev_complete {
  */
 #define BS_TRACE_TARGET_MAX 256 /* request-target bytes kept for a span */
 #define BS_TRACESTATE_MAX   512 /* W3C: tracestate is at most 512 characters */
-/* client spans: the Host the target sent, kept after the target when the
- * target leaves room for it (tlen <= BS_TRACE_TARGET_MAX - BS_TRACE_HOST_MAX) */
+/* client spans: the Host header the observed app sent, kept after the
+ * request-target when that leaves room (tlen <= BS_TRACE_TARGET_MAX -
+ * BS_TRACE_HOST_MAX) */
 #define BS_TRACE_HOST_MAX   64
 
 /* OTEL_TRACES_SAMPLER values */

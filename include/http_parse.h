@@ -269,7 +269,7 @@ HP_INLINE void hp_on_upgrade(struct hp_run *r, struct hp_slot *s);
 enum hp_trace_field {
 	HP_TF_TRACEPARENT = 0,
 	HP_TF_TRACESTATE,
-	HP_TF_HOST, /* client connections only: where the target sends its request */
+	HP_TF_HOST, /* client connections only: where the observed app sends its request */
 };
 HP_INLINE int hp_trace_on(struct hp_run *r);
 HP_INLINE void hp_on_target(struct hp_run *r, __u32 start, __u32 plen, __u32 tlen, int ttrunc);

@@ -63,13 +63,13 @@ struct span {
 	 * export.c's span_copy() names each one */
 	char method[16];		  /* http.request.method ("_OTHER" if not a known one) */
 	char peer_addr[48];		  /* client.address / server.address, text */
-	char host[BS_TRACE_HOST_MAX + 1]; /* client spans: the Host the target sent
-					   * (printable ASCII), "" if none */
+	char host[BS_TRACE_HOST_MAX + 1]; /* client spans: the Host header the app
+					   * sent (printable ASCII), "" if none */
 	char service[SPAN_SERVICE_MAX];	  /* service.name of the resource */
 	char status_msg[SPAN_MSG_MAX];	  /* status description for errors, "" if none */
 	char route[SPAN_ROUTE_MAX];	  /* http.route ("" if none) */
 	char target[SPAN_TARGET_MAX];	  /* url.path (and ?query with --traces-query),
-					 * printable ASCII, other bytes %XX-escaped */
+					   * printable ASCII, other bytes %XX-escaped */
 	char tracestate[SPAN_TRACESTATE_MAX]; /* incoming W3C tracestate, "" if none */
 };
 
