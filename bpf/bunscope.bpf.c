@@ -1070,15 +1070,14 @@ HP_INLINE void hp_on_overflow(struct hp_run *r)
 
 /* ---- WebSockets ----------------------------------------------------------- */
 
-/* The key of a WebSocket connection's figures (code 0; see bs_ws_key). */
-static __always_inline void ws_key(struct bs_conn *bc, __u32 tgid, struct bs_ws_key *k)
+/*
+ * The key of a WebSocket connection's figures (code 0; see bs_ws_key).  It is
+ * the upgrade's, fixed for the connection's life: a route learned later must
+ * not move the close to another row than the open (the gauge is opened -
+ * closed per row), and the daemon names a path-hash row by its label.
+ */
+static __always_inline void ws_key(const struct bs_conn *bc, __u32 tgid, struct bs_ws_key *k)
 {
-	if (bc->ws.route == BS_ROUTE_UNRESOLVED) {
-		__u32 *id = bpf_map_lookup_elem(&routes, &bc->ws.hash);
-
-		if (id)
-			bc->ws.route = *id;
-	}
 	k->tgid = tgid;
 	k->route_id = bc->ws.route;
 	k->hash = bc->ws.route == BS_ROUTE_UNRESOLVED ? bc->ws.hash : 0;

@@ -149,9 +149,10 @@ enum bs_ws_kind {
 
 /*
  * Per (target, port, upgrade route) WebSocket figures: a
- * BPF_MAP_TYPE_PERCPU_HASH.  hash is 0 once the route is known; while the
- * kernel's routes map does not know the upgrade path yet, route_id is
- * BS_ROUTE_UNRESOLVED and hash names the path (the daemon merges by label).
+ * BPF_MAP_TYPE_PERCPU_HASH.  The key is the upgrade's, for the connection's
+ * whole life.  hash is 0 when the kernel's routes map knew the upgrade path;
+ * when it did not yet, route_id is BS_ROUTE_UNRESOLVED and hash names the path
+ * (the daemon merges the rows by label).
  */
 struct bs_ws_key {
 	__u32 tgid;

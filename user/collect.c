@@ -411,6 +411,18 @@ bool collect_live_tgid(const struct app *a, __u32 tgid)
 	return false;
 }
 
+int collect_route_of_hash(const struct app *a, __u64 hash, __u32 *id)
+{
+	if (!routes_lookup_hash(a->routes, hash, id))
+		return 0;
+	/* the memory is direct-mapped and bounded: a newer hash in the same slot
+	 * made it forget, but the kernel's map (an LRU of every path the daemon
+	 * named) still has it unless evicted */
+	if (!bpf_map_lookup_elem(loader_fd_routes(&a->ld), &hash, id) && *id != BS_ROUTE_UNRESOLVED)
+		return 0;
+	return -ENOENT;
+}
+
 /* ---- exposition ------------------------------------------------------------ */
 
 struct lbl {
@@ -713,9 +725,11 @@ static void write_self(struct sbuf *sb, struct app *a, const struct agg_row *row
 		l[0].value = "completion";
 		expo_sample_u64(sb, "bunscope_ringbuf_records_total", l, 1, a->complete_events);
 	}
-	expo_scalar(sb, "bunscope_route_unknown_total", "counter",
-		    "Completions whose path record was lost (counted under http_route=\"_other\").",
-		    a->unknown_hash);
+	expo_scalar(
+		sb, "bunscope_route_unknown_total", "counter",
+		"Completions whose path neither the daemon nor the kernel's routes map knew any "
+		"more (its path record was lost; counted under http_route=\"_other\").",
+		a->unknown_hash);
 	expo_scalar(sb, "bunscope_route_misses_total", "counter",
 		    "Completed requests aggregated by the daemon because their path was new to "
 		    "the kernel.",

@@ -49,7 +49,7 @@ static const char *ws_route_label(const struct app *a, const struct bs_ws_key *k
 	__u32 id = k->route_id;
 	const char *l;
 
-	if (id == BS_ROUTE_UNRESOLVED && routes_lookup_hash(a->routes, k->hash, &id))
+	if (id == BS_ROUTE_UNRESOLVED && collect_route_of_hash(a, k->hash, &id))
 		return "_unknown";
 	l = routes_label(a->routes, id);
 	return l ? l : "_unknown";

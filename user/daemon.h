@@ -127,6 +127,9 @@ int collect_ncpus(void);
 /* sum of the per-CPU copies (as a lookup returns them) of a value of __u64s */
 void collect_sum_percpu(const void *percpu, size_t size, void *out);
 bool collect_live_tgid(const struct app *a, __u32 tgid);
+/* The route id of a path hash (a->lock held): the daemon's memory, else the
+ * kernel's routes map; -ENOENT when neither knows it. */
+int collect_route_of_hash(const struct app *a, __u64 hash, __u32 *id);
 /* a per-CPU array element summed over the CPUs (0 or -errno); zeroed on every CPU */
 int collect_read_percpu(int fd, __u32 idx, void *out, size_t vsz);
 void collect_zero_percpu(int fd, __u32 idx, size_t vsz);

@@ -942,7 +942,7 @@ static int on_event(void *ctx, void *data, size_t size)
 
 		pthread_mutex_lock(&a->lock);
 		a->complete_events++;
-		if (routes_lookup_hash(a->routes, ev->hash, &k.route_id)) {
+		if (collect_route_of_hash(a, ev->hash, &k.route_id)) {
 			/* its path record was lost (ring buffer full) */
 			a->unknown_hash++;
 			k.route_id = BS_ROUTE_OTHER;

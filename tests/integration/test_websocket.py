@@ -4,12 +4,15 @@ and received (a raw-socket client for exact framing, Bun's own WebSocket
 client for load)."""
 
 import json
+import os
+import random
+import signal
 import subprocess
 import time
 
 from harness import (BUN, REPO, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG, WS_TEXT, BunApp,
-                     Bunscope, ConnectionClosed, WSClient, assert_equal, privileged,
-                     wait_until)
+                     Bunscope, ConnectionClosed, HTTPReader, WSClient, assert_equal, connect,
+                     get_req, http_request, privileged, run, wait_until)
 
 ACTIVE = "bun_websocket_active_connections"
 MSGS = "bun_websocket_messages_total"
@@ -231,3 +234,111 @@ def test_websocket_idle_timeout():
         truth = ground_truth([silent, polite])
         assert truth[("out", "ping")][0] >= 2 and truth[("in", "pong")][0] == 1, truth
         assert_equal(scraped(s, app), truth, "messages and bytes")
+
+
+M64 = (1 << 64) - 1
+
+
+def path_hash(seed, path):
+    """The kernel's path hash (hp_hash in include/http_parse.h)."""
+    h = seed ^ (len(path) * 0x9E3779B97F4A7C15 & M64)
+    for at in range(0, len(path), 8):
+        h ^= int.from_bytes(path[at:at + 8], "little")
+        h = h * 0xFF51AFD7ED558CCD & M64
+        h ^= h >> 32
+    h = h * 0xC4CEB9FE1A85EC53 & M64
+    return h ^ (h >> 29)
+
+
+def remember_slot(h):
+    """The slot of hash h in the daemon's hash -> route memory (remember_index
+    in user/routes.c, ROUTES_REMEMBER_SLOTS 65536)."""
+    for shift, mul in ((33, 0xff51afd7ed558ccd), (33, 0xc4ceb9fe1a85ec53)):
+        h ^= h >> shift
+        h = h * mul & M64
+    return (h ^ (h >> 33)) & 0xFFFF
+
+
+def daemon_hash_seed(pid):
+    """hash_seed from the .rodata map of the daemon pid (its map fds, bpftool)."""
+    ids = set()
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                ids.update(int(l.split()[1]) for l in f if l.startswith("map_id:"))
+        except OSError:
+            pass
+    p = run(["bpftool", "-j", "map", "show"], timeout=60)
+    assert p.returncode == 0, "bpftool map show: %s" % p.stderr
+    rodata = [m["id"] for m in json.loads(p.stdout)
+              if m["id"] in ids and m.get("name", "").endswith(".rodata")]
+    assert len(rodata) == 1, "the daemon's .rodata maps: %r" % rodata
+    p = run(["bpftool", "map", "dump", "id", str(rodata[0])], timeout=60)
+    assert p.returncode == 0, "bpftool map dump: %s" % p.stderr
+    for var in json.loads(p.stdout)[0]["value"][".rodata"]:
+        if "hash_seed" in var:
+            return var["hash_seed"] & M64
+    raise AssertionError("no hash_seed in %s" % p.stdout[:300])
+
+
+def collider(seed, path, rng):
+    """A path new to the app whose hash takes the slot of path's hash in the
+    daemon's hash -> route memory (about 65,536 tries)."""
+    slot = remember_slot(path_hash(seed, path))
+    for _ in range(4_000_000):
+        other = ("/collide/" + "".join(rng.choice("ghijklmnopqrstuvwxyz")
+                                       for _ in range(10))).encode()
+        if remember_slot(path_hash(seed, other)) == slot:
+            return other.decode()
+    raise AssertionError("no path in the slot of %r" % path)
+
+
+@privileged
+def test_route_memory_forgets():
+    """The daemon's hash -> route memory is bounded (direct-mapped): a newer
+    path whose hash takes the same slot makes it forget an older one.  With
+    the daemon stopped (SIGSTOP) so that its path records queue up:
+    - GET /slow is answered after a GET of a colliding path: its completion
+      record comes after the collider's path record, and is counted under
+      /slow, not _other;
+    - a WebSocket opens on a new path (counted under the path's hash, the
+      kernel not knowing the route yet), a colliding path is requested, and
+      the WebSocket closes after the daemon resumed: the gauge equals Bun's
+      pendingWebSockets, and the open and the close are under the upgrade's
+      route, not "_unknown"."""
+    with BunApp() as app, Bunscope.for_app(app) as scope:
+        daemon = scope.proc.pid
+        seed, rng = daemon_hash_seed(daemon), random.Random()
+        room = "/ws/rooms/%d" % rng.randrange(10 ** 9)
+        http_other, ws_other = collider(seed, b"/slow", rng), collider(seed, room.encode(), rng)
+        lab = dict(server_port=app.port, pid=app.pid)
+
+        os.kill(daemon, signal.SIGSTOP)
+        try:
+            slow = connect("127.0.0.1", app.port)
+            slow.sendall(get_req(b"/slow?ms=300"))
+            wait_until(lambda: app.stats()["pendingRequests"], 10, "GET /slow pending in Bun",
+                       check=lambda v: v == 1)
+            statuses = [http_request("127.0.0.1", app.port, "GET", http_other)[0]]
+            statuses += [r.status for r in HTTPReader(slow).read_responses(1)]
+            c = WSClient("127.0.0.1", app.port, room)
+            statuses.append(http_request("127.0.0.1", app.port, "GET", ws_other)[0])
+        finally:
+            os.kill(daemon, signal.SIGCONT)
+        assert_equal(statuses, [404, 200, 404], "GET collider, /slow, collider")
+        # records are read in order: once the last collider is counted, every
+        # path record was (and the room's and /slow's forgotten)
+        scope.wait_count(app.port, 1, app.pid, http_route=ws_other)
+        wait_until(lambda: {r: scope.count(app.port, app.pid, http_route=r)
+                            for r in ("/slow", "_other")}, 10,
+                   "GET /slow counted under /slow", check=lambda v: v == {"/slow": 1, "_other": 0})
+
+        wait_active(scope, app, 1)
+        c.send(WS_TEXT, b"hello")
+        assert c.recv() == (WS_TEXT, b"hello")
+        c.close(1000)
+        wait_active(scope, app, 0)
+        s = scope.scrape()
+        for name in (OPENED, CLOSED):
+            routes = {l["http_route"]: int(v) for _, l, v in s.select(name, **lab) if v}
+            assert_equal(routes, {"/ws/rooms/:id": 1}, "%s by route" % name)
