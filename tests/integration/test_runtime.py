@@ -123,9 +123,11 @@ def test_thread_cpu_and_run_queue_match_schedstat():
                     continue
                 check_between("%s %s" % (r, what), k1[r][f] - k0[r][f],
                               a1[r][f] - b0[r][f], b1[r][f] - a0[r][f], rel, abs_)
-        js_cpu = (a1["js"][0] - b0["js"][0]) / 1e9
-        assert js_cpu >= 0.2, "4 x 50 ms of spinning is %.3f s of JS-thread CPU" % js_cpu
-        gc_cpu = sum(a1[r][0] - b0[r][0] for r in ("gc_helper", "gc_collector")) / 1e9
+        # the work was there (the kernel's figures; the spin is by the wall
+        # clock, so a busy machine gives it less than 200 ms of CPU)
+        js_cpu = (k1["js"][0] - k0["js"][0]) / 1e9
+        assert js_cpu >= 0.1, "4 x 50 ms of spinning is %.3f s of JS-thread CPU" % js_cpu
+        gc_cpu = sum(k1[r][0] - k0[r][0] for r in ("gc_helper", "gc_collector")) / 1e9
         assert gc_cpu > 0, "3 forced collections used no GC-thread CPU"
 
 
