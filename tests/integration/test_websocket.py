@@ -259,8 +259,8 @@ def remember_slot(h):
     return (h ^ (h >> 33)) & 0xFFFF
 
 
-def daemon_hash_seed(pid):
-    """hash_seed from the .rodata map of the daemon pid (its map fds, bpftool)."""
+def daemon_map(pid, name):
+    """The id of the daemon pid's BPF map called name (from its map fds)."""
     ids = set()
     for fd in os.listdir("/proc/%d/fdinfo" % pid):
         try:
@@ -270,15 +270,28 @@ def daemon_hash_seed(pid):
             pass
     p = run(["bpftool", "-j", "map", "show"], timeout=60)
     assert p.returncode == 0, "bpftool map show: %s" % p.stderr
-    rodata = [m["id"] for m in json.loads(p.stdout)
-              if m["id"] in ids and m.get("name", "").endswith(".rodata")]
-    assert len(rodata) == 1, "the daemon's .rodata maps: %r" % rodata
-    p = run(["bpftool", "map", "dump", "id", str(rodata[0])], timeout=60)
+    found = [m["id"] for m in json.loads(p.stdout) if m["id"] in ids and m.get("name") == name]
+    assert len(found) == 1, "the daemon's maps called %s: %r" % (name, found)
+    return found[0]
+
+
+def daemon_hash_seed(pid):
+    """hash_seed from the daemon's .rodata map."""
+    p = run(["bpftool", "map", "dump", "id", str(daemon_map(pid, "bunscope.rodata"))],
+            timeout=60)
     assert p.returncode == 0, "bpftool map dump: %s" % p.stderr
     for var in json.loads(p.stdout)[0]["value"][".rodata"]:
         if "hash_seed" in var:
             return var["hash_seed"] & M64
     raise AssertionError("no hash_seed in %s" % p.stdout[:300])
+
+
+def kernel_knows_hash(pid, h):
+    """Whether the daemon's kernel routes map has the path hash h."""
+    key = ["0x%02x" % b for b in h.to_bytes(8, "little")]
+    p = run(["bpftool", "map", "lookup", "id", str(daemon_map(pid, "routes")), "key", "hex"]
+            + [k[2:] for k in key], timeout=60)
+    return p.returncode == 0
 
 
 def collider(seed, path, rng):
@@ -329,6 +342,10 @@ def test_route_memory_forgets():
         # records are read in order: once the last collider is counted, every
         # path record was (and the room's and /slow's forgotten)
         scope.wait_count(app.port, 1, app.pid, http_route=ws_other)
+        # the hashes above are the kernel's (else the paths need not collide)
+        assert_equal([kernel_knows_hash(daemon, path_hash(seed, p.encode()))
+                      for p in ("/slow", http_other, room, ws_other)], [True] * 4,
+                     "the kernel's routes map has the hashes computed here")
         wait_until(lambda: {r: scope.count(app.port, app.pid, http_route=r)
                             for r in ("/slow", "_other")}, 10,
                    "GET /slow counted under /slow", check=lambda v: v == {"/slow": 1, "_other": 0})
