@@ -204,6 +204,26 @@ def read_comm(pid):
         return f.read().strip()
 
 
+def bpf_ids(pid):
+    """{"prog": ids, "map": ids, "link": ids} held by pid's descriptors."""
+    ids = {"prog": set(), "map": set(), "link": set()}
+    fddir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fddir):
+        try:
+            target = os.readlink(os.path.join(fddir, fd))
+            if "bpf" not in target:
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                info = f.read()
+        except OSError:
+            continue
+        for kind in ("prog", "map", "link"):
+            m = re.search(r"^%s_id:\s*(\d+)" % kind, info, re.M)
+            if m and (kind != "prog" or "bpf-prog" in target):
+                ids[kind].add(int(m.group(1)))
+    return ids
+
+
 def rss_bytes(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

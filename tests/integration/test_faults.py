@@ -12,14 +12,13 @@ limiter state of others is never touched and ours is seen whole."""
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import time
 
 from harness import (BUN, BUNSCOPE_BIN, REPO, BunApp, Bunscope, HTTPReader, assert_equal,
-                     connect, get_req, privileged, run, stop_process, wait_until, wait_value,
+                     bpf_ids, connect, get_req, privileged, run, stop_process, wait_until, wait_value,
                      wrk_cmd)
 import harness
 
@@ -43,26 +42,6 @@ def named_bun(tag):
         os.unlink(path)
     os.symlink(str(BUN), path)
     return name, path
-
-
-def bpf_ids(pid):
-    """{"prog": ids, "map": ids, "link": ids} held by pid's descriptors."""
-    ids = {"prog": set(), "map": set(), "link": set()}
-    fddir = "/proc/%d/fd" % pid
-    for fd in os.listdir(fddir):
-        try:
-            target = os.readlink(os.path.join(fddir, fd))
-            if "bpf" not in target:
-                continue
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                info = f.read()
-        except OSError:
-            continue
-        for kind in ("prog", "map", "link"):
-            m = re.search(r"^%s_id:\s*(\d+)" % kind, info, re.M)
-            if m and (kind != "prog" or "bpf-prog" in target):
-                ids[kind].add(int(m.group(1)))
-    return ids
 
 
 def live_ids(kind):

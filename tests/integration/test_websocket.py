@@ -11,8 +11,8 @@ import subprocess
 import time
 
 from harness import (BUN, REPO, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG, WS_TEXT, BunApp,
-                     Bunscope, ConnectionClosed, HTTPReader, WSClient, assert_equal, connect,
-                     get_req, http_request, privileged, run, wait_until)
+                     Bunscope, ConnectionClosed, HTTPReader, WSClient, assert_equal, bpf_ids,
+                     connect, get_req, http_request, privileged, run, wait_until)
 
 ACTIVE = "bun_websocket_active_connections"
 MSGS = "bun_websocket_messages_total"
@@ -260,14 +260,8 @@ def remember_slot(h):
 
 
 def daemon_map(pid, name):
-    """The id of the daemon pid's BPF map called name (from its map fds)."""
-    ids = set()
-    for fd in os.listdir("/proc/%d/fdinfo" % pid):
-        try:
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                ids.update(int(l.split()[1]) for l in f if l.startswith("map_id:"))
-        except OSError:
-            pass
+    """The id of the daemon pid's BPF map called name."""
+    ids = bpf_ids(pid)["map"]
     p = run(["bpftool", "-j", "map", "show"], timeout=60)
     assert p.returncode == 0, "bpftool map show: %s" % p.stderr
     found = [m["id"] for m in json.loads(p.stdout) if m["id"] in ids and m.get("name") == name]
@@ -320,7 +314,7 @@ def test_route_memory_forgets():
       pendingWebSockets, and the open and the close are under the upgrade's
       route, not "_unknown"."""
     with BunApp() as app, Bunscope.for_app(app) as scope:
-        daemon = scope.proc.pid
+        daemon = scope.pid
         seed, rng = daemon_hash_seed(daemon), random.Random()
         room = "/ws/rooms/%d" % rng.randrange(10 ** 9)
         http_other, ws_other = collider(seed, b"/slow", rng), collider(seed, room.encode(), rng)
